@@ -1,0 +1,154 @@
+//! The engine clock: a small fixed pool of threads, each ticking a shard of sources
+//! every 10 ms (the playout model of a WebRTC audio device). Not a thread per source.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use parking_lot::Mutex;
+
+use crate::error::Result;
+use crate::events::{Bus, Drained, Notifier};
+use crate::source::{Source, SourceOptions};
+
+pub const TICK: Duration = Duration::from_millis(10);
+/// Ticks a late clock may catch up in one go; beyond that the time is lost, and counted.
+const MAX_CATCH_UP: u32 = 5;
+
+#[derive(Default)]
+struct Shard {
+  sources: Mutex<Vec<Arc<Source>>>,
+  /// Ticks lost because this thread woke too late to catch up.
+  lost_ticks: AtomicU64,
+}
+
+/// Owns the clock threads, the sources' shards and the event bus. One per JS environment
+/// (main thread or worker); `shutdown` joins its threads.
+pub struct Engine {
+  shards: Vec<Arc<Shard>>,
+  threads: Mutex<Vec<JoinHandle<()>>>,
+  running: Arc<AtomicBool>,
+  bus: Arc<Bus>,
+  next_id: AtomicU64,
+}
+
+impl Engine {
+  /// `threads` clock threads (at least one).
+  pub fn new(threads: usize) -> Arc<Self> {
+    let n = threads.max(1);
+    let shards: Vec<Arc<Shard>> = (0..n).map(|_| Arc::new(Shard::default())).collect();
+    let running = Arc::new(AtomicBool::new(true));
+    let handles = shards
+      .iter()
+      .enumerate()
+      .map(|(i, shard)| {
+        let shard = shard.clone();
+        let running = running.clone();
+        std::thread::Builder::new()
+          .name(format!("capstan-clock-{i}"))
+          .spawn(move || run_clock(shard, running))
+          .expect("spawn capstan clock thread")
+      })
+      .collect();
+    Arc::new(Engine { shards, threads: Mutex::new(handles), running, bus: Bus::new(), next_id: AtomicU64::new(1) })
+  }
+
+  /// Default pool size: one clock thread per core, at most four.
+  pub fn default_threads() -> usize {
+    std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1).min(4)
+  }
+
+  pub fn bus(&self) -> &Arc<Bus> {
+    &self.bus
+  }
+
+  pub fn set_notifier(&self, n: Option<Notifier>) {
+    self.bus.set_notifier(n);
+  }
+
+  pub fn drain(&self) -> Vec<Drained> {
+    self.bus.drain()
+  }
+
+  /// Creates a source and puts it on the least-loaded shard's clock.
+  pub fn add_source(&self, opts: SourceOptions) -> Result<Arc<Source>> {
+    let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+    let source = Source::new(id, opts, self.bus.clone())?;
+    let shard = self.shards.iter().min_by_key(|s| s.sources.lock().len()).expect("at least one shard");
+    shard.sources.lock().push(source.clone());
+    Ok(source)
+  }
+
+  /// Closes a source and takes it off its clock.
+  pub fn remove_source(&self, source: &Source) {
+    source.close();
+    for shard in &self.shards {
+      shard.sources.lock().retain(|s| s.id() != source.id());
+    }
+  }
+
+  pub fn source_count(&self) -> usize {
+    self.shards.iter().map(|s| s.sources.lock().len()).sum()
+  }
+
+  pub fn lost_ticks(&self) -> u64 {
+    self.shards.iter().map(|s| s.lost_ticks.load(Ordering::Relaxed)).sum()
+  }
+
+  pub fn is_running(&self) -> bool {
+    self.running.load(Ordering::Acquire)
+  }
+
+  /// Closes every source, stops and joins the clock threads, drops the notifier.
+  /// Idempotent; after it returns no engine thread touches the notifier again.
+  pub fn shutdown(&self) {
+    self.running.store(false, Ordering::Release);
+    let handles = std::mem::take(&mut *self.threads.lock());
+    for h in &handles {
+      h.thread().unpark();
+    }
+    for h in handles {
+      let _ = h.join();
+    }
+    for shard in &self.shards {
+      let sources = std::mem::take(&mut *shard.sources.lock());
+      for s in sources {
+        s.close();
+      }
+    }
+    self.bus.set_notifier(None);
+  }
+}
+
+impl Drop for Engine {
+  fn drop(&mut self) {
+    self.shutdown();
+  }
+}
+
+fn run_clock(shard: Arc<Shard>, running: Arc<AtomicBool>) {
+  let start = Instant::now();
+  let mut done: u64 = 0;
+  while running.load(Ordering::Acquire) {
+    let now = Instant::now();
+    let due = (now.duration_since(start).as_nanos() / TICK.as_nanos()) as u64;
+    if due > done {
+      let behind = due - done;
+      let ticks = behind.min(MAX_CATCH_UP as u64) as u32;
+      if behind > MAX_CATCH_UP as u64 {
+        shard.lost_ticks.fetch_add(behind - MAX_CATCH_UP as u64, Ordering::Relaxed);
+      }
+      done = due;
+      let sources = shard.sources.lock();
+      for s in sources.iter() {
+        s.tick(now, ticks);
+      }
+    }
+    let next = start + TICK * (done as u32 + 1);
+    let now = Instant::now();
+    if next > now {
+      std::thread::park_timeout(next - now);
+    }
+  }
+}

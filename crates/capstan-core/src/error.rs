@@ -1,0 +1,41 @@
+//! Programmer errors. Everything else a capture can meet is an outcome, not an error.
+
+use std::fmt;
+
+/// A caller mistake, with a stable code the TypeScript layer maps to `CapstanError`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CoreError {
+  /// A frame whose rate or channel count differs from the source's.
+  FormatMismatch(String),
+  /// A frame that cannot be audio: empty, ragged, NaN samples.
+  InvalidFrame(String),
+  /// An option out of range or of the wrong kind.
+  InvalidOption(String),
+}
+
+impl CoreError {
+  /// The stable code users match on.
+  pub fn code(&self) -> &'static str {
+    match self {
+      CoreError::FormatMismatch(_) => "ERR_FORMAT_MISMATCH",
+      CoreError::InvalidFrame(_) => "ERR_INVALID_FRAME",
+      CoreError::InvalidOption(_) => "ERR_INVALID_OPTION",
+    }
+  }
+
+  pub fn message(&self) -> &str {
+    match self {
+      CoreError::FormatMismatch(m) | CoreError::InvalidFrame(m) | CoreError::InvalidOption(m) => m,
+    }
+  }
+}
+
+impl fmt::Display for CoreError {
+  fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+    write!(f, "{}: {}", self.code(), self.message())
+  }
+}
+
+impl std::error::Error for CoreError {}
+
+pub type Result<T> = std::result::Result<T, CoreError>;

@@ -1,0 +1,82 @@
+//! The one road from engine threads back to JavaScript: per-source pending events are
+//! coalesced in place, and the bus wakes its owner once per batch, never per chunk.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Weak};
+
+use parking_lot::{Mutex, RwLock};
+
+use crate::health::Transition;
+use crate::queue::Overflow;
+use crate::source::{Outcome, Source};
+
+/// A health or traffic signal for one source. Counters in `metrics()` carry the same
+/// truth; events only say when to look.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Event {
+  Health(Transition),
+  /// Samples per channel dropped by the overflow policy since the last report.
+  Overflow { dropped_samples: u64, policy: Overflow },
+  /// Underrun ticks since the last underrun report.
+  Underrun { ticks: u64 },
+  /// Captures that hit their deadline since the last report: the longest wait and the
+  /// samples per channel they could not queue.
+  Deadline { count: u64, waited_ms: f64, dropped_samples: u64 },
+  /// A reader waiting on `frames()` can read again.
+  Readable,
+  Closed,
+}
+
+/// A waiting capture that settled.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Completion {
+  pub id: u64,
+  pub outcome: Outcome,
+}
+
+/// Everything one source had pending at a drain.
+#[derive(Debug, Default)]
+pub struct Drained {
+  pub source_id: u64,
+  pub events: Vec<Event>,
+  pub completions: Vec<Completion>,
+  /// `waitForPlayout` calls whose mark was reached.
+  pub playouts: Vec<u64>,
+}
+
+/// Called (from any thread) when the bus goes from empty to non-empty.
+pub type Notifier = Arc<dyn Fn() + Send + Sync>;
+
+#[derive(Default)]
+pub struct Bus {
+  dirty: Mutex<Vec<Weak<Source>>>,
+  signaled: AtomicBool,
+  notifier: RwLock<Option<Notifier>>,
+}
+
+impl Bus {
+  pub fn new() -> Arc<Self> {
+    Arc::new(Bus::default())
+  }
+
+  pub fn set_notifier(&self, n: Option<Notifier>) {
+    *self.notifier.write() = n;
+  }
+
+  /// Lists a source with pending events; wakes the owner once until the next drain.
+  pub(crate) fn mark(&self, source: Weak<Source>) {
+    self.dirty.lock().push(source);
+    if !self.signaled.swap(true, Ordering::AcqRel) {
+      if let Some(n) = self.notifier.read().as_ref() {
+        n();
+      }
+    }
+  }
+
+  /// Takes every pending event, completion and playout mark.
+  pub fn drain(&self) -> Vec<Drained> {
+    self.signaled.store(false, Ordering::Release);
+    let list = std::mem::take(&mut *self.dirty.lock());
+    list.into_iter().filter_map(|w| w.upgrade()).map(|s| s.take_pending()).collect()
+  }
+}
