@@ -1,1 +1,18 @@
+//! The napi-rs binding: owned types at the boundary, panics caught, no logic of its own.
+//! Everything it exposes is a thin call into `capstan_core`.
 
+#![deny(clippy::all)]
+
+mod convert;
+mod engine;
+mod source;
+
+pub use engine::NativeEngine;
+pub use source::NativeSource;
+
+/// Panics on purpose, so tests can prove a Rust panic surfaces as `ERR_NATIVE_PANIC`
+/// instead of taking the process down.
+#[napi_derive::napi(catch_unwind)]
+pub fn debug_panic(message: String) -> napi::Result<()> {
+  panic!("{message}");
+}

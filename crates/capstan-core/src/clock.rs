@@ -24,34 +24,26 @@ struct Shard {
 }
 
 /// Owns the clock threads, the sources' shards and the event bus. One per JS environment
-/// (main thread or worker); `shutdown` joins its threads.
+/// (main thread or worker). Threads run only while sources exist: the last source's
+/// removal joins them, so a closed engine holds no thread and calls no notifier.
 pub struct Engine {
   shards: Vec<Arc<Shard>>,
-  threads: Mutex<Vec<JoinHandle<()>>>,
-  running: Arc<AtomicBool>,
+  threads: Mutex<Option<Clocks>>,
   bus: Arc<Bus>,
   next_id: AtomicU64,
 }
 
+struct Clocks {
+  running: Arc<AtomicBool>,
+  handles: Vec<JoinHandle<()>>,
+}
+
 impl Engine {
-  /// `threads` clock threads (at least one).
+  /// An engine with `threads` clock threads (at least one) once it has sources.
   pub fn new(threads: usize) -> Arc<Self> {
     let n = threads.max(1);
-    let shards: Vec<Arc<Shard>> = (0..n).map(|_| Arc::new(Shard::default())).collect();
-    let running = Arc::new(AtomicBool::new(true));
-    let handles = shards
-      .iter()
-      .enumerate()
-      .map(|(i, shard)| {
-        let shard = shard.clone();
-        let running = running.clone();
-        std::thread::Builder::new()
-          .name(format!("capstan-clock-{i}"))
-          .spawn(move || run_clock(shard, running))
-          .expect("spawn capstan clock thread")
-      })
-      .collect();
-    Arc::new(Engine { shards, threads: Mutex::new(handles), running, bus: Bus::new(), next_id: AtomicU64::new(1) })
+    let shards = (0..n).map(|_| Arc::new(Shard::default())).collect();
+    Arc::new(Engine { shards, threads: Mutex::new(None), bus: Bus::new(), next_id: AtomicU64::new(1) })
   }
 
   /// Default pool size: one clock thread per core, at most four.
@@ -71,20 +63,58 @@ impl Engine {
     self.bus.drain()
   }
 
-  /// Creates a source and puts it on the least-loaded shard's clock.
+  /// Creates a source, puts it on the least-loaded shard and starts the clocks if idle.
   pub fn add_source(&self, opts: SourceOptions) -> Result<Arc<Source>> {
     let id = self.next_id.fetch_add(1, Ordering::Relaxed);
     let source = Source::new(id, opts, self.bus.clone())?;
+    let mut clocks = self.threads.lock();
     let shard = self.shards.iter().min_by_key(|s| s.sources.lock().len()).expect("at least one shard");
     shard.sources.lock().push(source.clone());
+    if clocks.is_none() {
+      *clocks = Some(self.start_clocks());
+    }
     Ok(source)
   }
 
-  /// Closes a source and takes it off its clock.
+  fn start_clocks(&self) -> Clocks {
+    let running = Arc::new(AtomicBool::new(true));
+    let handles = self
+      .shards
+      .iter()
+      .enumerate()
+      .map(|(i, shard)| {
+        let shard = shard.clone();
+        let running = running.clone();
+        std::thread::Builder::new()
+          .name(format!("capstan-clock-{i}"))
+          .spawn(move || run_clock(shard, running))
+          .expect("spawn capstan clock thread")
+      })
+      .collect();
+    Clocks { running, handles }
+  }
+
+  fn stop_clocks(clocks: Option<Clocks>) {
+    if let Some(c) = clocks {
+      c.running.store(false, Ordering::Release);
+      for h in &c.handles {
+        h.thread().unpark();
+      }
+      for h in c.handles {
+        let _ = h.join();
+      }
+    }
+  }
+
+  /// Closes a source and takes it off its clock; the last one out stops the clocks.
   pub fn remove_source(&self, source: &Source) {
     source.close();
+    let mut clocks = self.threads.lock();
     for shard in &self.shards {
       shard.sources.lock().retain(|s| s.id() != source.id());
+    }
+    if self.source_count() == 0 {
+      Self::stop_clocks(clocks.take());
     }
   }
 
@@ -96,28 +126,23 @@ impl Engine {
     self.shards.iter().map(|s| s.lost_ticks.load(Ordering::Relaxed)).sum()
   }
 
+  /// Whether clock threads are running.
   pub fn is_running(&self) -> bool {
-    self.running.load(Ordering::Acquire)
+    self.threads.lock().is_some()
   }
 
   /// Closes every source, stops and joins the clock threads, drops the notifier.
   /// Idempotent; after it returns no engine thread touches the notifier again.
   pub fn shutdown(&self) {
-    self.running.store(false, Ordering::Release);
-    let handles = std::mem::take(&mut *self.threads.lock());
-    for h in &handles {
-      h.thread().unpark();
-    }
-    for h in handles {
-      let _ = h.join();
-    }
+    self.bus.set_notifier(None);
+    let clocks = self.threads.lock().take();
+    Self::stop_clocks(clocks);
     for shard in &self.shards {
       let sources = std::mem::take(&mut *shard.sources.lock());
       for s in sources {
         s.close();
       }
     }
-    self.bus.set_notifier(None);
   }
 }
 

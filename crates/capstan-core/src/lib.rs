@@ -20,7 +20,9 @@ pub use events::{Completion, Drained, Event, Notifier};
 pub use format::Format;
 pub use health::{HealthState, Transition};
 pub use queue::Overflow;
-pub use source::{CaptureResult, Consumer, FrameRef, Metrics, Outcome, Read, Samples, Source, SourceOptions, Status};
+pub use source::{
+  CaptureResult, Consumer, FrameRef, Metrics, Outcome, RawOptions, Read, Samples, Source, SourceOptions, Status,
+};
 
 /// Wall-clock milliseconds since the Unix epoch, as JavaScript's `Date.now()` counts.
 pub fn epoch_ms() -> f64 {

@@ -93,6 +93,65 @@ impl SourceOptions {
   }
 }
 
+/// Options as a caller wrote them (numbers as f64, enums as strings); `from_raw`
+/// validates them all so no other layer has to.
+#[derive(Debug, Clone, Default)]
+pub struct RawOptions {
+  pub sample_rate: f64,
+  pub channels: f64,
+  pub queue_ms: Option<f64>,
+  pub overflow: Option<String>,
+  pub deadline_ms: Option<f64>,
+  pub stall_after_ms: Option<f64>,
+  pub consumer: Option<String>,
+  pub fill_silence: Option<bool>,
+  pub reader_buffer_ms: Option<f64>,
+}
+
+fn whole(name: &str, v: f64) -> Result<u32> {
+  if !v.is_finite() || v.fract() != 0.0 || v < 0.0 || v > u32::MAX as f64 {
+    return Err(CoreError::InvalidOption(format!("{name} must be a non-negative whole number, got {v}")));
+  }
+  Ok(v as u32)
+}
+
+impl SourceOptions {
+  pub fn from_raw(r: RawOptions) -> Result<Self> {
+    let channels = whole("channels", r.channels)?;
+    let mut o = SourceOptions::new(whole("sampleRate", r.sample_rate)?, channels.min(u16::MAX as u32) as u16)?;
+    if let Some(v) = r.queue_ms {
+      o.queue_ms = whole("queueMs", v)?;
+    }
+    if let Some(v) = r.overflow {
+      o.overflow = Overflow::parse(&v).ok_or_else(|| {
+        CoreError::InvalidOption(format!("overflow must be 'wait', 'drop-oldest', 'drop-newest' or 'reject', got '{v}'"))
+      })?;
+    }
+    if let Some(v) = r.deadline_ms {
+      o.deadline_ms = whole("deadlineMs", v)?;
+    }
+    if let Some(v) = r.stall_after_ms {
+      o.stall_after_ms = whole("stallAfterMs", v)?;
+    }
+    if let Some(v) = r.consumer {
+      o.consumer = Consumer::parse(&v)
+        .ok_or_else(|| CoreError::InvalidOption(format!("consumer must be 'realtime', 'pull' or 'unpaced', got '{v}'")))?;
+    }
+    if let Some(v) = r.fill_silence {
+      o.fill_silence = v;
+    }
+    if let Some(v) = r.reader_buffer_ms {
+      let ms = whole("readerBufferMs", v)?;
+      if ms % 10 != 0 {
+        return Err(CoreError::InvalidOption(format!("readerBufferMs must be a multiple of 10, got {ms}")));
+      }
+      o.reader_chunks = (ms / 10) as usize;
+    }
+    o.validate()?;
+    Ok(o)
+  }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Status {
   Accepted,

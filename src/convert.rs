@@ -1,0 +1,219 @@
+//! Boundary types: core values as plain JS objects, core errors as coded JS errors.
+
+use capstan_core::{CoreError, Drained, Event, Metrics, Outcome, Status};
+use napi_derive::napi;
+
+/// Core errors cross as `"<CODE>: <message>"`; the TypeScript layer makes them `CapstanError`s.
+pub fn js_err(e: CoreError) -> napi::Error {
+  napi::Error::new(napi::Status::InvalidArg, e.to_string())
+}
+
+#[napi(object)]
+pub struct JsSourceOptions {
+  pub sample_rate: f64,
+  pub channels: f64,
+  pub queue_ms: Option<f64>,
+  pub overflow: Option<String>,
+  pub deadline_ms: Option<f64>,
+  pub stall_after_ms: Option<f64>,
+  pub consumer: Option<String>,
+  pub fill_silence: Option<bool>,
+  pub reader_buffer_ms: Option<f64>,
+}
+
+impl From<JsSourceOptions> for capstan_core::RawOptions {
+  fn from(o: JsSourceOptions) -> Self {
+    capstan_core::RawOptions {
+      sample_rate: o.sample_rate,
+      channels: o.channels,
+      queue_ms: o.queue_ms,
+      overflow: o.overflow,
+      deadline_ms: o.deadline_ms,
+      stall_after_ms: o.stall_after_ms,
+      consumer: o.consumer,
+      fill_silence: o.fill_silence,
+      reader_buffer_ms: o.reader_buffer_ms,
+    }
+  }
+}
+
+/// A settled outcome, or `status: "pending"` with the `id` the bus will settle.
+#[napi(object)]
+pub struct JsOutcome {
+  pub status: String,
+  pub accepted_samples: f64,
+  pub dropped_samples: f64,
+  pub queued_ms: f64,
+  pub waited_ms: f64,
+  pub id: Option<f64>,
+}
+
+impl From<Outcome> for JsOutcome {
+  fn from(o: Outcome) -> Self {
+    JsOutcome {
+      status: o.status.as_str().to_string(),
+      accepted_samples: o.accepted_samples as f64,
+      dropped_samples: o.dropped_samples as f64,
+      queued_ms: o.queued_ms,
+      waited_ms: o.waited_ms,
+      id: None,
+    }
+  }
+}
+
+impl JsOutcome {
+  pub fn pending(id: u64) -> Self {
+    JsOutcome {
+      status: "pending".into(),
+      accepted_samples: 0.0,
+      dropped_samples: 0.0,
+      queued_ms: 0.0,
+      waited_ms: 0.0,
+      id: Some(id as f64),
+    }
+  }
+}
+
+#[napi(object)]
+pub struct JsEvent {
+  pub kind: String,
+  pub state: Option<String>,
+  pub previous: Option<String>,
+  pub since_ms: Option<f64>,
+  pub queued_ms: Option<f64>,
+  pub at: Option<f64>,
+  pub dropped_samples: Option<f64>,
+  pub policy: Option<String>,
+  pub ticks: Option<f64>,
+  pub count: Option<f64>,
+  pub waited_ms: Option<f64>,
+}
+
+impl JsEvent {
+  fn kind(kind: &str) -> Self {
+    JsEvent {
+      kind: kind.into(),
+      state: None,
+      previous: None,
+      since_ms: None,
+      queued_ms: None,
+      at: None,
+      dropped_samples: None,
+      policy: None,
+      ticks: None,
+      count: None,
+      waited_ms: None,
+    }
+  }
+}
+
+impl From<Event> for JsEvent {
+  fn from(e: Event) -> Self {
+    match e {
+      Event::Health(t) => JsEvent {
+        state: Some(t.state.as_str().into()),
+        previous: Some(t.previous.as_str().into()),
+        since_ms: Some(t.since_ms),
+        queued_ms: Some(t.queued_ms),
+        at: Some(t.at),
+        ..JsEvent::kind("health")
+      },
+      Event::Overflow { dropped_samples, policy } => JsEvent {
+        dropped_samples: Some(dropped_samples as f64),
+        policy: Some(policy.as_str().into()),
+        ..JsEvent::kind("overflow")
+      },
+      Event::Underrun { ticks } => JsEvent { ticks: Some(ticks as f64), ..JsEvent::kind("underrun") },
+      Event::Deadline { count, waited_ms, dropped_samples } => JsEvent {
+        count: Some(count as f64),
+        waited_ms: Some(waited_ms),
+        dropped_samples: Some(dropped_samples as f64),
+        ..JsEvent::kind("deadline")
+      },
+      Event::Readable => JsEvent::kind("readable"),
+      Event::Closed => JsEvent::kind("closed"),
+    }
+  }
+}
+
+#[napi(object)]
+pub struct JsCompletion {
+  pub id: f64,
+  pub outcome: JsOutcome,
+}
+
+#[napi(object)]
+pub struct JsDrained {
+  pub source_id: f64,
+  pub events: Vec<JsEvent>,
+  pub completions: Vec<JsCompletion>,
+  pub playouts: Vec<f64>,
+}
+
+impl From<Drained> for JsDrained {
+  fn from(d: Drained) -> Self {
+    JsDrained {
+      source_id: d.source_id as f64,
+      events: d.events.into_iter().map(Into::into).collect(),
+      completions: d
+        .completions
+        .into_iter()
+        .map(|c| JsCompletion { id: c.id as f64, outcome: c.outcome.into() })
+        .collect(),
+      playouts: d.playouts.into_iter().map(|p| p as f64).collect(),
+    }
+  }
+}
+
+#[napi(object)]
+pub struct JsWait {
+  pub p50: f64,
+  pub p99: f64,
+  pub max: f64,
+}
+
+#[napi(object)]
+pub struct JsMetrics {
+  pub captured: f64,
+  pub delivered: f64,
+  pub queued: f64,
+  pub dropped: f64,
+  pub cleared: f64,
+  pub padded: f64,
+  pub underruns: f64,
+  pub waiting_captures: f64,
+  pub waiting_samples: f64,
+  pub stalls: f64,
+  pub queued_ms: f64,
+  pub playout_position: f64,
+  pub health: String,
+  pub capture_wait_us: JsWait,
+  /// Count of settled calls per status (`accepted`, `partial`, ...).
+  pub outcomes: std::collections::HashMap<String, f64>,
+}
+
+impl From<Metrics> for JsMetrics {
+  fn from(m: Metrics) -> Self {
+    JsMetrics {
+      captured: m.captured as f64,
+      delivered: m.delivered as f64,
+      queued: m.queued as f64,
+      dropped: m.dropped as f64,
+      cleared: m.cleared as f64,
+      padded: m.padded as f64,
+      underruns: m.underruns as f64,
+      waiting_captures: m.waiting_captures as f64,
+      waiting_samples: m.waiting_samples as f64,
+      stalls: m.stalls as f64,
+      queued_ms: m.queued_ms,
+      playout_position: m.playout_position as f64,
+      health: m.health.map(|h| h.as_str()).unwrap_or("healthy").into(),
+      capture_wait_us: JsWait {
+        p50: m.capture_wait_p50_us as f64,
+        p99: m.capture_wait_p99_us as f64,
+        max: m.capture_wait_max_us as f64,
+      },
+      outcomes: Status::ALL.iter().zip(m.outcomes).map(|(s, n)| (s.as_str().to_string(), n as f64)).collect(),
+    }
+  }
+}

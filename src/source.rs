@@ -1,0 +1,158 @@
+//! `NativeSource`: one capstan source, every method a direct call into the core.
+
+use std::sync::Arc;
+
+use capstan_core::{CaptureResult, Engine, FrameRef, Read, Samples, Source, SourceOptions};
+use napi::bindgen_prelude::*;
+use napi_derive::napi;
+
+use crate::convert::{js_err, JsMetrics, JsOutcome, JsSourceOptions};
+use crate::engine::NativeEngine;
+
+#[napi]
+pub struct NativeSource {
+  inner: Arc<Source>,
+  engine: Arc<Engine>,
+}
+
+fn result(r: CaptureResult) -> JsOutcome {
+  match r {
+    CaptureResult::Settled(o) => o.into(),
+    CaptureResult::Pending(id) => JsOutcome::pending(id),
+  }
+}
+
+fn frame<'a>(samples: Samples<'a>, sample_rate: Option<u32>, channels: Option<u32>) -> FrameRef<'a> {
+  FrameRef { samples, sample_rate, channels: channels.map(|c| c.min(u16::MAX as u32) as u16) }
+}
+
+#[napi]
+impl NativeSource {
+  #[napi(constructor)]
+  pub fn new(engine: &NativeEngine, options: JsSourceOptions) -> Result<Self> {
+    let opts = SourceOptions::from_raw(options.into()).map_err(js_err)?;
+    let inner = engine.inner.add_source(opts).map_err(js_err)?;
+    Ok(NativeSource { inner, engine: engine.inner.clone() })
+  }
+
+  #[napi(getter)]
+  pub fn id(&self) -> f64 {
+    self.inner.id() as f64
+  }
+
+  /// Copies the samples (borrowed zero-copy from the caller's view) into the engine.
+  #[napi(catch_unwind)]
+  pub fn capture_i16(
+    &self,
+    data: Int16ArraySlice,
+    sample_rate: Option<u32>,
+    channels: Option<u32>,
+    deadline_ms: Option<u32>,
+  ) -> Result<JsOutcome> {
+    let f = frame(Samples::I16(&data), sample_rate, channels);
+    self.inner.capture(f, deadline_ms).map(result).map_err(js_err)
+  }
+
+  #[napi(catch_unwind)]
+  pub fn capture_f32(
+    &self,
+    data: Float32ArraySlice,
+    sample_rate: Option<u32>,
+    channels: Option<u32>,
+    deadline_ms: Option<u32>,
+  ) -> Result<JsOutcome> {
+    let f = frame(Samples::F32(&data), sample_rate, channels);
+    self.inner.capture(f, deadline_ms).map(result).map_err(js_err)
+  }
+
+  #[napi(catch_unwind)]
+  pub fn try_capture_i16(&self, data: Int16ArraySlice, sample_rate: Option<u32>, channels: Option<u32>) -> Result<JsOutcome> {
+    let f = frame(Samples::I16(&data), sample_rate, channels);
+    self.inner.try_capture(f).map(Into::into).map_err(js_err)
+  }
+
+  #[napi(catch_unwind)]
+  pub fn try_capture_f32(
+    &self,
+    data: Float32ArraySlice,
+    sample_rate: Option<u32>,
+    channels: Option<u32>,
+  ) -> Result<JsOutcome> {
+    let f = frame(Samples::F32(&data), sample_rate, channels);
+    self.inner.try_capture(f).map(Into::into).map_err(js_err)
+  }
+
+  #[napi(catch_unwind)]
+  pub fn flush(&self, deadline_ms: Option<u32>) -> Result<JsOutcome> {
+    self.inner.flush(deadline_ms).map(result).map_err(js_err)
+  }
+
+  /// Settles a waiting capture as aborted; null if it had already settled.
+  #[napi(catch_unwind)]
+  pub fn abort(&self, id: f64) -> Option<JsOutcome> {
+    self.inner.abort(id as u64).map(Into::into)
+  }
+
+  #[napi(catch_unwind)]
+  pub fn clear(&self) -> f64 {
+    self.inner.clear() as f64
+  }
+
+  /// Null when already played out; else an id the bus reports in `playouts`.
+  #[napi(catch_unwind)]
+  pub fn wait_playout(&self) -> Option<f64> {
+    self.inner.wait_playout().map(|id| id as f64)
+  }
+
+  #[napi(catch_unwind)]
+  pub fn cancel_playout(&self, id: f64) {
+    self.inner.cancel_playout(id as u64)
+  }
+
+  #[napi(catch_unwind)]
+  pub fn set_reader(&self, on: bool) {
+    self.inner.set_reader(on)
+  }
+
+  /// One 10 ms chunk; `null` when none is ready (a `readable` event follows), `undefined`
+  /// once closed.
+  #[napi(catch_unwind)]
+  pub fn read(&self) -> Either<Int16Array, Null> {
+    match self.inner.read() {
+      Read::Chunk(c) => Either::A(Int16Array::new(c)),
+      Read::Empty => Either::B(Null),
+      Read::Closed => Either::A(Int16Array::new(Vec::new())),
+    }
+  }
+
+  #[napi(getter)]
+  pub fn closed(&self) -> bool {
+    self.inner.is_closed()
+  }
+
+  #[napi(getter)]
+  pub fn queued_ms(&self) -> f64 {
+    self.inner.queued_ms_now()
+  }
+
+  #[napi(getter)]
+  pub fn playout_position(&self) -> f64 {
+    self.inner.playout_position() as f64
+  }
+
+  #[napi(getter)]
+  pub fn health(&self) -> String {
+    self.inner.health().as_str().into()
+  }
+
+  #[napi(catch_unwind)]
+  pub fn metrics(&self) -> JsMetrics {
+    self.inner.metrics().into()
+  }
+
+  /// Closes the source and takes it off the engine clock (the last one stops the clocks).
+  #[napi(catch_unwind)]
+  pub fn close(&self) {
+    self.engine.remove_source(&self.inner);
+  }
+}
