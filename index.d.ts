@@ -18,6 +18,11 @@ export declare class NativeEngine {
   constructor(threads: number | undefined | null, onWake: () => unknown)
   /** Everything pending on every source: events, settled captures, reached playout marks. */
   drain(): Array<JsDrained>
+  /**
+   * While JavaScript awaits something only the engine can settle (a waiting capture, a
+   * playout, a reader), the wake-up holds the event loop open like any pending I/O.
+   */
+  keepAlive(on: boolean): void
   /** Closes every source and joins the clock threads. Idempotent. */
   shutdown(): void
   get running(): boolean
@@ -43,8 +48,8 @@ export declare class NativeSource {
   cancelPlayout(id: number): void
   setReader(on: boolean): void
   /**
-   * One 10 ms chunk; `null` when none is ready (a `readable` event follows), `undefined`
-   * once closed.
+   * One 10 ms chunk; `null` when none is ready (a `readable` event follows), an empty
+   * array once closed.
    */
   read(): Int16Array | null
   get closed(): boolean

@@ -118,13 +118,23 @@ impl From<Event> for JsEvent {
         at: Some(t.at),
         ..JsEvent::kind("health")
       },
-      Event::Overflow { dropped_samples, policy } => JsEvent {
+      Event::Overflow {
+        dropped_samples,
+        policy,
+      } => JsEvent {
         dropped_samples: Some(dropped_samples as f64),
         policy: Some(policy.as_str().into()),
         ..JsEvent::kind("overflow")
       },
-      Event::Underrun { ticks } => JsEvent { ticks: Some(ticks as f64), ..JsEvent::kind("underrun") },
-      Event::Deadline { count, waited_ms, dropped_samples } => JsEvent {
+      Event::Underrun { ticks } => JsEvent {
+        ticks: Some(ticks as f64),
+        ..JsEvent::kind("underrun")
+      },
+      Event::Deadline {
+        count,
+        waited_ms,
+        dropped_samples,
+      } => JsEvent {
         count: Some(count as f64),
         waited_ms: Some(waited_ms),
         dropped_samples: Some(dropped_samples as f64),
@@ -158,7 +168,10 @@ impl From<Drained> for JsDrained {
       completions: d
         .completions
         .into_iter()
-        .map(|c| JsCompletion { id: c.id as f64, outcome: c.outcome.into() })
+        .map(|c| JsCompletion {
+          id: c.id as f64,
+          outcome: c.outcome.into(),
+        })
         .collect(),
       playouts: d.playouts.into_iter().map(|p| p as f64).collect(),
     }
@@ -213,7 +226,11 @@ impl From<Metrics> for JsMetrics {
         p99: m.capture_wait_p99_us as f64,
         max: m.capture_wait_max_us as f64,
       },
-      outcomes: Status::ALL.iter().zip(m.outcomes).map(|(s, n)| (s.as_str().to_string(), n as f64)).collect(),
+      outcomes: Status::ALL
+        .iter()
+        .zip(m.outcomes)
+        .map(|(s, n)| (s.as_str().to_string(), n as f64))
+        .collect(),
     }
   }
 }

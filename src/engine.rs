@@ -7,6 +7,7 @@ use capstan_core::Engine;
 use napi::bindgen_prelude::*;
 use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode};
 use napi_derive::napi;
+use parking_lot::Mutex;
 
 use crate::convert::JsDrained;
 
@@ -15,6 +16,7 @@ type Wake = ThreadsafeFunction<(), Unknown<'static>, (), Status, false, true>;
 #[napi]
 pub struct NativeEngine {
   pub(crate) inner: Arc<Engine>,
+  wake: Arc<Mutex<Wake>>,
 }
 
 #[napi]
@@ -26,18 +28,37 @@ impl NativeEngine {
   pub fn new(env: Env, threads: Option<u32>, on_wake: Function<(), Unknown<'static>>) -> Result<Self> {
     let n = threads.map(|t| t as usize).unwrap_or_else(Engine::default_threads);
     let inner = Engine::new(n);
-    let wake: Wake = on_wake.build_threadsafe_function().weak::<true>().callee_handled::<false>().build()?;
+    let wake: Wake = on_wake
+      .build_threadsafe_function()
+      .weak::<true>()
+      .callee_handled::<false>()
+      .build()?;
+    let wake = Arc::new(Mutex::new(wake));
+    let notify = wake.clone();
     inner.set_notifier(Some(Arc::new(move || {
-      wake.call((), ThreadsafeFunctionCallMode::NonBlocking);
+      notify.lock().call((), ThreadsafeFunctionCallMode::NonBlocking);
     })));
     env.add_env_cleanup_hook(inner.clone(), |engine| engine.shutdown())?;
-    Ok(NativeEngine { inner })
+    Ok(NativeEngine { inner, wake })
   }
 
   /// Everything pending on every source: events, settled captures, reached playout marks.
   #[napi(catch_unwind)]
   pub fn drain(&self) -> Vec<JsDrained> {
     self.inner.drain().into_iter().map(Into::into).collect()
+  }
+
+  /// While JavaScript awaits something only the engine can settle (a waiting capture, a
+  /// playout, a reader), the wake-up holds the event loop open like any pending I/O.
+  #[napi]
+  #[allow(deprecated)]
+  pub fn keep_alive(&self, env: Env, on: bool) -> Result<()> {
+    let mut w = self.wake.lock();
+    if on {
+      w.refer(&env)
+    } else {
+      w.unref(&env)
+    }
   }
 
   /// Closes every source and joins the clock threads. Idempotent.

@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use capstan_core::{CaptureResult, Engine, FrameRef, Read, Samples, Source, SourceOptions};
+use capstan_core::{whole, CaptureResult, Engine, FrameRef, Read, Samples, Source, SourceOptions};
 use napi::bindgen_prelude::*;
 use napi_derive::napi;
 
@@ -23,7 +23,15 @@ fn result(r: CaptureResult) -> JsOutcome {
 }
 
 fn frame<'a>(samples: Samples<'a>, sample_rate: Option<u32>, channels: Option<u32>) -> FrameRef<'a> {
-  FrameRef { samples, sample_rate, channels: channels.map(|c| c.min(u16::MAX as u32) as u16) }
+  FrameRef {
+    samples,
+    sample_rate,
+    channels: channels.map(|c| c.min(u16::MAX as u32) as u16),
+  }
+}
+
+fn deadline(ms: Option<f64>) -> Result<Option<u32>> {
+  ms.map(|v| whole("deadlineMs", v)).transpose().map_err(js_err)
 }
 
 #[napi]
@@ -32,7 +40,10 @@ impl NativeSource {
   pub fn new(engine: &NativeEngine, options: JsSourceOptions) -> Result<Self> {
     let opts = SourceOptions::from_raw(options.into()).map_err(js_err)?;
     let inner = engine.inner.add_source(opts).map_err(js_err)?;
-    Ok(NativeSource { inner, engine: engine.inner.clone() })
+    Ok(NativeSource {
+      inner,
+      engine: engine.inner.clone(),
+    })
   }
 
   #[napi(getter)]
@@ -47,10 +58,14 @@ impl NativeSource {
     data: Int16ArraySlice,
     sample_rate: Option<u32>,
     channels: Option<u32>,
-    deadline_ms: Option<u32>,
+    deadline_ms: Option<f64>,
   ) -> Result<JsOutcome> {
     let f = frame(Samples::I16(&data), sample_rate, channels);
-    self.inner.capture(f, deadline_ms).map(result).map_err(js_err)
+    self
+      .inner
+      .capture(f, deadline(deadline_ms)?)
+      .map(result)
+      .map_err(js_err)
   }
 
   #[napi(catch_unwind)]
@@ -59,14 +74,23 @@ impl NativeSource {
     data: Float32ArraySlice,
     sample_rate: Option<u32>,
     channels: Option<u32>,
-    deadline_ms: Option<u32>,
+    deadline_ms: Option<f64>,
   ) -> Result<JsOutcome> {
     let f = frame(Samples::F32(&data), sample_rate, channels);
-    self.inner.capture(f, deadline_ms).map(result).map_err(js_err)
+    self
+      .inner
+      .capture(f, deadline(deadline_ms)?)
+      .map(result)
+      .map_err(js_err)
   }
 
   #[napi(catch_unwind)]
-  pub fn try_capture_i16(&self, data: Int16ArraySlice, sample_rate: Option<u32>, channels: Option<u32>) -> Result<JsOutcome> {
+  pub fn try_capture_i16(
+    &self,
+    data: Int16ArraySlice,
+    sample_rate: Option<u32>,
+    channels: Option<u32>,
+  ) -> Result<JsOutcome> {
     let f = frame(Samples::I16(&data), sample_rate, channels);
     self.inner.try_capture(f).map(Into::into).map_err(js_err)
   }
@@ -83,8 +107,8 @@ impl NativeSource {
   }
 
   #[napi(catch_unwind)]
-  pub fn flush(&self, deadline_ms: Option<u32>) -> Result<JsOutcome> {
-    self.inner.flush(deadline_ms).map(result).map_err(js_err)
+  pub fn flush(&self, deadline_ms: Option<f64>) -> Result<JsOutcome> {
+    self.inner.flush(deadline(deadline_ms)?).map(result).map_err(js_err)
   }
 
   /// Settles a waiting capture as aborted; null if it had already settled.
@@ -114,8 +138,8 @@ impl NativeSource {
     self.inner.set_reader(on)
   }
 
-  /// One 10 ms chunk; `null` when none is ready (a `readable` event follows), `undefined`
-  /// once closed.
+  /// One 10 ms chunk; `null` when none is ready (a `readable` event follows), an empty
+  /// array once closed.
   #[napi(catch_unwind)]
   pub fn read(&self) -> Either<Int16Array, Null> {
     match self.inner.read() {

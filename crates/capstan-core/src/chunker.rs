@@ -11,7 +11,10 @@ pub struct Chunker {
 impl Chunker {
   pub fn new(chunk_len: usize) -> Self {
     assert!(chunk_len > 0);
-    Chunker { chunk_len, residue: Vec::with_capacity(chunk_len) }
+    Chunker {
+      chunk_len,
+      residue: Vec::with_capacity(chunk_len),
+    }
   }
 
   pub fn chunk_len(&self) -> usize {
@@ -87,7 +90,10 @@ mod tests {
     let mut c = Chunker::new(4);
     let mut out = Vec::new();
     assert_eq!(c.feed(&[1, 2, 3], usize::MAX, |ch| out.extend_from_slice(ch)), (3, 0));
-    assert_eq!(c.feed(&[4, 5, 6, 7, 8, 9], usize::MAX, |ch| out.extend_from_slice(ch)), (6, 2));
+    assert_eq!(
+      c.feed(&[4, 5, 6, 7, 8, 9], usize::MAX, |ch| out.extend_from_slice(ch)),
+      (6, 2)
+    );
     assert_eq!(out, vec![1, 2, 3, 4, 5, 6, 7, 8]);
     assert_eq!(c.residue_len(), 1);
     assert_eq!(c.pad_len(), 3);

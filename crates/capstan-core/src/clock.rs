@@ -43,12 +43,20 @@ impl Engine {
   pub fn new(threads: usize) -> Arc<Self> {
     let n = threads.max(1);
     let shards = (0..n).map(|_| Arc::new(Shard::default())).collect();
-    Arc::new(Engine { shards, threads: Mutex::new(None), bus: Bus::new(), next_id: AtomicU64::new(1) })
+    Arc::new(Engine {
+      shards,
+      threads: Mutex::new(None),
+      bus: Bus::new(),
+      next_id: AtomicU64::new(1),
+    })
   }
 
   /// Default pool size: one clock thread per core, at most four.
   pub fn default_threads() -> usize {
-    std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1).min(4)
+    std::thread::available_parallelism()
+      .map(|n| n.get())
+      .unwrap_or(1)
+      .min(4)
   }
 
   pub fn bus(&self) -> &Arc<Bus> {
@@ -68,7 +76,11 @@ impl Engine {
     let id = self.next_id.fetch_add(1, Ordering::Relaxed);
     let source = Source::new(id, opts, self.bus.clone())?;
     let mut clocks = self.threads.lock();
-    let shard = self.shards.iter().min_by_key(|s| s.sources.lock().len()).expect("at least one shard");
+    let shard = self
+      .shards
+      .iter()
+      .min_by_key(|s| s.sources.lock().len())
+      .expect("at least one shard");
     shard.sources.lock().push(source.clone());
     if clocks.is_none() {
       *clocks = Some(self.start_clocks());
@@ -162,7 +174,9 @@ fn run_clock(shard: Arc<Shard>, running: Arc<AtomicBool>) {
       let behind = due - done;
       let ticks = behind.min(MAX_CATCH_UP as u64) as u32;
       if behind > MAX_CATCH_UP as u64 {
-        shard.lost_ticks.fetch_add(behind - MAX_CATCH_UP as u64, Ordering::Relaxed);
+        shard
+          .lost_ticks
+          .fetch_add(behind - MAX_CATCH_UP as u64, Ordering::Relaxed);
       }
       done = due;
       let sources = shard.sources.lock();

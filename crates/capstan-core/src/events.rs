@@ -16,12 +16,21 @@ use crate::source::{Outcome, Source};
 pub enum Event {
   Health(Transition),
   /// Samples per channel dropped by the overflow policy since the last report.
-  Overflow { dropped_samples: u64, policy: Overflow },
+  Overflow {
+    dropped_samples: u64,
+    policy: Overflow,
+  },
   /// Underrun ticks since the last underrun report.
-  Underrun { ticks: u64 },
+  Underrun {
+    ticks: u64,
+  },
   /// Captures that hit their deadline since the last report: the longest wait and the
   /// samples per channel they could not queue.
-  Deadline { count: u64, waited_ms: f64, dropped_samples: u64 },
+  Deadline {
+    count: u64,
+    waited_ms: f64,
+    dropped_samples: u64,
+  },
   /// A reader waiting on `frames()` can read again.
   Readable,
   Closed,
@@ -77,6 +86,10 @@ impl Bus {
   pub fn drain(&self) -> Vec<Drained> {
     self.signaled.store(false, Ordering::Release);
     let list = std::mem::take(&mut *self.dirty.lock());
-    list.into_iter().filter_map(|w| w.upgrade()).map(|s| s.take_pending()).collect()
+    list
+      .into_iter()
+      .filter_map(|w| w.upgrade())
+      .map(|s| s.take_pending())
+      .collect()
   }
 }

@@ -65,7 +65,9 @@ impl Format {
   /// Checks a frame's sample count: non-empty and whole frames for every channel.
   pub fn check_len(&self, len: usize) -> Result<()> {
     if len == 0 {
-      return Err(CoreError::InvalidFrame("frame has no samples (empty or detached buffer)".into()));
+      return Err(CoreError::InvalidFrame(
+        "frame has no samples (empty or detached buffer)".into(),
+      ));
     }
     if len % self.channels as usize != 0 {
       return Err(CoreError::InvalidFrame(format!(
@@ -120,6 +122,9 @@ mod tests {
     let mut out = Vec::new();
     f32_to_i16(&[0.0, 1.0, -1.0, 2.0, -3.0, 0.5], &mut out).unwrap();
     assert_eq!(out, vec![0, 32767, -32767, 32767, -32767, 16384]);
-    assert_eq!(f32_to_i16(&[0.0, f32::NAN], &mut out).unwrap_err().code(), "ERR_INVALID_FRAME");
+    assert_eq!(
+      f32_to_i16(&[0.0, f32::NAN], &mut out).unwrap_err().code(),
+      "ERR_INVALID_FRAME"
+    );
   }
 }

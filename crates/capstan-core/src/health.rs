@@ -67,7 +67,13 @@ pub struct Health {
 
 impl Health {
   pub fn new(times: HealthTimes, now: Instant) -> Self {
-    Health { state: HealthState::Healthy, times, last_progress: now, entered: now, stalls: 0 }
+    Health {
+      state: HealthState::Healthy,
+      times,
+      last_progress: now,
+      entered: now,
+      stalls: 0,
+    }
   }
 
   pub fn state(&self) -> HealthState {

@@ -5,14 +5,14 @@
 //! (capture, waiters, consumer) → [`clock`] (engine threads), with [`health`] judging
 //! consumer progress and [`events`] carrying coalesced signals back to the caller.
 
-pub mod error;
-pub mod format;
 pub mod chunker;
+pub mod clock;
+pub mod error;
+pub mod events;
+pub mod format;
+pub mod health;
 pub mod queue;
 pub mod source;
-pub mod health;
-pub mod clock;
-pub mod events;
 
 pub use clock::Engine;
 pub use error::{CoreError, Result};
@@ -21,7 +21,7 @@ pub use format::Format;
 pub use health::{HealthState, Transition};
 pub use queue::Overflow;
 pub use source::{
-  CaptureResult, Consumer, FrameRef, Metrics, Outcome, RawOptions, Read, Samples, Source, SourceOptions, Status,
+  whole, CaptureResult, Consumer, FrameRef, Metrics, Outcome, RawOptions, Read, Samples, Source, SourceOptions, Status,
 };
 
 /// Wall-clock milliseconds since the Unix epoch, as JavaScript's `Date.now()` counts.

@@ -78,7 +78,10 @@ impl SourceOptions {
       )));
     }
     if self.deadline_ms > 3_600_000 {
-      return Err(CoreError::InvalidOption(format!("deadlineMs must be at most 3600000, got {}", self.deadline_ms)));
+      return Err(CoreError::InvalidOption(format!(
+        "deadlineMs must be at most 3600000, got {}",
+        self.deadline_ms
+      )));
     }
     if self.stall_after_ms < 20 || self.stall_after_ms > 3_600_000 {
       return Err(CoreError::InvalidOption(format!(
@@ -87,7 +90,10 @@ impl SourceOptions {
       )));
     }
     if self.reader_chunks == 0 || self.reader_chunks > 1000 {
-      return Err(CoreError::InvalidOption(format!("readerBufferMs must be 10..=10000, got {}", self.reader_chunks * 10)));
+      return Err(CoreError::InvalidOption(format!(
+        "readerBufferMs must be 10..=10000, got {}",
+        self.reader_chunks * 10
+      )));
     }
     Ok(())
   }
@@ -108,9 +114,12 @@ pub struct RawOptions {
   pub reader_buffer_ms: Option<f64>,
 }
 
-fn whole(name: &str, v: f64) -> Result<u32> {
+/// A caller-supplied count (ms, Hz, channels) as a whole u32, or `ERR_INVALID_OPTION`.
+pub fn whole(name: &str, v: f64) -> Result<u32> {
   if !v.is_finite() || v.fract() != 0.0 || v < 0.0 || v > u32::MAX as f64 {
-    return Err(CoreError::InvalidOption(format!("{name} must be a non-negative whole number, got {v}")));
+    return Err(CoreError::InvalidOption(format!(
+      "{name} must be a non-negative whole number, got {v}"
+    )));
   }
   Ok(v as u32)
 }
@@ -118,13 +127,18 @@ fn whole(name: &str, v: f64) -> Result<u32> {
 impl SourceOptions {
   pub fn from_raw(r: RawOptions) -> Result<Self> {
     let channels = whole("channels", r.channels)?;
-    let mut o = SourceOptions::new(whole("sampleRate", r.sample_rate)?, channels.min(u16::MAX as u32) as u16)?;
+    let mut o = SourceOptions::new(
+      whole("sampleRate", r.sample_rate)?,
+      channels.min(u16::MAX as u32) as u16,
+    )?;
     if let Some(v) = r.queue_ms {
       o.queue_ms = whole("queueMs", v)?;
     }
     if let Some(v) = r.overflow {
       o.overflow = Overflow::parse(&v).ok_or_else(|| {
-        CoreError::InvalidOption(format!("overflow must be 'wait', 'drop-oldest', 'drop-newest' or 'reject', got '{v}'"))
+        CoreError::InvalidOption(format!(
+          "overflow must be 'wait', 'drop-oldest', 'drop-newest' or 'reject', got '{v}'"
+        ))
       })?;
     }
     if let Some(v) = r.deadline_ms {
@@ -134,8 +148,9 @@ impl SourceOptions {
       o.stall_after_ms = whole("stallAfterMs", v)?;
     }
     if let Some(v) = r.consumer {
-      o.consumer = Consumer::parse(&v)
-        .ok_or_else(|| CoreError::InvalidOption(format!("consumer must be 'realtime', 'pull' or 'unpaced', got '{v}'")))?;
+      o.consumer = Consumer::parse(&v).ok_or_else(|| {
+        CoreError::InvalidOption(format!("consumer must be 'realtime', 'pull' or 'unpaced', got '{v}'"))
+      })?;
     }
     if let Some(v) = r.fill_silence {
       o.fill_silence = v;
@@ -143,7 +158,9 @@ impl SourceOptions {
     if let Some(v) = r.reader_buffer_ms {
       let ms = whole("readerBufferMs", v)?;
       if ms % 10 != 0 {
-        return Err(CoreError::InvalidOption(format!("readerBufferMs must be a multiple of 10, got {ms}")));
+        return Err(CoreError::InvalidOption(format!(
+          "readerBufferMs must be a multiple of 10, got {ms}"
+        )));
       }
       o.reader_chunks = (ms / 10) as usize;
     }
@@ -164,8 +181,15 @@ pub enum Status {
 }
 
 impl Status {
-  pub const ALL: [Status; 7] =
-    [Status::Accepted, Status::Partial, Status::Dropped, Status::Timeout, Status::Aborted, Status::Cleared, Status::Closed];
+  pub const ALL: [Status; 7] = [
+    Status::Accepted,
+    Status::Partial,
+    Status::Dropped,
+    Status::Timeout,
+    Status::Aborted,
+    Status::Cleared,
+    Status::Closed,
+  ];
 
   pub fn as_str(&self) -> &'static str {
     match self {
@@ -208,7 +232,11 @@ pub struct FrameRef<'a> {
 
 impl<'a> FrameRef<'a> {
   pub fn i16(data: &'a [i16]) -> Self {
-    FrameRef { samples: Samples::I16(data), sample_rate: None, channels: None }
+    FrameRef {
+      samples: Samples::I16(data),
+      sample_rate: None,
+      channels: None,
+    }
   }
 }
 
@@ -371,7 +399,10 @@ impl Source {
   }
 
   fn lock(&self) -> MutexGuard<'_, State> {
-    self.state.try_lock_for(LOCK_BOUND).expect("capstan: source lock held past its bound")
+    self
+      .state
+      .try_lock_for(LOCK_BOUND)
+      .expect("capstan: source lock held past its bound")
   }
 
   fn per_ch(&self, interleaved: usize) -> u64 {
@@ -379,7 +410,10 @@ impl Source {
   }
 
   fn queued_ms(&self, st: &State) -> f64 {
-    self.opts.format.samples_to_ms(st.queue.len_samples() + st.chunker.residue_len())
+    self
+      .opts
+      .format
+      .samples_to_ms(st.queue.len_samples() + st.chunker.residue_len())
   }
 
   fn touch(&self, st: &mut State) {
@@ -450,7 +484,10 @@ impl Source {
     Self: 'a,
   {
     let fmt = self.opts.format;
-    fmt.check_frame(frame.sample_rate.unwrap_or(fmt.sample_rate), frame.channels.unwrap_or(fmt.channels))?;
+    fmt.check_frame(
+      frame.sample_rate.unwrap_or(fmt.sample_rate),
+      frame.channels.unwrap_or(fmt.channels),
+    )?;
     let data: &'a [i16] = match frame.samples {
       Samples::I16(d) => d,
       Samples::F32(f) => {
@@ -495,7 +532,13 @@ impl Source {
     self.capture_inner(FrameRef::i16(&silence), deadline_ms, true, true)
   }
 
-  fn capture_inner(&self, frame: FrameRef<'_>, deadline_ms: Option<u32>, may_wait: bool, padding: bool) -> Result<CaptureResult> {
+  fn capture_inner(
+    &self,
+    frame: FrameRef<'_>,
+    deadline_ms: Option<u32>,
+    may_wait: bool,
+    padding: bool,
+  ) -> Result<CaptureResult> {
     let mut scratch = Vec::new();
     let input = self.prepare(&frame, &mut scratch)?;
     let n = input.len();
@@ -532,7 +575,11 @@ impl Source {
         CaptureResult::Settled(self.outcome(st, Status::Dropped, 0, n, Duration::ZERO))
       }
       Overflow::Wait => {
-        let used = if st.waiters.is_empty() { self.feed(st, input, free) } else { 0 };
+        let used = if st.waiters.is_empty() {
+          self.feed(st, input, free)
+        } else {
+          0
+        };
         let deadline = Duration::from_millis(deadline_ms.unwrap_or(self.opts.deadline_ms) as u64);
         if deadline.is_zero() {
           self.drop_now(st, n - used);
@@ -680,7 +727,9 @@ impl Source {
   /// One engine tick: pace the consumer (`ticks` ≥ 1 when the clock catches up),
   /// expire deadlines, judge health.
   pub fn tick(&self, now: Instant, ticks: u32) {
-    let Some(mut guard) = self.state.try_lock_for(LOCK_BOUND) else { return };
+    let Some(mut guard) = self.state.try_lock_for(LOCK_BOUND) else {
+      return;
+    };
     let st = &mut *guard;
     if st.closed {
       return;
@@ -773,7 +822,13 @@ impl Source {
     let now = Instant::now();
     let rest = w.rest.len() - w.pos;
     self.drop_now(st, rest);
-    let o = self.outcome(st, Status::Aborted, w.accepted, rest, now.saturating_duration_since(w.started));
+    let o = self.outcome(
+      st,
+      Status::Aborted,
+      w.accepted,
+      rest,
+      now.saturating_duration_since(w.started),
+    );
     if idx == 0 {
       self.service_waiters(st, now);
     }
@@ -929,13 +984,22 @@ impl Source {
     let mut events = Vec::new();
     events.extend(p.health.into_iter().map(Event::Health));
     if p.overflow_dropped > 0 {
-      events.push(Event::Overflow { dropped_samples: p.overflow_dropped, policy: self.opts.overflow });
+      events.push(Event::Overflow {
+        dropped_samples: p.overflow_dropped,
+        policy: self.opts.overflow,
+      });
     }
     if p.underrun_report {
-      events.push(Event::Underrun { ticks: p.underrun_ticks });
+      events.push(Event::Underrun {
+        ticks: p.underrun_ticks,
+      });
     }
     if let Some((count, waited_ms, dropped_samples)) = p.deadline {
-      events.push(Event::Deadline { count, waited_ms, dropped_samples });
+      events.push(Event::Deadline {
+        count,
+        waited_ms,
+        dropped_samples,
+      });
     }
     if p.readable {
       events.push(Event::Readable);
@@ -943,6 +1007,11 @@ impl Source {
     if p.closed {
       events.push(Event::Closed);
     }
-    Drained { source_id: self.id, events, completions: p.completions, playouts: p.playouts }
+    Drained {
+      source_id: self.id,
+      events,
+      completions: p.completions,
+      playouts: p.playouts,
+    }
   }
 }

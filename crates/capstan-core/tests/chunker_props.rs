@@ -33,7 +33,10 @@ fn case() -> impl Strategy<Value = (u32, u16, Vec<usize>, u64)> {
   (
     prop::sample::select(RATES.to_vec()),
     1u16..=2,
-    prop::collection::vec(prop_oneof![1usize..=40, 1usize..=1500, Just(80), Just(441), Just(480)], 1..40),
+    prop::collection::vec(
+      prop_oneof![1usize..=40, 1usize..=1500, Just(80), Just(441), Just(480)],
+      1..40,
+    ),
     any::<u64>(),
   )
 }

@@ -35,15 +35,18 @@ pub fn ramp(start: usize, len: usize) -> Vec<i16> {
 }
 
 pub fn cap(s: &Source, data: &[i16]) -> CaptureResult {
-  s.capture(FrameRef::i16(data), None).expect("capture is not a programmer error")
+  s.capture(FrameRef::i16(data), None)
+    .expect("capture is not a programmer error")
 }
 
 pub fn cap_deadline(s: &Source, data: &[i16], deadline_ms: u32) -> CaptureResult {
-  s.capture(FrameRef::i16(data), Some(deadline_ms)).expect("capture is not a programmer error")
+  s.capture(FrameRef::i16(data), Some(deadline_ms))
+    .expect("capture is not a programmer error")
 }
 
 pub fn try_cap(s: &Source, data: &[i16]) -> Outcome {
-  s.try_capture(FrameRef::i16(data)).expect("try_capture is not a programmer error")
+  s.try_capture(FrameRef::i16(data))
+    .expect("try_capture is not a programmer error")
 }
 
 #[track_caller]

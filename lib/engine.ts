@@ -1,0 +1,64 @@
+import type { JsDrained, NativeEngine as NativeEngineT, NativeSource as NativeSourceT } from '../index'
+
+// The generated napi-rs loader (index.js) picks the platform binary.
+// eslint-disable-next-line @typescript-eslint/no-require-imports
+const binding: typeof import('../index') = require('../index.js')
+
+export const { NativeEngine, NativeSource } = binding
+export type { NativeEngineT, NativeSourceT }
+
+/** What a source needs from the engine dispatcher. */
+export interface Dispatchable {
+  dispatch(d: JsDrained): void
+}
+
+const sources = new Map<number, Dispatchable>()
+let engine: NativeEngineT | undefined
+
+/**
+ * The engine for this JavaScript environment (each worker thread loads its own). Its
+ * clock threads run only while sources are open; its wake-up is a weak threadsafe
+ * function, so it never keeps the process alive.
+ */
+export function getEngine(): NativeEngineT {
+  engine ??= new NativeEngine(null, drainAll)
+  return engine
+}
+
+export function register(id: number, s: Dispatchable): void {
+  sources.set(id, s)
+}
+
+export function unregister(id: number): void {
+  sources.delete(id)
+}
+
+let holds = 0
+
+/**
+ * Counts promises only the engine can settle; while there are any, the engine's wake-up
+ * keeps the event loop alive (like pending I/O), and lets it go when there are none.
+ */
+export function hold(): void {
+  if (holds++ === 0) getEngine().keepAlive(true)
+}
+
+export function release(): void {
+  if (--holds === 0) getEngine().keepAlive(false)
+}
+
+/** Delivers everything pending to its sources: settles captures, emits events. */
+export function drainAll(): void {
+  if (!engine) return
+  for (const d of engine.drain()) sources.get(d.sourceId)?.dispatch(d)
+}
+
+/** Closes every source of this environment and joins the engine's threads. */
+export function shutdown(): void {
+  if (!engine) return
+  engine.shutdown()
+  drainAll()
+}
+
+/** Triggers a Rust panic inside the binding (it surfaces as `ERR_NATIVE_PANIC`). */
+export const debugPanic: (message: string) => void = binding.debugPanic

@@ -1,0 +1,332 @@
+import { EventEmitter } from 'node:events'
+
+import { AudioFrame, type AudioFrameLike, type Samples } from './frame'
+import { CapstanError, native } from './errors'
+import { NativeSource, drainAll, getEngine, hold, register, release, unregister, type NativeSourceT } from './engine'
+import type { JsDrained, JsOutcome } from '../index'
+import type {
+  AudioSourceEvents,
+  AudioSourceOptions,
+  CaptureOptions,
+  CaptureOutcome,
+  HealthState,
+  SourceMetrics,
+} from './types'
+
+interface Waiting {
+  resolve(o: CaptureOutcome): void
+  signal?: AbortSignal
+  onAbort?: () => void
+}
+
+interface Playout {
+  resolve(): void
+  signal?: AbortSignal
+  onAbort?: () => void
+}
+
+const OPTION_TYPES: Record<string, 'number' | 'string' | 'boolean'> = {
+  sampleRate: 'number',
+  channels: 'number',
+  queueMs: 'number',
+  overflow: 'string',
+  deadlineMs: 'number',
+  stallAfterMs: 'number',
+  consumer: 'string',
+  fillSilence: 'boolean',
+  readerBufferMs: 'number',
+}
+
+function checkTypes(opts: unknown): AudioSourceOptions {
+  if (typeof opts !== 'object' || opts === null) {
+    throw new CapstanError('ERR_INVALID_OPTION', 'AudioSource options must be an object')
+  }
+  for (const [k, t] of Object.entries(OPTION_TYPES)) {
+    const v = (opts as Record<string, unknown>)[k]
+    if (v !== undefined && typeof v !== t) throw new CapstanError('ERR_INVALID_OPTION', `${k} must be a ${t}`)
+  }
+  return opts as AudioSourceOptions
+}
+
+function outcome(o: JsOutcome): CaptureOutcome {
+  return {
+    status: o.status as CaptureOutcome['status'],
+    acceptedSamples: o.acceptedSamples,
+    droppedSamples: o.droppedSamples,
+    queuedMs: o.queuedMs,
+    waitedMs: o.waitedMs,
+  }
+}
+
+/** Splits what the caller passed into samples and declared format (undefined: the source's). */
+function unpack(frame: AudioFrameLike | Samples): [Samples, number | undefined, number | undefined] {
+  if (frame instanceof Int16Array || frame instanceof Float32Array) return [frame, undefined, undefined]
+  if (typeof frame === 'object' && frame !== null) {
+    const { data, sampleRate, channels } = frame as AudioFrameLike
+    if (data instanceof Int16Array || data instanceof Float32Array) {
+      if (!Number.isInteger(sampleRate) || !Number.isInteger(channels) || sampleRate < 0 || channels < 0) {
+        throw new CapstanError('ERR_INVALID_FRAME', 'frame sampleRate and channels must be non-negative integers')
+      }
+      return [data, sampleRate, channels]
+    }
+  }
+  throw new CapstanError('ERR_INVALID_FRAME', 'frame must be an AudioFrame, an Int16Array or a Float32Array')
+}
+
+function checkDeadline(d: unknown): number | undefined {
+  if (d === undefined) return undefined
+  if (typeof d !== 'number') throw new CapstanError('ERR_INVALID_OPTION', 'deadlineMs must be a number')
+  return d
+}
+
+const asyncDispose: typeof Symbol.asyncDispose = Symbol.asyncDispose ?? Symbol.for('nodejs.asyncDispose')
+
+/**
+ * A real-time audio source. Producers push frames of any length; the engine cuts exact
+ * 10 ms chunks into a bounded queue and its consumer (engine clock, `frames()` reader,
+ * or unpaced) takes them out. Every capture settles with a `CaptureOutcome`.
+ */
+export class AudioSource extends EventEmitter<AudioSourceEvents> {
+  readonly sampleRate: number
+  readonly channels: number
+  readonly consumer: NonNullable<AudioSourceOptions['consumer']>
+  readonly #native: NativeSourceT
+  readonly #id: number
+  readonly #waiting = new Map<number, Waiting>()
+  readonly #playouts = new Map<number, Playout>()
+  #wakeReader: (() => void) | undefined
+  #reading = false
+  #closed = false
+
+  constructor(options: AudioSourceOptions) {
+    super()
+    const o = checkTypes(options)
+    this.#native = native(() => new NativeSource(getEngine(), o))
+    this.#id = this.#native.id
+    this.sampleRate = o.sampleRate
+    this.channels = o.channels
+    this.consumer = o.consumer ?? 'realtime'
+    register(this.#id, this)
+  }
+
+  /**
+   * Copies the frame's samples at once (the caller may reuse its buffer when this
+   * returns) and settles when the frame is queued, dropped, or its wait ends.
+   * Rejects only on programmer errors (`CapstanError`).
+   */
+  captureFrame(frame: AudioFrameLike | Samples, opts: CaptureOptions = {}): Promise<CaptureOutcome> {
+    try {
+      const [data, rate, ch] = unpack(frame)
+      const deadline = checkDeadline(opts.deadlineMs)
+      const signal = opts.signal
+      if (signal?.aborted) {
+        return Promise.resolve({ status: 'aborted', acceptedSamples: 0, droppedSamples: this.#perChannel(data), queuedMs: this.queuedMs, waitedMs: 0 })
+      }
+      const r = native(() =>
+        data instanceof Int16Array
+          ? this.#native.captureI16(data, rate, ch, deadline)
+          : this.#native.captureF32(data, rate, ch, deadline),
+      )
+      if (r.id === undefined || r.id === null) return Promise.resolve(outcome(r))
+      return this.#wait(r.id, signal)
+    } catch (e) {
+      return Promise.reject(e)
+    }
+  }
+
+  /** Synchronous and never waits: the fast path for hot loops. */
+  tryCaptureFrame(frame: AudioFrameLike | Samples): CaptureOutcome {
+    const [data, rate, ch] = unpack(frame)
+    const r = native(() =>
+      data instanceof Int16Array ? this.#native.tryCaptureI16(data, rate, ch) : this.#native.tryCaptureF32(data, rate, ch),
+    )
+    return outcome(r)
+  }
+
+  /** Ends the segment: the carried remainder (< 10 ms) is padded with silence and queued. */
+  flush(opts: CaptureOptions = {}): Promise<CaptureOutcome> {
+    try {
+      const r = native(() => this.#native.flush(checkDeadline(opts.deadlineMs)))
+      if (r.id === undefined || r.id === null) return Promise.resolve(outcome(r))
+      return this.#wait(r.id, opts.signal)
+    } catch (e) {
+      return Promise.reject(e)
+    }
+  }
+
+  #perChannel(data: Samples): number {
+    return Math.floor(data.length / this.channels)
+  }
+
+  #wait(id: number, signal: AbortSignal | undefined): Promise<CaptureOutcome> {
+    return new Promise<CaptureOutcome>((resolve) => {
+      const w: Waiting = { resolve, signal }
+      if (signal) {
+        w.onAbort = () => {
+          const o = native(() => this.#native.abort(id))
+          if (o) this.#settle(id, outcome(o))
+        }
+        signal.addEventListener('abort', w.onAbort, { once: true })
+      }
+      this.#waiting.set(id, w)
+      hold()
+    })
+  }
+
+  #settle(id: number, o: CaptureOutcome): void {
+    const w = this.#waiting.get(id)
+    if (!w) return
+    this.#waiting.delete(id)
+    release()
+    if (w.onAbort) w.signal?.removeEventListener('abort', w.onAbort)
+    w.resolve(o)
+  }
+
+  /** Discards queued audio and settles every waiting capture `'cleared'`. */
+  clearQueue(): void {
+    native(() => this.#native.clear())
+    drainAll()
+  }
+
+  /** Resolves once everything queued so far has been delivered (or cleared). */
+  waitForPlayout(opts: { signal?: AbortSignal } = {}): Promise<void> {
+    const { signal } = opts
+    if (signal?.aborted) return Promise.reject(signal.reason)
+    const id = native(() => this.#native.waitPlayout())
+    if (id === null) return Promise.resolve()
+    return new Promise<void>((resolve, reject) => {
+      const p: Playout = { resolve, signal }
+      if (signal) {
+        p.onAbort = () => {
+          this.#native.cancelPlayout(id)
+          this.#playouts.delete(id)
+          release()
+          reject(signal.reason)
+        }
+        signal.addEventListener('abort', p.onAbort, { once: true })
+      }
+      this.#playouts.set(id, p)
+      hold()
+    })
+  }
+
+  /**
+   * Reads delivered audio as exact 10 ms frames. With `consumer: 'pull'` this is the
+   * consumer (not reading is a stall); on a realtime/unpaced source it is a sink with
+   * bounded buffering (`readerBufferMs`). One reader at a time.
+   */
+  async *frames(): AsyncIterableIterator<AudioFrame> {
+    if (this.#reading) throw new CapstanError('ERR_INVALID_STATE', 'this source already has a frames() reader')
+    this.#reading = true
+    const paced = this.consumer !== 'pull'
+    if (paced) native(() => this.#native.setReader(true))
+    try {
+      for (;;) {
+        const chunk = native(() => this.#native.read())
+        if (chunk === null) {
+          hold()
+          try {
+            await new Promise<void>((r) => (this.#wakeReader = r))
+          } finally {
+            release()
+          }
+          continue
+        }
+        if (chunk.length === 0) return
+        yield new AudioFrame(chunk, this.sampleRate, this.channels)
+      }
+    } finally {
+      this.#wakeReader = undefined
+      this.#reading = false
+      if (paced && !this.#closed) native(() => this.#native.setReader(false))
+    }
+  }
+
+  /** Queue depth in ms (including the carried remainder), read from native state. */
+  get queuedMs(): number {
+    return this.#native.queuedMs
+  }
+
+  /** Samples per channel delivered to the consumer so far. */
+  get playoutPosition(): number {
+    return this.#native.playoutPosition
+  }
+
+  get health(): HealthState {
+    return this.#native.health as HealthState
+  }
+
+  get closed(): boolean {
+    return this.#closed
+  }
+
+  metrics(): SourceMetrics {
+    return native(() => this.#native.metrics()) as SourceMetrics
+  }
+
+  /**
+   * Idempotent. Waiting captures settle `'closed'`, queued audio is counted as cleared,
+   * the source leaves the engine clock (the last one stops the clock threads).
+   */
+  close(): Promise<void> {
+    if (!this.#closed) {
+      this.#closed = true
+      native(() => this.#native.close())
+      drainAll()
+      unregister(this.#id)
+    }
+    return Promise.resolve()
+  }
+
+  [asyncDispose](): Promise<void> {
+    return this.close()
+  }
+
+  /** @internal Called by the engine dispatcher with this source's pending batch. */
+  dispatch(d: JsDrained): void {
+    for (const c of d.completions) this.#settle(c.id, outcome(c.outcome))
+    for (const id of d.playouts) {
+      const p = this.#playouts.get(id)
+      if (!p) continue
+      this.#playouts.delete(id)
+      release()
+      if (p.onAbort) p.signal?.removeEventListener('abort', p.onAbort)
+      p.resolve()
+    }
+    for (const e of d.events) {
+      switch (e.kind) {
+        case 'health':
+          this.emit('health', {
+            state: e.state as HealthState,
+            previous: e.previous as HealthState,
+            sinceMs: e.sinceMs!,
+            queuedMs: e.queuedMs!,
+            at: e.at!,
+          })
+          break
+        case 'overflow':
+          this.emit('overflow', { droppedSamples: e.droppedSamples!, policy: e.policy as 'wait' })
+          break
+        case 'underrun':
+          this.emit('underrun', { ticks: e.ticks! })
+          break
+        case 'deadline':
+          this.emit('deadline', { waitedMs: e.waitedMs!, droppedSamples: e.droppedSamples!, count: e.count! })
+          break
+        case 'readable': {
+          const wake = this.#wakeReader
+          this.#wakeReader = undefined
+          wake?.()
+          break
+        }
+        case 'closed': {
+          const wake = this.#wakeReader
+          this.#wakeReader = undefined
+          wake?.()
+          this.emit('closed', {})
+          break
+        }
+      }
+    }
+  }
+}

@@ -1,0 +1,98 @@
+export type OverflowPolicy = 'wait' | 'drop-oldest' | 'drop-newest' | 'reject'
+export type ConsumerMode = 'realtime' | 'pull' | 'unpaced'
+export type HealthState = 'healthy' | 'lagging' | 'stalled' | 'recovered'
+export type CaptureStatus = 'accepted' | 'partial' | 'dropped' | 'timeout' | 'aborted' | 'cleared' | 'closed'
+
+export interface AudioSourceOptions {
+  sampleRate: number
+  channels: number
+  /** Queue capacity in ms, a multiple of 10. Default 200. */
+  queueMs?: number
+  /** What a capture does when the queue is full. Default `'wait'`. */
+  overflow?: OverflowPolicy
+  /** Longest a `'wait'` capture waits for room. Default 1000. */
+  deadlineMs?: number
+  /** No consumer progress for this long while audio waits => `'stalled'`. Default 250. */
+  stallAfterMs?: number
+  /** Who takes audio out of the queue. Default `'realtime'`. */
+  consumer?: ConsumerMode
+  /** Realtime: an underrun tick sends silence (always counted). Default true. */
+  fillSilence?: boolean
+  /** Realtime/unpaced `frames()` reader: delivered audio it may hold unread. Default 50. */
+  readerBufferMs?: number
+}
+
+/** How a capture settled. Samples are per channel. */
+export interface CaptureOutcome {
+  status: CaptureStatus
+  acceptedSamples: number
+  /** Samples this call caused to be lost (for drop-oldest: older audio it evicted). */
+  droppedSamples: number
+  /** Queue depth once the call settled, including the carried remainder. */
+  queuedMs: number
+  waitedMs: number
+}
+
+export interface CaptureOptions {
+  signal?: AbortSignal
+  /** Overrides the source's `deadlineMs` for this call. */
+  deadlineMs?: number
+}
+
+export interface HealthEvent {
+  state: HealthState
+  previous: HealthState
+  /** Ms since the consumer last made progress (for `recovered`: how long the stall lasted). */
+  sinceMs: number
+  queuedMs: number
+  /** `Date.now()`-style timestamp of the transition. */
+  at: number
+}
+
+export interface OverflowEvent {
+  droppedSamples: number
+  policy: OverflowPolicy
+}
+
+export interface UnderrunEvent {
+  ticks: number
+}
+
+export interface DeadlineEvent {
+  /** Longest wait among the captures reported. */
+  waitedMs: number
+  droppedSamples: number
+  /** Captures that hit their deadline since the previous report. */
+  count: number
+}
+
+export interface AudioSourceEvents {
+  health: [HealthEvent]
+  overflow: [OverflowEvent]
+  underrun: [UnderrunEvent]
+  deadline: [DeadlineEvent]
+  'processor-error': [{ processor: string; message: string; consecutive: number; bypassed: boolean }]
+  'sink-error': [{ message: string }]
+  closed: [Record<string, never>]
+}
+
+/** A snapshot of one source. Samples per channel; `underruns` in ticks. */
+export interface SourceMetrics {
+  captured: number
+  delivered: number
+  queued: number
+  dropped: number
+  cleared: number
+  /** Silence added by `flush()`; part of `captured`. */
+  padded: number
+  underruns: number
+  waitingCaptures: number
+  /** Samples in waiting captures, not yet captured. */
+  waitingSamples: number
+  stalls: number
+  queuedMs: number
+  playoutPosition: number
+  health: HealthState
+  captureWaitUs: { p50: number; p99: number; max: number }
+  outcomes: Record<CaptureStatus, number>
+}
