@@ -1,0 +1,11 @@
+import { defineConfig } from 'vitest/config'
+
+// Forks, not threads: native addons and threadsafe functions want a process each.
+export default defineConfig({
+  test: {
+    include: ['__test__/**/*.test.ts'],
+    pool: 'forks',
+    testTimeout: 20_000,
+    hookTimeout: 20_000,
+  },
+})
