@@ -1,3 +1,4 @@
+import { native } from './errors'
 import type { JsDrained, NativeEngine as NativeEngineT, NativeSource as NativeSourceT } from '../index'
 
 // The generated napi-rs loader (index.js) picks the platform binary.
@@ -58,7 +59,13 @@ export function shutdown(): void {
   if (!engine) return
   engine.shutdown()
   drainAll()
+  // A shut-down engine has dropped its wake-up; the next source gets a fresh engine.
+  if (holds > 0) engine.keepAlive(false)
+  holds = 0
+  engine = undefined
 }
 
 /** Triggers a Rust panic inside the binding (it surfaces as `ERR_NATIVE_PANIC`). */
-export const debugPanic: (message: string) => void = binding.debugPanic
+export function debugPanic(message: string): void {
+  native(() => binding.debugPanic(message))
+}

@@ -120,7 +120,8 @@ export class AudioSource extends EventEmitter<AudioSourceEvents> {
       const deadline = checkDeadline(opts.deadlineMs)
       const signal = opts.signal
       if (signal?.aborted) {
-        return Promise.resolve({ status: 'aborted', acceptedSamples: 0, droppedSamples: this.#perChannel(data), queuedMs: this.queuedMs, waitedMs: 0 })
+        const n = Math.floor(data.length / (ch || this.channels))
+        return Promise.resolve({ status: 'aborted', acceptedSamples: 0, droppedSamples: n, queuedMs: this.queuedMs, waitedMs: 0 })
       }
       const r = native(() =>
         data instanceof Int16Array
@@ -152,10 +153,6 @@ export class AudioSource extends EventEmitter<AudioSourceEvents> {
     } catch (e) {
       return Promise.reject(e)
     }
-  }
-
-  #perChannel(data: Samples): number {
-    return Math.floor(data.length / this.channels)
   }
 
   #wait(id: number, signal: AbortSignal | undefined): Promise<CaptureOutcome> {
@@ -320,6 +317,9 @@ export class AudioSource extends EventEmitter<AudioSourceEvents> {
           break
         }
         case 'closed': {
+          // Also reached when shutdown() closed the source natively.
+          this.#closed = true
+          unregister(this.#id)
           const wake = this.#wakeReader
           this.#wakeReader = undefined
           wake?.()

@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use capstan_core::{whole, CaptureResult, Engine, FrameRef, Read, Samples, Source, SourceOptions};
+use capstan_core::{declared, whole, CaptureResult, Engine, FrameRef, Read, Samples, Source, SourceOptions};
 use napi::bindgen_prelude::*;
 use napi_derive::napi;
 
@@ -22,12 +22,14 @@ fn result(r: CaptureResult) -> JsOutcome {
   }
 }
 
-fn frame<'a>(samples: Samples<'a>, sample_rate: Option<u32>, channels: Option<u32>) -> FrameRef<'a> {
-  FrameRef {
+/// Core-validated: a declared format that is not a whole number in range is a mismatch.
+fn frame<'a>(samples: Samples<'a>, sample_rate: Option<f64>, channels: Option<f64>) -> Result<FrameRef<'a>> {
+  let (sample_rate, channels) = declared(sample_rate, channels).map_err(js_err)?;
+  Ok(FrameRef {
     samples,
     sample_rate,
-    channels: channels.map(|c| c.min(u16::MAX as u32) as u16),
-  }
+    channels,
+  })
 }
 
 fn deadline(ms: Option<f64>) -> Result<Option<u32>> {
@@ -56,11 +58,11 @@ impl NativeSource {
   pub fn capture_i16(
     &self,
     data: Int16ArraySlice,
-    sample_rate: Option<u32>,
-    channels: Option<u32>,
+    sample_rate: Option<f64>,
+    channels: Option<f64>,
     deadline_ms: Option<f64>,
   ) -> Result<JsOutcome> {
-    let f = frame(Samples::I16(&data), sample_rate, channels);
+    let f = frame(Samples::I16(&data), sample_rate, channels)?;
     self
       .inner
       .capture(f, deadline(deadline_ms)?)
@@ -72,11 +74,11 @@ impl NativeSource {
   pub fn capture_f32(
     &self,
     data: Float32ArraySlice,
-    sample_rate: Option<u32>,
-    channels: Option<u32>,
+    sample_rate: Option<f64>,
+    channels: Option<f64>,
     deadline_ms: Option<f64>,
   ) -> Result<JsOutcome> {
-    let f = frame(Samples::F32(&data), sample_rate, channels);
+    let f = frame(Samples::F32(&data), sample_rate, channels)?;
     self
       .inner
       .capture(f, deadline(deadline_ms)?)
@@ -88,10 +90,10 @@ impl NativeSource {
   pub fn try_capture_i16(
     &self,
     data: Int16ArraySlice,
-    sample_rate: Option<u32>,
-    channels: Option<u32>,
+    sample_rate: Option<f64>,
+    channels: Option<f64>,
   ) -> Result<JsOutcome> {
-    let f = frame(Samples::I16(&data), sample_rate, channels);
+    let f = frame(Samples::I16(&data), sample_rate, channels)?;
     self.inner.try_capture(f).map(Into::into).map_err(js_err)
   }
 
@@ -99,10 +101,10 @@ impl NativeSource {
   pub fn try_capture_f32(
     &self,
     data: Float32ArraySlice,
-    sample_rate: Option<u32>,
-    channels: Option<u32>,
+    sample_rate: Option<f64>,
+    channels: Option<f64>,
   ) -> Result<JsOutcome> {
-    let f = frame(Samples::F32(&data), sample_rate, channels);
+    let f = frame(Samples::F32(&data), sample_rate, channels)?;
     self.inner.try_capture(f).map(Into::into).map_err(js_err)
   }
 

@@ -79,6 +79,21 @@ impl Format {
   }
 }
 
+/// A frame's declared rate and channel count as JavaScript numbers: anything that is not
+/// a whole number in range cannot match a source's format.
+pub fn declared(sample_rate: Option<f64>, channels: Option<f64>) -> Result<(Option<u32>, Option<u16>)> {
+  let bad = |what: &str, v: f64| CoreError::FormatMismatch(format!("frame {what} {v} matches no source format"));
+  let sr = match sample_rate {
+    Some(v) if v.fract() != 0.0 || !(0.0..=u32::MAX as f64).contains(&v) => return Err(bad("sampleRate", v)),
+    v => v.map(|v| v as u32),
+  };
+  let ch = match channels {
+    Some(v) if v.fract() != 0.0 || !(0.0..=u16::MAX as f64).contains(&v) => return Err(bad("channels", v)),
+    v => v.map(|v| v as u16),
+  };
+  Ok((sr, ch))
+}
+
 /// Converts float PCM in [-1, 1] to i16, clipping; NaN is a caller bug, not audio.
 pub fn f32_to_i16(input: &[f32], out: &mut Vec<i16>) -> Result<()> {
   out.clear();
@@ -115,6 +130,19 @@ mod tests {
     assert_eq!(f.check_len(0).unwrap_err().code(), "ERR_INVALID_FRAME");
     assert_eq!(f.check_len(3).unwrap_err().code(), "ERR_INVALID_FRAME");
     assert_eq!(f.check_frame(16_000, 2).unwrap_err().code(), "ERR_FORMAT_MISMATCH");
+    assert_eq!(
+      declared(Some(48_000.0 + 4_294_967_296.0), None).unwrap_err().code(),
+      "ERR_FORMAT_MISMATCH"
+    );
+    assert_eq!(
+      declared(None, Some(65_537.0)).unwrap_err().code(),
+      "ERR_FORMAT_MISMATCH"
+    );
+    assert_eq!(
+      declared(Some(48_000.5), None).unwrap_err().code(),
+      "ERR_FORMAT_MISMATCH"
+    );
+    assert_eq!(declared(Some(48_000.0), Some(2.0)).unwrap(), (Some(48_000), Some(2)));
   }
 
   #[test]

@@ -17,7 +17,7 @@ pub mod source;
 pub use clock::Engine;
 pub use error::{CoreError, Result};
 pub use events::{Completion, Drained, Event, Notifier};
-pub use format::Format;
+pub use format::{declared, Format};
 pub use health::{HealthState, Transition};
 pub use queue::Overflow;
 pub use source::{

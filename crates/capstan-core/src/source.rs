@@ -525,7 +525,8 @@ impl Source {
     };
     if pad == 0 {
       let mut st = self.lock();
-      let o = self.outcome(&mut st, Status::Accepted, 0, 0, Duration::ZERO);
+      let status = if st.closed { Status::Closed } else { Status::Accepted };
+      let o = self.outcome(&mut st, status, 0, 0, Duration::ZERO);
       return Ok(CaptureResult::Settled(o));
     }
     let silence = vec![0i16; pad];
