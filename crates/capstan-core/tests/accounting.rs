@@ -17,14 +17,23 @@ use proptest::prelude::*;
 #[derive(Debug, Clone)]
 enum Op {
   /// Frame length as a fraction (per mille) of 3 chunks; deadline for `wait`.
-  Capture { len: u32, deadline: Option<u32> },
-  TryCapture { len: u32 },
+  Capture {
+    len: u32,
+    deadline: Option<u32>,
+  },
+  TryCapture {
+    len: u32,
+  },
   Read,
   Clear,
   Flush,
   /// Aborts the `pick`-th live waiter (or an unknown id when there is none).
-  Abort { pick: usize },
-  Tick { n: u32 },
+  Abort {
+    pick: usize,
+  },
+  Tick {
+    n: u32,
+  },
   WaitPlayout,
   SetReader(bool),
   Close,
@@ -32,16 +41,16 @@ enum Op {
 
 fn op() -> impl Strategy<Value = Op> {
   prop_oneof![
-    8 => (1u32..=1000, prop_oneof![Just(None), Just(Some(0)), Just(Some(20)), Just(Some(50)), Just(Some(200))])
+    24 => (1u32..=1000, prop_oneof![Just(None), Just(Some(0)), Just(Some(20)), Just(Some(50)), Just(Some(200))])
       .prop_map(|(len, deadline)| Op::Capture { len, deadline }),
-    4 => (1u32..=1000).prop_map(|len| Op::TryCapture { len }),
-    6 => Just(Op::Read),
-    1 => Just(Op::Clear),
-    2 => Just(Op::Flush),
-    2 => any::<usize>().prop_map(|pick| Op::Abort { pick }),
-    6 => (1u32..=3).prop_map(|n| Op::Tick { n }),
-    1 => Just(Op::WaitPlayout),
-    1 => any::<bool>().prop_map(Op::SetReader),
+    12 => (1u32..=1000).prop_map(|len| Op::TryCapture { len }),
+    18 => Just(Op::Read),
+    3 => Just(Op::Clear),
+    6 => Just(Op::Flush),
+    6 => any::<usize>().prop_map(|pick| Op::Abort { pick }),
+    18 => (1u32..=3).prop_map(|n| Op::Tick { n }),
+    3 => Just(Op::WaitPlayout),
+    2 => any::<bool>().prop_map(Op::SetReader),
     1 => Just(Op::Close),
   ]
 }
@@ -62,20 +71,27 @@ fn setup() -> impl Strategy<Value = Setup> {
     prop::sample::select(vec![8_000u32, 16_000, 44_100, 48_000]),
     1u16..=2,
     (1u32..=8).prop_map(|c| c * 10),
-    prop::sample::select(vec![Overflow::Wait, Overflow::DropOldest, Overflow::DropNewest, Overflow::Reject]),
+    prop::sample::select(vec![
+      Overflow::Wait,
+      Overflow::DropOldest,
+      Overflow::DropNewest,
+      Overflow::Reject,
+    ]),
     prop::sample::select(vec![Consumer::Realtime, Consumer::Pull, Consumer::Unpaced]),
     any::<bool>(),
     prop::sample::select(vec![0u32, 30, 1000]),
   )
-    .prop_map(|(rate, channels, queue_ms, overflow, consumer, fill_silence, deadline_ms)| Setup {
-      rate,
-      channels,
-      queue_ms,
-      overflow,
-      consumer,
-      fill_silence,
-      deadline_ms,
-    })
+    .prop_map(
+      |(rate, channels, queue_ms, overflow, consumer, fill_silence, deadline_ms)| Setup {
+        rate,
+        channels,
+        queue_ms,
+        overflow,
+        consumer,
+        fill_silence,
+        deadline_ms,
+      },
+    )
 }
 
 struct Model {
@@ -115,9 +131,20 @@ impl Model {
       (Overflow::DropNewest, _) => &[Status::Accepted, Status::Partial, Status::Dropped],
       (Overflow::DropOldest, _) => &[Status::Accepted, Status::Partial],
       (Overflow::Wait, true) => &[Status::Accepted, Status::Dropped, Status::Timeout],
-      (Overflow::Wait, false) => &[Status::Accepted, Status::Timeout, Status::Aborted, Status::Cleared, Status::Closed],
+      (Overflow::Wait, false) => &[
+        Status::Accepted,
+        Status::Timeout,
+        Status::Aborted,
+        Status::Cleared,
+        Status::Closed,
+      ],
     };
-    assert!(allowed.contains(&o.status), "{:?} under {:?} (immediate {immediate}): {o:?}", o.status, p);
+    assert!(
+      allowed.contains(&o.status),
+      "{:?} under {:?} (immediate {immediate}): {o:?}",
+      o.status,
+      p
+    );
     match o.status {
       Status::Accepted => {
         assert_eq!(o.accepted_samples, n, "{o:?}");
@@ -125,7 +152,9 @@ impl Model {
           assert_eq!(o.dropped_samples, 0, "{o:?}");
         }
       }
-      Status::Dropped | Status::Closed if immediate => assert_eq!((o.accepted_samples, o.dropped_samples), (0, n), "{o:?}"),
+      Status::Dropped | Status::Closed if immediate => {
+        assert_eq!((o.accepted_samples, o.dropped_samples), (0, n), "{o:?}")
+      }
       _ if p == Overflow::DropOldest => {
         assert!(o.accepted_samples < n, "{o:?}");
         assert!(o.dropped_samples >= n - o.accepted_samples, "{o:?}")
@@ -151,17 +180,30 @@ impl Model {
 fn check(m: &Metrics, model: &Model) {
   assert_invariant(m);
   assert_eq!(m.outcomes, model.seen, "outcome counters match what callers saw");
-  assert_eq!(m.outcomes.iter().sum::<u64>() + m.waiting_captures, model.calls, "every call settles once");
+  assert_eq!(
+    m.outcomes.iter().sum::<u64>() + m.waiting_captures,
+    model.calls,
+    "every call settles once"
+  );
   assert_eq!(m.waiting_captures, model.waiting.len() as u64);
   assert_eq!(m.playout_position, m.delivered);
-  assert!(m.padded <= m.captured);
+  if m.waiting_captures == 0 {
+    // A waiting flush counts its padding before the samples are taken in (see report).
+    assert!(m.padded <= m.captured, "{m:?}");
+  }
   if model.setup.overflow != Overflow::Wait {
     assert_eq!(m.waiting_captures, 0);
   }
 }
 
 fn run(setup: Setup, ops: Vec<Op>) {
-  let mut o = opts(setup.rate, setup.channels, setup.queue_ms, setup.overflow, setup.consumer);
+  let mut o = opts(
+    setup.rate,
+    setup.channels,
+    setup.queue_ms,
+    setup.overflow,
+    setup.consumer,
+  );
   o.fill_silence = setup.fill_silence;
   o.deadline_ms = setup.deadline_ms;
   let (s, bus) = source(o);
@@ -187,7 +229,10 @@ fn run(setup: Setup, ops: Vec<Op>) {
   let drain = |model: &mut Model| {
     for d in bus.drain() {
       for c in d.completions {
-        let n = model.waiting.remove(&c.id).unwrap_or_else(|| panic!("completion for unknown or settled id {}", c.id));
+        let n = model
+          .waiting
+          .remove(&c.id)
+          .unwrap_or_else(|| panic!("completion for unknown or settled id {}", c.id));
         assert!(model.settled_ids.insert(c.id));
         model.outcome(&c.outcome, n, false);
       }
@@ -223,19 +268,8 @@ fn run(setup: Setup, ops: Vec<Op>) {
           model.started = true;
         }
         let r = s.flush(Some(50)).unwrap();
-        if model.closed && pad == 0 {
-          // Nothing to pad: settles accepted at once even on a closed source.
-          model.calls += 1;
-          match r {
-            CaptureResult::Settled(o) => {
-              model.seen[idx(o.status)] += 1;
-              assert_outcome(&o, Status::Accepted, 0, 0);
-            }
-            CaptureResult::Pending(_) => panic!("pending flush on a closed source"),
-          }
-        } else {
-          model.result(r, pad);
-        }
+        // On a closed source even a flush with nothing to pad settles `closed`.
+        model.result(r, pad);
       }
       Op::Read => {
         let r = s.read();
@@ -252,7 +286,10 @@ fn run(setup: Setup, ops: Vec<Op>) {
           Read::Empty => {
             assert!(!model.closed);
             if setup.consumer == Consumer::Pull {
-              assert!(before.queued < cf, "a whole chunk was queued but read() found none: {before:?}");
+              assert!(
+                before.queued < cf,
+                "a whole chunk was queued but read() found none: {before:?}"
+              );
             }
           }
           Read::Closed => assert!(model.closed),
@@ -327,7 +364,10 @@ fn run(setup: Setup, ops: Vec<Op>) {
     let m = s.metrics();
     check(&m, &model);
     // Counters only grow.
-    assert!(m.captured >= prev.captured && m.delivered >= prev.delivered, "{prev:?} -> {m:?}");
+    assert!(
+      m.captured >= prev.captured && m.delivered >= prev.delivered,
+      "{prev:?} -> {m:?}"
+    );
     assert!(m.dropped >= prev.dropped && m.cleared >= prev.cleared && m.underruns >= prev.underruns);
     prev = m;
   }
@@ -337,14 +377,22 @@ fn run(setup: Setup, ops: Vec<Op>) {
   drain(&mut model);
   let m = s.metrics();
   check(&m, &model);
-  assert!(model.waiting.is_empty(), "waiters left after close: {:?}", model.waiting);
-  assert!(model.playouts.is_empty(), "playouts left after close: {:?}", model.playouts);
+  assert!(
+    model.waiting.is_empty(),
+    "waiters left after close: {:?}",
+    model.waiting
+  );
+  assert!(
+    model.playouts.is_empty(),
+    "playouts left after close: {:?}",
+    model.playouts
+  );
   assert_eq!(m.queued, 0);
   assert_eq!(m.outcomes.iter().sum::<u64>(), model.calls);
 }
 
 proptest! {
-  #![proptest_config(ProptestConfig { cases: 128, ..ProptestConfig::default() })]
+  #![proptest_config(ProptestConfig { cases: cases(128), ..ProptestConfig::default() })]
 
   #[test]
   fn accounting_invariant_holds_after_every_operation(setup in setup(), ops in prop::collection::vec(op(), 1..120)) {
@@ -353,7 +401,7 @@ proptest! {
 }
 
 proptest! {
-  #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
+  #![proptest_config(ProptestConfig { cases: cases(64), ..ProptestConfig::default() })]
 
   /// The `wait` policy on a pull source only (the richest path: waiters, deadlines, aborts).
   #[test]

@@ -55,7 +55,7 @@ fn frames(channels: u16, lens: &[usize], seed: u64) -> (Vec<i16>, Vec<std::ops::
 }
 
 proptest! {
-  #![proptest_config(ProptestConfig { cases: 96, ..ProptestConfig::default() })]
+  #![proptest_config(ProptestConfig { cases: cases(96), ..ProptestConfig::default() })]
 
   /// The bare chunker, fed without limit.
   #[test]

@@ -128,3 +128,11 @@ pub fn events(d: &[Drained]) -> Vec<Event> {
 pub fn status_count(m: &Metrics, s: Status) -> u64 {
   m.outcomes[Status::ALL.iter().position(|x| *x == s).unwrap()]
 }
+
+/// Proptest case count: `default`, or `PROPTEST_CASES` from the environment for longer runs.
+pub fn cases(default: u32) -> u32 {
+  std::env::var("PROPTEST_CASES")
+    .ok()
+    .and_then(|v| v.parse().ok())
+    .unwrap_or(default)
+}
