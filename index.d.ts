@@ -17,7 +17,7 @@ export declare class NativeEngine {
    */
   constructor(threads: number | undefined | null, onWake: () => unknown)
   /** Everything pending on every source: events, settled captures, reached playout marks. */
-  drain(): Array<JsDrained>
+  drain(): JsBatch
   /**
    * While JavaScript awaits something only the engine can settle (a waiting capture, a
    * playout, a reader), the wake-up holds the event loop open like any pending I/O.
@@ -34,14 +34,18 @@ export declare class NativeEngine {
 export declare class NativeSource {
   constructor(engine: NativeEngine, options: JsSourceOptions)
   get id(): number
-  /** Copies the samples (borrowed zero-copy from the caller's view) into the engine. */
-  captureI16(data: Int16Array, sampleRate?: number | undefined | null, channels?: number | undefined | null, deadlineMs?: number | undefined | null): JsOutcome
-  captureF32(data: Float32Array, sampleRate?: number | undefined | null, channels?: number | undefined | null, deadlineMs?: number | undefined | null): JsOutcome
-  tryCaptureI16(data: Int16Array, sampleRate?: number | undefined | null, channels?: number | undefined | null): JsOutcome
-  tryCaptureF32(data: Float32Array, sampleRate?: number | undefined | null, channels?: number | undefined | null): JsOutcome
-  flush(deadlineMs?: number | undefined | null): JsOutcome
-  /** Settles a waiting capture as aborted; null if it had already settled. */
-  abort(id: number): JsOutcome | null
+  /**
+   * Copies the samples (borrowed zero-copy from the caller's view) into the engine and
+   * writes the outcome record into `out` (see `OUTCOME_SLOTS`).
+   */
+  captureI16(data: Int16Array, sampleRate: number | undefined | null, channels: number | undefined | null, deadlineMs: number | undefined | null, out: Float64Array): void
+  captureF32(data: Float32Array, sampleRate: number | undefined | null, channels: number | undefined | null, deadlineMs: number | undefined | null, out: Float64Array): void
+  /** Never waits; the outcome is always settled. */
+  tryCaptureI16(data: Int16Array, sampleRate: number | undefined | null, channels: number | undefined | null, out: Float64Array): void
+  tryCaptureF32(data: Float32Array, sampleRate: number | undefined | null, channels: number | undefined | null, out: Float64Array): void
+  flush(deadlineMs: number | undefined | null, out: Float64Array): void
+  /** Settles a waiting capture as aborted (record in `out`); false if it had already settled. */
+  abort(id: number, out: Float64Array): boolean
   clear(): number
   /** Null when already played out; else an id the bus reports in `playouts`. */
   waitPlayout(): number | null
@@ -67,19 +71,19 @@ export declare class NativeSource {
  */
 export declare function debugPanic(message: string): void
 
-export interface JsCompletion {
-  id: number
-  outcome: JsOutcome
-}
-
-export interface JsDrained {
-  sourceId: number
+/**
+ * Everything a drain found, packed: completions as `[sourceId, ...outcome record]` rows
+ * (1 + OUTCOME_SLOTS numbers each, the record's `id` slot naming the capture), reached
+ * playout marks as `[sourceId, id]` pairs, events as objects (they are rare and coalesced).
+ */
+export interface JsBatch {
+  completions: Float64Array
+  playouts: Float64Array
   events: Array<JsEvent>
-  completions: Array<JsCompletion>
-  playouts: Array<number>
 }
 
 export interface JsEvent {
+  sourceId: number
   kind: string
   state?: string
   previous?: string
@@ -112,16 +116,6 @@ export interface JsMetrics {
   outcomes: Record<string, number>
 }
 
-/** A settled outcome, or `status: "pending"` with the `id` the bus will settle. */
-export interface JsOutcome {
-  status: string
-  acceptedSamples: number
-  droppedSamples: number
-  queuedMs: number
-  waitedMs: number
-  id?: number
-}
-
 export interface JsSourceOptions {
   sampleRate: number
   channels: number
@@ -139,3 +133,9 @@ export interface JsWait {
   p99: number
   max: number
 }
+
+/**
+ * Outcome statuses by the code an outcome record carries; the code one past the last
+ * means "pending".
+ */
+export declare function outcomeStatuses(): Array<string>

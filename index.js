@@ -838,3 +838,4 @@ module.exports = nativeBinding
 module.exports.NativeEngine = nativeBinding.NativeEngine
 module.exports.NativeSource = nativeBinding.NativeSource
 module.exports.debugPanic = nativeBinding.debugPanic
+module.exports.outcomeStatuses = nativeBinding.outcomeStatuses

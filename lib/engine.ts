@@ -1,16 +1,19 @@
 import { native } from './errors'
-import type { JsDrained, NativeEngine as NativeEngineT, NativeSource as NativeSourceT } from '../index'
+import type { JsEvent, NativeEngine as NativeEngineT, NativeSource as NativeSourceT } from '../index'
 
 // The generated napi-rs loader (index.js) picks the platform binary.
 // eslint-disable-next-line @typescript-eslint/no-require-imports
-const binding: typeof import('../index') = require('../index.js')
+export const binding: typeof import('../index') = require('../index.js')
 
 export const { NativeEngine, NativeSource } = binding
 export type { NativeEngineT, NativeSourceT }
 
 /** What a source needs from the engine dispatcher. */
 export interface Dispatchable {
-  dispatch(d: JsDrained): void
+  /** A waiting capture settled: its outcome record starts at `rec[at]`. */
+  settled(rec: Float64Array, at: number): void
+  playedOut(id: number): void
+  event(e: JsEvent): void
 }
 
 const sources = new Map<number, Dispatchable>()
@@ -51,7 +54,11 @@ export function release(): void {
 /** Delivers everything pending to its sources: settles captures, emits events. */
 export function drainAll(): void {
   if (!engine) return
-  for (const d of engine.drain()) sources.get(d.sourceId)?.dispatch(d)
+  const { completions: c, playouts: p, events } = engine.drain()
+  // Rows of [sourceId, ...outcome record]; see ./outcome.
+  for (let i = 0; i < c.length; i += 7) sources.get(c[i])?.settled(c, i + 1)
+  for (let i = 0; i < p.length; i += 2) sources.get(p[i])?.playedOut(p[i + 1])
+  for (const e of events) sources.get(e.sourceId)?.event(e)
 }
 
 /** Closes every source of this environment and joins the engine's threads. */

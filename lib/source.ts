@@ -1,9 +1,10 @@
 import { EventEmitter } from 'node:events'
 
 import { AudioFrame, type AudioFrameLike, type Samples } from './frame'
-import { CapstanError, native } from './errors'
+import { CapstanError, fromNative, native } from './errors'
+import { PENDING, readOutcome, record } from './outcome'
 import { NativeSource, drainAll, getEngine, hold, register, release, unregister, type NativeSourceT } from './engine'
-import type { JsDrained, JsOutcome } from '../index'
+import type { JsEvent } from '../index'
 import type {
   AudioSourceEvents,
   AudioSourceOptions,
@@ -46,16 +47,6 @@ function checkTypes(opts: unknown): AudioSourceOptions {
     if (v !== undefined && typeof v !== t) throw new CapstanError('ERR_INVALID_OPTION', `${k} must be a ${t}`)
   }
   return opts as AudioSourceOptions
-}
-
-function outcome(o: JsOutcome): CaptureOutcome {
-  return {
-    status: o.status as CaptureOutcome['status'],
-    acceptedSamples: o.acceptedSamples,
-    droppedSamples: o.droppedSamples,
-    queuedMs: o.queuedMs,
-    waitedMs: o.waitedMs,
-  }
 }
 
 /** Splits what the caller passed into samples and declared format (undefined: the source's). */
@@ -114,45 +105,53 @@ export class AudioSource extends EventEmitter<AudioSourceEvents> {
    * returns) and settles when the frame is queued, dropped, or its wait ends.
    * Rejects only on programmer errors (`CapstanError`).
    */
-  captureFrame(frame: AudioFrameLike | Samples, opts: CaptureOptions = {}): Promise<CaptureOutcome> {
+  captureFrame(frame: AudioFrameLike | Samples, opts?: CaptureOptions): Promise<CaptureOutcome> {
+    let data: Samples, rate: number | undefined, ch: number | undefined, deadline: number | undefined
+    let signal: AbortSignal | undefined
     try {
-      const [data, rate, ch] = unpack(frame)
-      const deadline = checkDeadline(opts.deadlineMs)
-      const signal = opts.signal
-      if (signal?.aborted) {
-        const n = Math.floor(data.length / (ch || this.channels))
-        return Promise.resolve({ status: 'aborted', acceptedSamples: 0, droppedSamples: n, queuedMs: this.queuedMs, waitedMs: 0 })
+      if (frame instanceof Int16Array) data = frame
+      else [data, rate, ch] = unpack(frame)
+      if (opts !== undefined) {
+        deadline = checkDeadline(opts.deadlineMs)
+        signal = opts.signal
+        if (signal?.aborted) {
+          const n = Math.floor(data.length / (ch || this.channels))
+          return Promise.resolve({ status: 'aborted', acceptedSamples: 0, droppedSamples: n, queuedMs: this.queuedMs, waitedMs: 0 })
+        }
       }
-      const r = native(() =>
-        data instanceof Int16Array
-          ? this.#native.captureI16(data, rate, ch, deadline)
-          : this.#native.captureF32(data, rate, ch, deadline),
-      )
-      if (r.id === undefined || r.id === null) return Promise.resolve(outcome(r))
-      return this.#wait(r.id, signal)
+      if (data instanceof Int16Array) this.#native.captureI16(data, rate, ch, deadline, record)
+      else this.#native.captureF32(data, rate, ch, deadline, record)
     } catch (e) {
-      return Promise.reject(e)
+      return Promise.reject(fromNative(e))
     }
+    if (record[0] !== PENDING) return Promise.resolve(readOutcome(record))
+    return this.#wait(record[5], signal)
   }
 
   /** Synchronous and never waits: the fast path for hot loops. */
   tryCaptureFrame(frame: AudioFrameLike | Samples): CaptureOutcome {
-    const [data, rate, ch] = unpack(frame)
-    const r = native(() =>
-      data instanceof Int16Array ? this.#native.tryCaptureI16(data, rate, ch) : this.#native.tryCaptureF32(data, rate, ch),
-    )
-    return outcome(r)
+    try {
+      if (frame instanceof Int16Array) this.#native.tryCaptureI16(frame, undefined, undefined, record)
+      else {
+        const [data, rate, ch] = unpack(frame)
+        if (data instanceof Int16Array) this.#native.tryCaptureI16(data, rate, ch, record)
+        else this.#native.tryCaptureF32(data, rate, ch, record)
+      }
+    } catch (e) {
+      throw fromNative(e)
+    }
+    return readOutcome(record)
   }
 
   /** Ends the segment: the carried remainder (< 10 ms) is padded with silence and queued. */
   flush(opts: CaptureOptions = {}): Promise<CaptureOutcome> {
     try {
-      const r = native(() => this.#native.flush(checkDeadline(opts.deadlineMs)))
-      if (r.id === undefined || r.id === null) return Promise.resolve(outcome(r))
-      return this.#wait(r.id, opts.signal)
+      this.#native.flush(checkDeadline(opts.deadlineMs), record)
     } catch (e) {
-      return Promise.reject(e)
+      return Promise.reject(fromNative(e))
     }
+    if (record[0] !== PENDING) return Promise.resolve(readOutcome(record))
+    return this.#wait(record[5], opts.signal)
   }
 
   #wait(id: number, signal: AbortSignal | undefined): Promise<CaptureOutcome> {
@@ -160,8 +159,7 @@ export class AudioSource extends EventEmitter<AudioSourceEvents> {
       const w: Waiting = { resolve, signal }
       if (signal) {
         w.onAbort = () => {
-          const o = native(() => this.#native.abort(id))
-          if (o) this.#settle(id, outcome(o))
+          if (native(() => this.#native.abort(id, record))) this.#settle(id, readOutcome(record))
         }
         signal.addEventListener('abort', w.onAbort, { once: true })
       }
@@ -279,53 +277,57 @@ export class AudioSource extends EventEmitter<AudioSourceEvents> {
     return this.close()
   }
 
-  /** @internal Called by the engine dispatcher with this source's pending batch. */
-  dispatch(d: JsDrained): void {
-    for (const c of d.completions) this.#settle(c.id, outcome(c.outcome))
-    for (const id of d.playouts) {
-      const p = this.#playouts.get(id)
-      if (!p) continue
-      this.#playouts.delete(id)
-      release()
-      if (p.onAbort) p.signal?.removeEventListener('abort', p.onAbort)
-      p.resolve()
-    }
-    for (const e of d.events) {
-      switch (e.kind) {
-        case 'health':
-          this.emit('health', {
-            state: e.state as HealthState,
-            previous: e.previous as HealthState,
-            sinceMs: e.sinceMs!,
-            queuedMs: e.queuedMs!,
-            at: e.at!,
-          })
-          break
-        case 'overflow':
-          this.emit('overflow', { droppedSamples: e.droppedSamples!, policy: e.policy as 'wait' })
-          break
-        case 'underrun':
-          this.emit('underrun', { ticks: e.ticks! })
-          break
-        case 'deadline':
-          this.emit('deadline', { waitedMs: e.waitedMs!, droppedSamples: e.droppedSamples!, count: e.count! })
-          break
-        case 'readable': {
-          const wake = this.#wakeReader
-          this.#wakeReader = undefined
-          wake?.()
-          break
-        }
-        case 'closed': {
-          // Also reached when shutdown() closed the source natively.
-          this.#closed = true
-          unregister(this.#id)
-          const wake = this.#wakeReader
-          this.#wakeReader = undefined
-          wake?.()
-          this.emit('closed', {})
-          break
-        }
+  /** @internal A waiting capture settled (engine dispatcher). */
+  settled(rec: Float64Array, at: number): void {
+    this.#settle(rec[at + 5], readOutcome(rec, at))
+  }
+
+  /** @internal A playout mark was reached (engine dispatcher). */
+  playedOut(id: number): void {
+    const p = this.#playouts.get(id)
+    if (!p) return
+    this.#playouts.delete(id)
+    release()
+    if (p.onAbort) p.signal?.removeEventListener('abort', p.onAbort)
+    p.resolve()
+  }
+
+  /** @internal A coalesced event for this source (engine dispatcher). */
+  event(e: JsEvent): void {
+    switch (e.kind) {
+      case 'health':
+        this.emit('health', {
+          state: e.state as HealthState,
+          previous: e.previous as HealthState,
+          sinceMs: e.sinceMs!,
+          queuedMs: e.queuedMs!,
+          at: e.at!,
+        })
+        break
+      case 'overflow':
+        this.emit('overflow', { droppedSamples: e.droppedSamples!, policy: e.policy as 'wait' })
+        break
+      case 'underrun':
+        this.emit('underrun', { ticks: e.ticks! })
+        break
+      case 'deadline':
+        this.emit('deadline', { waitedMs: e.waitedMs!, droppedSamples: e.droppedSamples!, count: e.count! })
+        break
+      case 'readable': {
+        const wake = this.#wakeReader
+        this.#wakeReader = undefined
+        wake?.()
+        break
+      }
+      case 'closed': {
+        // Also reached when shutdown() closed the source natively.
+        this.#closed = true
+        unregister(this.#id)
+        const wake = this.#wakeReader
+        this.#wakeReader = undefined
+        wake?.()
+        this.emit('closed', {})
+        break
       }
     }
   }

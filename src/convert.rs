@@ -1,6 +1,7 @@
 //! Boundary types: core values as plain JS objects, core errors as coded JS errors.
 
-use capstan_core::{CoreError, Drained, Event, Metrics, Outcome, Status};
+use capstan_core::{CaptureResult, CoreError, Drained, Event, Metrics, Outcome, Status};
+use napi::bindgen_prelude::Float64Array;
 use napi_derive::napi;
 
 /// Core errors cross as `"<CODE>: <message>"`; the TypeScript layer makes them `CapstanError`s.
@@ -37,45 +38,36 @@ impl From<JsSourceOptions> for capstan_core::RawOptions {
   }
 }
 
-/// A settled outcome, or `status: "pending"` with the `id` the bus will settle.
-#[napi(object)]
-pub struct JsOutcome {
-  pub status: String,
-  pub accepted_samples: f64,
-  pub dropped_samples: f64,
-  pub queued_ms: f64,
-  pub waited_ms: f64,
-  pub id: Option<f64>,
+/// Slots of the outcome record a capture writes into the caller's `Float64Array`:
+/// `[status, acceptedSamples, droppedSamples, queuedMs, waitedMs, id]`. Status is the index
+/// in `Status::ALL`, or `PENDING` with the id the bus will settle. Plain numbers cross the
+/// boundary far cheaper than an object with named properties.
+pub const OUTCOME_SLOTS: usize = 6;
+pub const PENDING: f64 = Status::ALL.len() as f64;
+
+pub fn write_outcome(o: &Outcome, out: &mut [f64]) {
+  out[0] = Status::ALL.iter().position(|s| *s == o.status).unwrap_or(0) as f64;
+  out[1] = o.accepted_samples as f64;
+  out[2] = o.dropped_samples as f64;
+  out[3] = o.queued_ms;
+  out[4] = o.waited_ms;
+  out[5] = 0.0;
 }
 
-impl From<Outcome> for JsOutcome {
-  fn from(o: Outcome) -> Self {
-    JsOutcome {
-      status: o.status.as_str().to_string(),
-      accepted_samples: o.accepted_samples as f64,
-      dropped_samples: o.dropped_samples as f64,
-      queued_ms: o.queued_ms,
-      waited_ms: o.waited_ms,
-      id: None,
-    }
-  }
-}
-
-impl JsOutcome {
-  pub fn pending(id: u64) -> Self {
-    JsOutcome {
-      status: "pending".into(),
-      accepted_samples: 0.0,
-      dropped_samples: 0.0,
-      queued_ms: 0.0,
-      waited_ms: 0.0,
-      id: Some(id as f64),
+pub fn write_result(r: CaptureResult, out: &mut [f64]) {
+  match r {
+    CaptureResult::Settled(o) => write_outcome(&o, out),
+    CaptureResult::Pending(id) => {
+      out[..OUTCOME_SLOTS].fill(0.0);
+      out[0] = PENDING;
+      out[5] = id as f64;
     }
   }
 }
 
 #[napi(object)]
 pub struct JsEvent {
+  pub source_id: f64,
   pub kind: String,
   pub state: Option<String>,
   pub previous: Option<String>,
@@ -92,6 +84,7 @@ pub struct JsEvent {
 impl JsEvent {
   fn kind(kind: &str) -> Self {
     JsEvent {
+      source_id: 0.0,
       kind: kind.into(),
       state: None,
       previous: None,
@@ -146,34 +139,42 @@ impl From<Event> for JsEvent {
   }
 }
 
+/// Everything a drain found, packed: completions as `[sourceId, ...outcome record]` rows
+/// (1 + OUTCOME_SLOTS numbers each, the record's `id` slot naming the capture), reached
+/// playout marks as `[sourceId, id]` pairs, events as objects (they are rare and coalesced).
 #[napi(object)]
-pub struct JsCompletion {
-  pub id: f64,
-  pub outcome: JsOutcome,
-}
-
-#[napi(object)]
-pub struct JsDrained {
-  pub source_id: f64,
+pub struct JsBatch {
+  pub completions: Float64Array,
+  pub playouts: Float64Array,
   pub events: Vec<JsEvent>,
-  pub completions: Vec<JsCompletion>,
-  pub playouts: Vec<f64>,
 }
 
-impl From<Drained> for JsDrained {
-  fn from(d: Drained) -> Self {
-    JsDrained {
-      source_id: d.source_id as f64,
-      events: d.events.into_iter().map(Into::into).collect(),
-      completions: d
-        .completions
-        .into_iter()
-        .map(|c| JsCompletion {
-          id: c.id as f64,
-          outcome: c.outcome.into(),
-        })
-        .collect(),
-      playouts: d.playouts.into_iter().map(|p| p as f64).collect(),
+impl JsBatch {
+  pub fn pack(drained: Vec<Drained>) -> Self {
+    let mut completions = Vec::new();
+    let mut playouts = Vec::new();
+    let mut events = Vec::new();
+    let mut rec = [0.0; OUTCOME_SLOTS];
+    for d in drained {
+      let sid = d.source_id as f64;
+      for c in d.completions {
+        write_outcome(&c.outcome, &mut rec);
+        rec[5] = c.id as f64;
+        completions.push(sid);
+        completions.extend_from_slice(&rec);
+      }
+      for p in d.playouts {
+        playouts.extend_from_slice(&[sid, p as f64]);
+      }
+      events.extend(d.events.into_iter().map(|e| JsEvent {
+        source_id: sid,
+        ..JsEvent::from(e)
+      }));
+    }
+    JsBatch {
+      completions: Float64Array::new(completions),
+      playouts: Float64Array::new(playouts),
+      events,
     }
   }
 }

@@ -9,7 +9,7 @@ use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode};
 use napi_derive::napi;
 use parking_lot::Mutex;
 
-use crate::convert::JsDrained;
+use crate::convert::JsBatch;
 
 type Wake = ThreadsafeFunction<(), Unknown<'static>, (), Status, false, true>;
 
@@ -44,8 +44,8 @@ impl NativeEngine {
 
   /// Everything pending on every source: events, settled captures, reached playout marks.
   #[napi(catch_unwind)]
-  pub fn drain(&self) -> Vec<JsDrained> {
-    self.inner.drain().into_iter().map(Into::into).collect()
+  pub fn drain(&self) -> JsBatch {
+    JsBatch::pack(self.inner.drain())
   }
 
   /// While JavaScript awaits something only the engine can settle (a waiting capture, a

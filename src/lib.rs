@@ -10,6 +10,13 @@ mod source;
 pub use engine::NativeEngine;
 pub use source::NativeSource;
 
+/// Outcome statuses by the code an outcome record carries; the code one past the last
+/// means "pending".
+#[napi_derive::napi]
+pub fn outcome_statuses() -> Vec<&'static str> {
+  capstan_core::Status::ALL.iter().map(|s| s.as_str()).collect()
+}
+
 /// Panics on purpose, so tests can prove a Rust panic surfaces as `ERR_NATIVE_PANIC`
 /// instead of taking the process down.
 #[napi_derive::napi(catch_unwind)]

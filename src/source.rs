@@ -2,24 +2,17 @@
 
 use std::sync::Arc;
 
-use capstan_core::{declared, whole, CaptureResult, Engine, FrameRef, Read, Samples, Source, SourceOptions};
+use capstan_core::{declared, whole, Engine, FrameRef, Read, Samples, Source, SourceOptions};
 use napi::bindgen_prelude::*;
 use napi_derive::napi;
 
-use crate::convert::{js_err, JsMetrics, JsOutcome, JsSourceOptions};
+use crate::convert::{js_err, write_outcome, write_result, JsMetrics, JsSourceOptions, OUTCOME_SLOTS};
 use crate::engine::NativeEngine;
 
 #[napi]
 pub struct NativeSource {
   inner: Arc<Source>,
   engine: Arc<Engine>,
-}
-
-fn result(r: CaptureResult) -> JsOutcome {
-  match r {
-    CaptureResult::Settled(o) => o.into(),
-    CaptureResult::Pending(id) => JsOutcome::pending(id),
-  }
 }
 
 /// Core-validated: a declared format that is not a whole number in range is a mismatch.
@@ -30,6 +23,22 @@ fn frame<'a>(samples: Samples<'a>, sample_rate: Option<f64>, channels: Option<f6
     sample_rate,
     channels,
   })
+}
+
+/// The caller's outcome record. Safety: the JS thread is inside this call, so nothing
+/// else touches the array while we write it.
+fn slots<'a>(out: &'a mut Float64ArraySlice) -> &'a mut [f64] {
+  unsafe { out.as_mut() }
+}
+
+fn check_out(out: &[f64]) -> Result<()> {
+  if out.len() < OUTCOME_SLOTS {
+    return Err(Error::new(
+      Status::InvalidArg,
+      format!("outcome record needs {OUTCOME_SLOTS} slots"),
+    ));
+  }
+  Ok(())
 }
 
 fn deadline(ms: Option<f64>) -> Result<Option<u32>> {
@@ -48,12 +57,24 @@ impl NativeSource {
     })
   }
 
+  fn run(&self, f: FrameRef<'_>, wait: bool, deadline_ms: Option<f64>, out: &mut [f64]) -> Result<()> {
+    check_out(out)?;
+    let r = if wait {
+      self.inner.capture(f, deadline(deadline_ms)?)
+    } else {
+      self.inner.try_capture(f).map(capstan_core::CaptureResult::Settled)
+    };
+    write_result(r.map_err(js_err)?, out);
+    Ok(())
+  }
+
   #[napi(getter)]
   pub fn id(&self) -> f64 {
     self.inner.id() as f64
   }
 
-  /// Copies the samples (borrowed zero-copy from the caller's view) into the engine.
+  /// Copies the samples (borrowed zero-copy from the caller's view) into the engine and
+  /// writes the outcome record into `out` (see `OUTCOME_SLOTS`).
   #[napi(catch_unwind)]
   pub fn capture_i16(
     &self,
@@ -61,13 +82,14 @@ impl NativeSource {
     sample_rate: Option<f64>,
     channels: Option<f64>,
     deadline_ms: Option<f64>,
-  ) -> Result<JsOutcome> {
-    let f = frame(Samples::I16(&data), sample_rate, channels)?;
-    self
-      .inner
-      .capture(f, deadline(deadline_ms)?)
-      .map(result)
-      .map_err(js_err)
+    mut out: Float64ArraySlice,
+  ) -> Result<()> {
+    self.run(
+      frame(Samples::I16(&data), sample_rate, channels)?,
+      true,
+      deadline_ms,
+      slots(&mut out),
+    )
   }
 
   #[napi(catch_unwind)]
@@ -77,24 +99,31 @@ impl NativeSource {
     sample_rate: Option<f64>,
     channels: Option<f64>,
     deadline_ms: Option<f64>,
-  ) -> Result<JsOutcome> {
-    let f = frame(Samples::F32(&data), sample_rate, channels)?;
-    self
-      .inner
-      .capture(f, deadline(deadline_ms)?)
-      .map(result)
-      .map_err(js_err)
+    mut out: Float64ArraySlice,
+  ) -> Result<()> {
+    self.run(
+      frame(Samples::F32(&data), sample_rate, channels)?,
+      true,
+      deadline_ms,
+      slots(&mut out),
+    )
   }
 
+  /// Never waits; the outcome is always settled.
   #[napi(catch_unwind)]
   pub fn try_capture_i16(
     &self,
     data: Int16ArraySlice,
     sample_rate: Option<f64>,
     channels: Option<f64>,
-  ) -> Result<JsOutcome> {
-    let f = frame(Samples::I16(&data), sample_rate, channels)?;
-    self.inner.try_capture(f).map(Into::into).map_err(js_err)
+    mut out: Float64ArraySlice,
+  ) -> Result<()> {
+    self.run(
+      frame(Samples::I16(&data), sample_rate, channels)?,
+      false,
+      None,
+      slots(&mut out),
+    )
   }
 
   #[napi(catch_unwind)]
@@ -103,20 +132,31 @@ impl NativeSource {
     data: Float32ArraySlice,
     sample_rate: Option<f64>,
     channels: Option<f64>,
-  ) -> Result<JsOutcome> {
-    let f = frame(Samples::F32(&data), sample_rate, channels)?;
-    self.inner.try_capture(f).map(Into::into).map_err(js_err)
+    mut out: Float64ArraySlice,
+  ) -> Result<()> {
+    self.run(
+      frame(Samples::F32(&data), sample_rate, channels)?,
+      false,
+      None,
+      slots(&mut out),
+    )
   }
 
   #[napi(catch_unwind)]
-  pub fn flush(&self, deadline_ms: Option<f64>) -> Result<JsOutcome> {
-    self.inner.flush(deadline(deadline_ms)?).map(result).map_err(js_err)
+  pub fn flush(&self, deadline_ms: Option<f64>, mut out: Float64ArraySlice) -> Result<()> {
+    let out = slots(&mut out);
+    check_out(out)?;
+    let r = self.inner.flush(deadline(deadline_ms)?).map_err(js_err)?;
+    write_result(r, out);
+    Ok(())
   }
 
-  /// Settles a waiting capture as aborted; null if it had already settled.
+  /// Settles a waiting capture as aborted (record in `out`); false if it had already settled.
   #[napi(catch_unwind)]
-  pub fn abort(&self, id: f64) -> Option<JsOutcome> {
-    self.inner.abort(id as u64).map(Into::into)
+  pub fn abort(&self, id: f64, mut out: Float64ArraySlice) -> Result<bool> {
+    let out = slots(&mut out);
+    check_out(out)?;
+    Ok(self.inner.abort(id as u64).map(|o| write_outcome(&o, out)).is_some())
   }
 
   #[napi(catch_unwind)]

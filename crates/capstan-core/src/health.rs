@@ -111,6 +111,18 @@ impl Health {
       self.last_progress = now;
     }
     let idle = now.saturating_duration_since(self.last_progress);
+    if !backlog {
+      // Nothing waits for the consumer any more (cleared, or the producer stopped): it
+      // cannot be behind.
+      return match self.state {
+        HealthState::Lagging => Some(self.go(HealthState::Healthy, idle, now, queued_ms)),
+        HealthState::Stalled => Some(self.go(HealthState::Recovered, idle, now, queued_ms)),
+        HealthState::Recovered if now.saturating_duration_since(self.entered) >= self.times.settle_after => {
+          Some(self.go(HealthState::Healthy, idle, now, queued_ms))
+        }
+        _ => None,
+      };
+    }
     match self.state {
       HealthState::Healthy if idle >= self.times.stall_after => {
         self.stalls += 1;
@@ -153,6 +165,23 @@ mod tests {
     let ok = h.check(t0 + Duration::from_millis(1110), false, 0.0).unwrap();
     assert_eq!((ok.previous, ok.state), (HealthState::Recovered, HealthState::Healthy));
     assert_eq!(h.stalls, 1);
+  }
+
+  #[test]
+  fn a_stall_ends_when_nothing_is_left_to_consume() {
+    let t0 = Instant::now();
+    let mut h = Health::new(HealthTimes::from_stall_ms(100), t0);
+    h.check(t0 + Duration::from_millis(60), true, 10.0);
+    assert_eq!(
+      h.check(t0 + Duration::from_millis(120), true, 10.0).unwrap().state,
+      HealthState::Stalled
+    );
+    // The queue was cleared: the consumer owes nothing.
+    let r = h.check(t0 + Duration::from_millis(130), false, 0.0).unwrap();
+    assert_eq!((r.previous, r.state), (HealthState::Stalled, HealthState::Recovered));
+    assert!(h.check(t0 + Duration::from_millis(200), false, 0.0).is_none());
+    let ok = h.check(t0 + Duration::from_millis(240), false, 0.0).unwrap();
+    assert_eq!(ok.state, HealthState::Healthy);
   }
 
   #[test]

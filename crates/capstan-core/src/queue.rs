@@ -36,11 +36,13 @@ impl Overflow {
   }
 }
 
-/// A ring of interleaved samples holding whole chunks only. Totals of samples ever pushed
-/// and ever removed give `waitForPlayout` an exact mark without timers.
+/// Whole chunks in FIFO order. Chunk buffers are recycled, so memory grows only to the
+/// deepest the queue has been (not to its capacity up front) and a push is one memcpy.
+/// Totals of samples ever pushed and ever removed give `waitForPlayout` an exact mark.
 #[derive(Debug)]
 pub struct ChunkQueue {
-  buf: VecDeque<i16>,
+  chunks: VecDeque<Box<[i16]>>,
+  spare: Vec<Box<[i16]>>,
   chunk_len: usize,
   capacity: usize,
   pushed_total: u64,
@@ -51,7 +53,8 @@ impl ChunkQueue {
   /// `capacity` is in chunks.
   pub fn new(chunk_len: usize, capacity: usize) -> Self {
     ChunkQueue {
-      buf: VecDeque::with_capacity(chunk_len * capacity),
+      chunks: VecDeque::new(),
+      spare: Vec::new(),
       chunk_len,
       capacity,
       pushed_total: 0,
@@ -64,19 +67,19 @@ impl ChunkQueue {
   }
 
   pub fn len_chunks(&self) -> usize {
-    self.buf.len() / self.chunk_len
+    self.chunks.len()
   }
 
   pub fn len_samples(&self) -> usize {
-    self.buf.len()
+    self.chunks.len() * self.chunk_len
   }
 
   pub fn free_chunks(&self) -> usize {
-    self.capacity - self.len_chunks()
+    self.capacity - self.chunks.len()
   }
 
   pub fn is_empty(&self) -> bool {
-    self.buf.is_empty()
+    self.chunks.is_empty()
   }
 
   pub fn pushed_total(&self) -> u64 {
@@ -91,25 +94,29 @@ impl ChunkQueue {
   pub fn push(&mut self, chunk: &[i16]) {
     debug_assert_eq!(chunk.len(), self.chunk_len);
     debug_assert!(self.free_chunks() > 0);
-    self.buf.extend(chunk.iter().copied());
-    self.pushed_total += chunk.len() as u64;
+    let mut b = self
+      .spare
+      .pop()
+      .unwrap_or_else(|| vec![0; self.chunk_len].into_boxed_slice());
+    b.copy_from_slice(chunk);
+    self.chunks.push_back(b);
+    self.pushed_total += self.chunk_len as u64;
   }
 
-  /// Removes the oldest chunk, handing it to `take`; false when empty.
+  /// Removes the oldest chunk, handing it to `take` (as one slice, then an empty one);
+  /// false when empty.
   pub fn pop_with(&mut self, take: impl FnOnce(&[i16], &[i16])) -> bool {
-    if self.buf.is_empty() {
-      return false;
-    }
-    let n = self.chunk_len;
-    let (a, b) = self.buf.as_slices();
-    if a.len() >= n {
-      take(&a[..n], &[]);
-    } else {
-      take(a, &b[..n - a.len()]);
-    }
-    self.buf.drain(..n);
-    self.removed_total += n as u64;
+    let Some(b) = self.chunks.pop_front() else { return false };
+    take(&b, &[]);
+    self.recycle(b);
     true
+  }
+
+  fn recycle(&mut self, b: Box<[i16]>) {
+    self.removed_total += self.chunk_len as u64;
+    if self.spare.len() < 4 || self.spare.len() < self.chunks.len() {
+      self.spare.push(b);
+    }
   }
 
   /// Removes the oldest chunk without reading it (drop-oldest eviction).
@@ -119,8 +126,9 @@ impl ChunkQueue {
 
   /// Empties the queue, returning how many samples it held.
   pub fn clear(&mut self) -> usize {
-    let n = self.buf.len();
-    self.buf.clear();
+    let n = self.len_samples();
+    self.chunks.clear();
+    self.spare.clear();
     self.removed_total += n as u64;
     n
   }

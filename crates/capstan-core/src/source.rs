@@ -287,6 +287,8 @@ struct Waiter {
   accepted: usize,
   started: Instant,
   deadline: Instant,
+  /// Silence from `flush()`: counted in `padded` as it is taken into custody.
+  padding: bool,
 }
 
 #[derive(Default)]
@@ -331,7 +333,10 @@ struct State {
   reader_wanted: bool,
   counters: Counters,
   health: Health,
-  wait_us: Histogram<u64>,
+  /// Captures settled without waiting (the common case; kept out of the histogram).
+  immediate: u64,
+  /// Waits in µs, allocated on the first capture that waited.
+  wait_us: Option<Box<Histogram<u32>>>,
   pending: Pending,
   started: bool,
   delivered_since_underrun: bool,
@@ -348,6 +353,17 @@ pub struct Source {
   /// Captures refused because the lock bound ran out (never expected; counted anyway).
   contended: AtomicU64,
   state: Mutex<State>,
+}
+
+/// A capture-wait percentile over immediate captures (0 µs) and the waits histogram.
+fn wait_quantile(st: &State, q: f64) -> u64 {
+  let waited = st.wait_us.as_ref().map_or(0, |h| h.len());
+  let total = st.immediate + waited;
+  let rank = (q * total as f64).ceil() as u64;
+  match &st.wait_us {
+    Some(h) if rank > st.immediate => h.value_at_quantile((rank - st.immediate) as f64 / waited as f64),
+    _ => 0,
+  }
 }
 
 fn status_index(s: Status) -> usize {
@@ -368,7 +384,8 @@ impl Source {
       reader_wanted: false,
       counters: Counters::default(),
       health: Health::new(HealthTimes::from_stall_ms(opts.stall_after_ms), now),
-      wait_us: Histogram::new_with_bounds(1, 3_600_000_000, 2).expect("histogram bounds"),
+      immediate: 0,
+      wait_us: None,
       pending: Pending::default(),
       started: false,
       delivered_since_underrun: false,
@@ -443,7 +460,13 @@ impl Source {
   fn outcome(&self, st: &mut State, status: Status, accepted: usize, dropped: usize, waited: Duration) -> Outcome {
     st.counters.outcomes[status_index(status)] += 1;
     let us = waited.as_micros() as u64;
-    st.wait_us.saturating_record(us.max(1));
+    if us == 0 {
+      st.immediate += 1;
+    } else {
+      st.wait_us
+        .get_or_insert_with(|| Box::new(Histogram::new_with_bounds(1, 3_600_000_000, 2).expect("histogram bounds")))
+        .saturating_record(us);
+    }
     Outcome {
       status,
       accepted_samples: self.per_ch(accepted),
@@ -560,9 +583,6 @@ impl Source {
       return Ok(CaptureResult::Settled(o));
     }
     st.started = true;
-    if padding {
-      st.counters.padded += n as u64;
-    }
     let free = st.queue.free_chunks();
     let fits = st.waiters.is_empty() && st.chunker.chunks_for(n) <= free;
     let result = match self.opts.overflow {
@@ -595,8 +615,12 @@ impl Source {
             accepted: used,
             started: now,
             deadline: now + deadline,
+            padding,
           });
-          CaptureResult::Pending(id)
+          if padding {
+            st.counters.padded += used as u64;
+          }
+          return Ok(CaptureResult::Pending(id));
         }
       }
       Overflow::DropNewest => {
@@ -632,6 +656,10 @@ impl Source {
         CaptureResult::Settled(self.outcome(st, Status::Dropped, 0, n, Duration::ZERO))
       }
     };
+    // Settled here: all of the padding is in custody (queued or counted as dropped).
+    if padding {
+      st.counters.padded += n as u64;
+    }
     Ok(result)
   }
 
@@ -655,6 +683,9 @@ impl Source {
       }
       _ => self.drop_now(st, rest),
     }
+    if w.padding && status != Status::Accepted {
+      st.counters.padded += rest as u64;
+    }
     if status == Status::Timeout {
       self.note_deadline(st, waited, rest);
     }
@@ -670,6 +701,9 @@ impl Source {
       let used = self.feed(st, &w.rest[w.pos..], free);
       w.pos += used;
       w.accepted += used;
+      if w.padding {
+        st.counters.padded += used as u64;
+      }
       if w.pos == w.rest.len() {
         self.settle_waiter(st, w, Status::Accepted, now);
       } else {
@@ -715,6 +749,11 @@ impl Source {
       return;
     }
     st.counters.underruns += 1;
+    if st.pending.underrun_report {
+      // A report is waiting for the next drain: this tick joins it.
+      st.pending.underrun_ticks += 1;
+      return;
+    }
     st.underrun_unreported += 1;
     if st.delivered_since_underrun {
       st.delivered_since_underrun = false;
@@ -772,7 +811,7 @@ impl Source {
       }
       Delivery::Reader(ring) => ring,
     };
-    let mut ok = ring.free_chunks() > 0;
+    let ok = ring.free_chunks() > 0;
     if ok {
       let took = self.take_chunk(st, now, |a, b| {
         let mut chunk = Vec::with_capacity(chunk_len);
@@ -784,8 +823,6 @@ impl Source {
         self.underrun(st);
         if self.opts.fill_silence && self.opts.consumer == Consumer::Realtime && st.started {
           ring.push(&vec![0; chunk_len]);
-        } else {
-          ok = false;
         }
       }
       if !ring.is_empty() && st.reader_wanted {
@@ -823,6 +860,9 @@ impl Source {
     let now = Instant::now();
     let rest = w.rest.len() - w.pos;
     self.drop_now(st, rest);
+    if w.padding {
+      st.counters.padded += rest as u64;
+    }
     let o = self.outcome(
       st,
       Status::Aborted,
@@ -969,9 +1009,9 @@ impl Source {
       waiting_samples: waiting as u64 / ch,
       stalls: st.health.stalls,
       outcomes: c.outcomes,
-      capture_wait_p50_us: st.wait_us.value_at_quantile(0.5),
-      capture_wait_p99_us: st.wait_us.value_at_quantile(0.99),
-      capture_wait_max_us: st.wait_us.max(),
+      capture_wait_p50_us: wait_quantile(&st, 0.5),
+      capture_wait_p99_us: wait_quantile(&st, 0.99),
+      capture_wait_max_us: st.wait_us.as_ref().map_or(0, |h| h.max()),
       queued_ms: self.queued_ms(&st),
       playout_position: c.delivered / ch,
       health: Some(st.health.state()),

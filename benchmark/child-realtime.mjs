@@ -1,0 +1,252 @@
+// @ts-check
+// Scenario "N real-time sources", one library and one N per process (run by bench.mjs).
+//
+//   node benchmark/child-realtime.mjs --lib capstan|livekit --n 1000 --frame-ms 10 \
+//        --seconds 10 --warmup 2 [--collapse-stop 0.5]
+//
+// Each source runs a TTS-like loop `while (!stop) await source.captureFrame(frame)` of
+// 48 kHz mono frames. Measured from t = warmup to t = seconds (or earlier if the run
+// collapses). Prints one `BENCH_RESULT {json}` line.
+import {
+  Hist,
+  SAMPLE_RATE,
+  chunked,
+  emit,
+  eventLoopMonitor,
+  loadLib,
+  mainThreadCpuUs,
+  minAvg,
+  num,
+  parseArgs,
+  processCpuUs,
+  rssMb,
+  sleep,
+  str,
+  toneFrame,
+} from './common.mjs'
+
+const args = parseArgs(process.argv.slice(2))
+const lib = /** @type {'capstan' | 'livekit'} */ (str(args, 'lib', 'capstan'))
+const N = num(args, 'n', 100)
+const frameMs = num(args, 'frame-ms', 10)
+const seconds = num(args, 'seconds', 10)
+const warmup = num(args, 'warmup', 2)
+const collapseBelow = num(args, 'collapse-stop', 0.5)
+const queueMs = num(args, 'queue-ms', 1000)
+// The warm-up is extended (up to this many extra seconds) until the queues are in steady
+// state: until the accepted rate over the last 500 ms is <= 1.02x real time. Otherwise a
+// library whose queues are still filling at t = warmup looks faster than real time.
+const maxExtraWarmup = num(args, 'max-extra-warmup', 10)
+if (lib !== 'capstan' && lib !== 'livekit') throw new Error(`unknown --lib ${lib}`)
+if (!(seconds > warmup)) throw new Error('--seconds must be greater than --warmup')
+
+const frameSamples = (SAMPLE_RATE * frameMs) / 1000
+const frameSec = frameMs / 1000
+const mod = /** @type {any} */ (await loadLib(lib))
+const data = toneFrame(frameMs)
+
+/** @type {any[]} */
+const sources = []
+const tSetup0 = performance.now()
+/** @type {any} */
+let frame
+if (lib === 'capstan') {
+  frame = new mod.AudioFrame(data, SAMPLE_RATE, 1)
+  for (let i = 0; i < N; i++) {
+    sources.push(
+      new mod.AudioSource({
+        sampleRate: SAMPLE_RATE,
+        channels: 1,
+        consumer: 'realtime',
+        queueMs,
+        overflow: 'wait',
+        deadlineMs: 5000,
+      }),
+    )
+  }
+} else {
+  frame = new mod.AudioFrame(data, SAMPLE_RATE, 1, frameSamples)
+  for (let i = 0; i < N; i++) sources.push(new mod.AudioSource(SAMPLE_RATE, 1, queueMs))
+}
+const setupMs = performance.now() - tSetup0
+
+// ---- the producers ------------------------------------------------------------------
+let stop = false
+let measuring = false
+const accepted = new Uint32Array(N) // frames that settled 'accepted' inside the window, per source
+const lat = new Hist()
+let framesInWindow = 0
+let acceptedAll = 0 // frames accepted since the start (steady-state probe)
+/** @type {Record<string, number>} */
+const nonAccepted = {}
+let errors = 0
+/** @type {string | undefined} */
+let firstError
+
+/** @param {number} i */
+async function producer(i) {
+  const s = sources[i]
+  while (!stop) {
+    const t0 = performance.now()
+    let status
+    try {
+      const o = await s.captureFrame(frame)
+      // livekit resolves with undefined once its queue took the frame
+      status = o === undefined ? 'accepted' : o.status
+    } catch (e) {
+      status = 'error'
+      errors++
+      firstError ??= String(e)
+      if (stop) return
+      await sleep(10) // do not spin on a broken source
+    }
+    if (status === 'accepted') acceptedAll++
+    if (measuring) {
+      lat.record(performance.now() - t0)
+      framesInWindow++
+      if (status === 'accepted') accepted[i]++
+      else nonAccepted[status] = (nonAccepted[status] ?? 0) + 1
+    }
+    if (status === 'closed') return
+  }
+}
+
+const eld = eventLoopMonitor()
+const tStart = performance.now()
+for (let i = 0; i < N; i++) void producer(i)
+
+await sleep(warmup * 1000 - (performance.now() - tStart))
+// Steady-state probe (see --max-extra-warmup).
+let probeRate = NaN
+for (;;) {
+  const a0 = acceptedAll
+  const p0 = performance.now()
+  await sleep(500)
+  probeRate = ((acceptedAll - a0) / N) * frameSec / ((performance.now() - p0) / 1000)
+  if (probeRate <= 1.02 || performance.now() - tStart > (warmup + maxExtraWarmup) * 1000) break
+}
+const warmupUsedS = (performance.now() - tStart) / 1000
+
+// ---- window start ------------------------------------------------------------------------
+// capstan: per-source snapshot of metrics().delivered with its own timestamp; taken in slices
+// (yielding between them) so that it does not stall the producers, and before the CPU /
+// event-loop window opens.
+const d0 = new Float64Array(N)
+const u0 = new Float64Array(N)
+const t0s = new Float64Array(N)
+if (lib === 'capstan') {
+  await chunked(N, (i) => {
+    const m = sources[i].metrics()
+    t0s[i] = performance.now()
+    d0[i] = m.delivered
+    u0[i] = m.underruns
+  })
+  await sleep(2)
+}
+eld.reset()
+lat.reset()
+const cpu0 = processCpuUs()
+const main0 = mainThreadCpuUs()
+const tw0 = performance.now()
+measuring = true
+
+// ---- window --------------------------------------------------------------------------------
+const windowTargetMs = (seconds - warmup) * 1000
+let collapsed = false
+/** Accepted-audio real-time factor averaged over sources, so far in the window. */
+const acceptedRtfSoFar = () => {
+  let sum = 0
+  for (let i = 0; i < N; i++) sum += accepted[i]
+  return (sum / N) * frameSec / ((performance.now() - tw0) / 1000)
+}
+for (;;) {
+  const left = windowTargetMs - (performance.now() - tw0)
+  if (left <= 0) break
+  await sleep(Math.min(left, 1000))
+  const elapsed = performance.now() - tw0
+  // Stop a run that clearly cannot keep up (after at least 2 s of window, or at its end).
+  if (collapseBelow > 0 && (elapsed >= 2000 || elapsed >= windowTargetMs) && acceptedRtfSoFar() < collapseBelow) {
+    collapsed = true
+    break
+  }
+}
+
+// ---- window end ----------------------------------------------------------------------------
+measuring = false
+const tw1 = performance.now()
+const cpu1 = processCpuUs()
+const main1 = mainThreadCpuUs()
+const eldSummary = eld.summary()
+eld.stop()
+const windowS = (tw1 - tw0) / 1000
+
+const acceptedRtf = Array.from(accepted, (a) => (a * frameSec) / windowS)
+/** @type {number[]} */
+let deliveredRtf = []
+let underruns = 0
+if (lib === 'capstan') {
+  const d1 = new Float64Array(N)
+  const t1s = new Float64Array(N)
+  await chunked(N, (i) => {
+    const m = sources[i].metrics()
+    t1s[i] = performance.now()
+    d1[i] = m.delivered
+    underruns += m.underruns - u0[i]
+  })
+  deliveredRtf = Array.from(d1, (d, i) => (d - d0[i]) / SAMPLE_RATE / ((t1s[i] - t0s[i]) / 1000))
+}
+
+stop = true
+const tClose0 = performance.now()
+await Promise.all(sources.map((s) => s.close()))
+if (lib === 'livekit') {
+  try {
+    await mod.dispose()
+  } catch {
+    // best effort
+  }
+}
+const closeMs = performance.now() - tClose0
+
+const rtf = lib === 'capstan' ? minAvg(deliveredRtf) : minAvg(acceptedRtf)
+const acc = minAvg(acceptedRtf)
+const cpuUs = cpu1 - cpu0
+emit({
+  scenario: 'realtime',
+  lib,
+  n: N,
+  frameMs,
+  seconds,
+  warmup,
+  warmupUsedS,
+  steadyAtWindowStart: probeRate <= 1.02,
+  probeRate,
+  queueMs,
+  windowS,
+  setupMs,
+  closeMs,
+  collapsed,
+  rtfMethod:
+    lib === 'capstan'
+      ? 'metrics().delivered delta per source / 48000 / per-source window'
+      : 'frames accepted by captureFrame in window x frame duration / window (queue full in steady state: accepts what it plays out)',
+  rtfMin: rtf.min,
+  rtfAvg: rtf.avg,
+  acceptedRtfMin: acc.min,
+  acceptedRtfAvg: acc.avg,
+  underruns: lib === 'capstan' ? underruns : null,
+  frames: framesInWindow,
+  framesPerSec: framesInWindow / windowS,
+  cpuUsPerFrame: framesInWindow ? cpuUs / framesInWindow : NaN,
+  cpuCores: cpuUs / 1e6 / windowS,
+  mainThreadUsPerFrame: main0 !== null && main1 !== null && framesInWindow ? (main1 - main0) / framesInWindow : null,
+  mainThreadCores: main0 !== null && main1 !== null ? (main1 - main0) / 1e6 / windowS : null,
+  eld: eldSummary,
+  capture: lat.summary(),
+  nonAccepted: Object.values(nonAccepted).reduce((a, b) => a + b, 0) + 0,
+  nonAcceptedByStatus: nonAccepted,
+  errors,
+  firstError,
+  rssMb: rssMb(),
+})
+process.exit(0)
