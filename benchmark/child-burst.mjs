@@ -9,7 +9,7 @@
 //   every capture settled, and (playout) until waitForPlayout() resolved (all delivered).
 // capstan realtime with queueMs = audio length: shows the whole burst is accepted at once.
 // livekit: AudioSource(48000, 1, audio length in ms), same push loop.
-import { SAMPLE_RATE, emit, loadLib, mainThreadCpuUs, num, parseArgs, processCpuUs, str, toneFrame } from './common.mjs'
+import { SAMPLE_RATE, emit, loadLib, mainThreadCpuUs, num, parseArgs, processCpuUs, str, systemBusyUs, toneFrame } from './common.mjs'
 
 const args = parseArgs(process.argv.slice(2))
 const lib = str(args, 'lib', 'capstan')
@@ -49,6 +49,8 @@ function makeSource() {
 const runs = []
 const cpu0 = processCpuUs()
 const main0 = mainThreadCpuUs()
+const sys0 = systemBusyUs()
+const tAll0 = performance.now()
 let acceptedTotalMs = 0
 for (let r = 0; r < reps; r++) {
   const s = makeSource()
@@ -77,6 +79,8 @@ for (let r = 0; r < reps; r++) {
 }
 const cpuUs = processCpuUs() - cpu0
 const main1 = mainThreadCpuUs()
+const sys1 = systemBusyUs()
+const allS = (performance.now() - tAll0) / 1000
 if (lib === 'livekit') await mod.dispose().catch(() => {})
 
 /** @param {number[]} xs */
@@ -110,5 +114,6 @@ emit({
   nonAccepted: runs.reduce((a, r) => a + r.nonAccepted, 0),
   runs,
   acceptedTotalMs,
+  otherProcessesCores: sys0 !== null && sys1 !== null ? Math.max(0, (sys1 - sys0 - cpuUs) / 1e6 / allS) : null,
 })
 process.exit(0)

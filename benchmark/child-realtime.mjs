@@ -22,6 +22,7 @@ import {
   rssMb,
   sleep,
   str,
+  systemBusyUs,
   toneFrame,
 } from './common.mjs'
 
@@ -34,8 +35,10 @@ const warmup = num(args, 'warmup', 2)
 const collapseBelow = num(args, 'collapse-stop', 0.5)
 const queueMs = num(args, 'queue-ms', 1000)
 // The warm-up is extended (up to this many extra seconds) until the queues are in steady
-// state: until the accepted rate over the last 500 ms is <= 1.02x real time. Otherwise a
-// library whose queues are still filling at t = warmup looks faster than real time.
+// state: full (average accepted audio per source >= time since its first accepted frame +
+// queue length - one frame - 50 ms), or clearly not filling because the producers are
+// slower than real time (accepted rate over the last 500 ms < 0.98x). Otherwise a library
+// whose queues are still filling at t = warmup looks faster than real time.
 const maxExtraWarmup = num(args, 'max-extra-warmup', 10)
 if (lib !== 'capstan' && lib !== 'livekit') throw new Error(`unknown --lib ${lib}`)
 if (!(seconds > warmup)) throw new Error('--seconds must be greater than --warmup')
@@ -69,6 +72,9 @@ if (lib === 'capstan') {
   for (let i = 0; i < N; i++) sources.push(new mod.AudioSource(SAMPLE_RATE, 1, queueMs))
 }
 const setupMs = performance.now() - tSetup0
+/** Progress on stderr (the orchestrator shows its tail when a run fails). @param {string} what */
+const phase = (what) => process.stderr.write(`[${lib} N=${N} ${frameMs}ms] ${(performance.now() / 1000).toFixed(2)} s: ${what}\n`)
+phase(`${N} sources created in ${setupMs.toFixed(0)} ms`)
 
 // ---- the producers ------------------------------------------------------------------
 let stop = false
@@ -77,6 +83,9 @@ const accepted = new Uint32Array(N) // frames that settled 'accepted' inside the
 const lat = new Hist()
 let framesInWindow = 0
 let acceptedAll = 0 // frames accepted since the start (steady-state probe)
+let firstSum = 0 // sum over sources of the time of their first accepted frame
+let firstCount = 0
+const hasFirst = new Uint8Array(N)
 /** @type {Record<string, number>} */
 const nonAccepted = {}
 let errors = 0
@@ -100,7 +109,14 @@ async function producer(i) {
       if (stop) return
       await sleep(10) // do not spin on a broken source
     }
-    if (status === 'accepted') acceptedAll++
+    if (status === 'accepted') {
+      acceptedAll++
+      if (hasFirst[i] === 0) {
+        hasFirst[i] = 1
+        firstSum += performance.now()
+        firstCount++
+      }
+    }
     if (measuring) {
       lat.record(performance.now() - t0)
       framesInWindow++
@@ -117,15 +133,26 @@ for (let i = 0; i < N; i++) void producer(i)
 
 await sleep(warmup * 1000 - (performance.now() - tStart))
 // Steady-state probe (see --max-extra-warmup).
+/** Average queued audio (s) per source implied by accepted audio minus time since the first accept. */
+const queuedEstimate = () =>
+  firstCount < N ? -Infinity : (acceptedAll / N) * frameSec - (performance.now() - firstSum / N) / 1000
 let probeRate = NaN
+let probeFull = false
+/** @type {[number, number][]} */
+const hist = [[performance.now(), acceptedAll]]
 for (;;) {
-  const a0 = acceptedAll
-  const p0 = performance.now()
-  await sleep(500)
-  probeRate = ((acceptedAll - a0) / N) * frameSec / ((performance.now() - p0) / 1000)
-  if (probeRate <= 1.02 || performance.now() - tStart > (warmup + maxExtraWarmup) * 1000) break
+  await sleep(250)
+  const now = performance.now()
+  hist.push([now, acceptedAll])
+  while (hist.length > 2 && now - hist[1][0] >= 500) hist.shift()
+  const [h0, a0] = hist[0]
+  if (now - h0 >= 500) probeRate = ((acceptedAll - a0) / N) * frameSec / ((now - h0) / 1000)
+  probeFull = queuedEstimate() >= queueMs / 1000 - frameSec - 0.05
+  if (probeFull || probeRate < 0.98 || now - tStart > (warmup + maxExtraWarmup) * 1000) break
 }
+const queuedAtWindowStartS = queuedEstimate()
 const warmupUsedS = (performance.now() - tStart) / 1000
+phase(`warm-up done after ${warmupUsedS.toFixed(2)} s (probe rate ${probeRate.toFixed(3)}, est. queued ${(queuedAtWindowStartS * 1000).toFixed(0)} ms)`)
 
 // ---- window start ------------------------------------------------------------------------
 // capstan: per-source snapshot of metrics().delivered with its own timestamp; taken in slices
@@ -143,10 +170,12 @@ if (lib === 'capstan') {
   })
   await sleep(2)
 }
+phase('window start')
 eld.reset()
 lat.reset()
 const cpu0 = processCpuUs()
 const main0 = mainThreadCpuUs()
+const sys0 = systemBusyUs()
 const tw0 = performance.now()
 measuring = true
 
@@ -176,9 +205,11 @@ measuring = false
 const tw1 = performance.now()
 const cpu1 = processCpuUs()
 const main1 = mainThreadCpuUs()
+const sys1 = systemBusyUs()
 const eldSummary = eld.summary()
 eld.stop()
 const windowS = (tw1 - tw0) / 1000
+phase(`window end after ${windowS.toFixed(2)} s${collapsed ? ' (collapsed)' : ''}`)
 
 const acceptedRtf = Array.from(accepted, (a) => (a * frameSec) / windowS)
 /** @type {number[]} */
@@ -196,6 +227,7 @@ if (lib === 'capstan') {
   deliveredRtf = Array.from(d1, (d, i) => (d - d0[i]) / SAMPLE_RATE / ((t1s[i] - t0s[i]) / 1000))
 }
 
+phase('delivered snapshot taken, closing')
 stop = true
 const tClose0 = performance.now()
 await Promise.all(sources.map((s) => s.close()))
@@ -207,6 +239,7 @@ if (lib === 'livekit') {
   }
 }
 const closeMs = performance.now() - tClose0
+phase(`closed in ${closeMs.toFixed(0)} ms`)
 
 const rtf = lib === 'capstan' ? minAvg(deliveredRtf) : minAvg(acceptedRtf)
 const acc = minAvg(acceptedRtf)
@@ -219,8 +252,9 @@ emit({
   seconds,
   warmup,
   warmupUsedS,
-  steadyAtWindowStart: probeRate <= 1.02,
+  steadyAtWindowStart: probeFull || probeRate < 0.98,
   probeRate,
+  queuedAtWindowStartS,
   queueMs,
   windowS,
   setupMs,
@@ -247,6 +281,7 @@ emit({
   nonAcceptedByStatus: nonAccepted,
   errors,
   firstError,
+  otherProcessesCores: sys0 !== null && sys1 !== null ? Math.max(0, (sys1 - sys0 - cpuUs) / 1e6 / windowS) : null,
   rssMb: rssMb(),
 })
 process.exit(0)

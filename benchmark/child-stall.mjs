@@ -19,6 +19,7 @@ import {
   rssMb,
   sleep,
   str,
+  systemBusyUs,
   toneFrame,
 } from './common.mjs'
 
@@ -39,6 +40,7 @@ const stateCount = { lagging: 0, stalled: 0 }
 const allReached = { lagging: null, stalled: null }
 let tStart = 0
 
+/** @type {any[]} */
 const sources = []
 const tSetup0 = performance.now()
 for (let i = 0; i < N; i++) {
@@ -75,6 +77,7 @@ let lateTicks = 0
 eld.reset()
 const cpu0 = processCpuUs()
 const main0 = mainThreadCpuUs()
+const sys0 = systemBusyUs()
 tStart = performance.now()
 const iv = setInterval(() => {
   const t0 = performance.now()
@@ -98,6 +101,7 @@ clearInterval(iv)
 const tw = (performance.now() - tStart) / 1000
 const cpuUs = processCpuUs() - cpu0
 const main1 = mainThreadCpuUs()
+const sys1 = systemBusyUs()
 const eldSummary = eld.summary()
 eld.stop()
 
@@ -145,6 +149,7 @@ emit({
   cpuCores: cpuUs / 1e6 / tw,
   mainThreadCores: main0 !== null && main1 !== null ? (main1 - main0) / 1e6 / tw : null,
   cpuUsPerPush: cpuUs / Math.max(pushes, 1),
+  otherProcessesCores: sys0 !== null && sys1 !== null ? Math.max(0, (sys1 - sys0 - cpuUs) / 1e6 / tw) : null,
   rssMb: rssMb(),
 })
 process.exit(0)

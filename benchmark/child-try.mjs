@@ -4,7 +4,7 @@
 // Also, for reference, the same loop with a bare Int16Array and with `await captureFrame()`.
 //
 //   node benchmark/child-try.mjs [--seconds 3] [--frame-ms 10]
-import { SAMPLE_RATE, emit, loadLib, mainThreadCpuUs, num, parseArgs, processCpuUs, toneFrame } from './common.mjs'
+import { SAMPLE_RATE, emit, loadLib, mainThreadCpuUs, num, parseArgs, processCpuUs, systemBusyUs, toneFrame } from './common.mjs'
 
 const args = parseArgs(process.argv.slice(2))
 const seconds = num(args, 'seconds', 3)
@@ -30,6 +30,7 @@ async function loop(name, source, call, isAsync) {
   const limit = seconds * 1000
   const cpu0 = processCpuUs()
   const main0 = mainThreadCpuUs()
+  const sys0 = systemBusyUs()
   const t0 = performance.now()
   let el = 0
   while (el < limit) {
@@ -43,6 +44,7 @@ async function loop(name, source, call, isAsync) {
   }
   const cpu = processCpuUs() - cpu0
   const main1 = mainThreadCpuUs()
+  const sys1 = systemBusyUs()
   const m = source.metrics()
   await source.close()
   return {
@@ -56,6 +58,7 @@ async function loop(name, source, call, isAsync) {
     statuses: { accepted, ...statuses },
     invariant: m.captured === m.delivered + m.queued + m.dropped + m.cleared,
     dropped: m.dropped,
+    otherProcessesCores: sys0 !== null && sys1 !== null ? Math.max(0, (sys1 - sys0 - cpu) / 1e6 / (el / 1000)) : null,
   }
 }
 

@@ -229,3 +229,21 @@ export async function chunked(/** @type {number} */ n, /** @type {(i: number) =>
 }
 
 export const rssMb = () => Math.round(process.memoryUsage().rss / 1048576)
+
+/**
+ * Busy CPU time of the whole machine in µs (all processes, /proc/stat; null elsewhere).
+ * Subtracting this process's CPU gives the load other processes put on the machine during
+ * a measurement (a disturbed run is flagged).
+ * @returns {number | null}
+ */
+export function systemBusyUs() {
+  try {
+    const line = readFileSync('/proc/stat', 'utf8').split('\n', 1)[0]
+    const v = line.trim().split(/\s+/).slice(1).map(Number)
+    // user nice system idle iowait irq softirq steal ...
+    const busy = v[0] + v[1] + v[2] + v[5] + v[6] + (v[7] || 0)
+    return (busy * 1e6) / clockTicks()
+  } catch {
+    return null
+  }
+}

@@ -25,7 +25,7 @@ let engine: NativeEngineT | undefined
  * function, so it never keeps the process alive.
  */
 export function getEngine(): NativeEngineT {
-  engine ??= new NativeEngine(null, drainAll)
+  engine ??= new NativeEngine(null, wake)
   return engine
 }
 
@@ -51,14 +51,53 @@ export function release(): void {
   if (--holds === 0) getEngine().keepAlive(false)
 }
 
-/** Delivers everything pending to its sources: settles captures, emits events. */
-export function drainAll(): void {
+/** Captures settled per macrotask when the engine wakes us; the rest go on next turn. */
+const SLICE = 1024
+/** Settled-capture rows not yet handed to their sources, oldest first. */
+const backlog: Float64Array[] = []
+let at = 0
+let continuing = false
+
+function settle(limit: number): void {
+  while (backlog.length > 0 && limit > 0) {
+    const c = backlog[0]
+    // Rows of [sourceId, ...outcome record]; see ./outcome.
+    for (; at < c.length && limit > 0; at += 7, limit--) sources.get(c[at])?.settled(c, at + 1)
+    if (at >= c.length) {
+      backlog.shift()
+      at = 0
+    }
+  }
+}
+
+/**
+ * Delivers what the engine has pending: settles captures, resolves playouts, emits
+ * events. Woken by the engine, it settles at most SLICE captures per macrotask, so the
+ * continuations of thousands of captures that settle on one tick cannot hold timers and
+ * I/O back for long; calls that must settle synchronously (close, clear, abort) pass
+ * `everything`.
+ */
+export function drainAll(everything = true): void {
   if (!engine) return
-  const { completions: c, playouts: p, events } = engine.drain()
-  // Rows of [sourceId, ...outcome record]; see ./outcome.
-  for (let i = 0; i < c.length; i += 7) sources.get(c[i])?.settled(c, i + 1)
+  const { completions, playouts: p, events } = engine.drain()
+  if (completions.length > 0) backlog.push(completions)
+  settle(everything ? Infinity : SLICE)
   for (let i = 0; i < p.length; i += 2) sources.get(p[i])?.playedOut(p[i + 1])
   for (const e of events) sources.get(e.sourceId)?.event(e)
+  if (backlog.length > 0) wake()
+}
+
+/**
+ * The engine's wake-up. It only schedules a drain for the check phase: Node may deliver
+ * many queued wake-ups in one go, and draining in each would undo the slicing.
+ */
+function wake(): void {
+  if (continuing) return
+  continuing = true
+  setImmediate(() => {
+    continuing = false
+    drainAll(false)
+  })
 }
 
 /** Closes every source of this environment and joins the engine's threads. */

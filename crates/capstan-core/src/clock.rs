@@ -1,7 +1,7 @@
 //! The engine clock: a small fixed pool of threads, each ticking a shard of sources
 //! every 10 ms (the playout model of a WebRTC audio device). Not a thread per source.
 
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -18,7 +18,10 @@ const MAX_CATCH_UP: u32 = 5;
 
 #[derive(Default)]
 struct Shard {
-  sources: Mutex<Vec<Arc<Source>>>,
+  /// (id, source): ids kept inline so removal scans a dense array, not every source.
+  sources: Mutex<Vec<(u64, Arc<Source>)>>,
+  /// Size of `sources`, readable without the lock the clock holds while it ticks.
+  count: AtomicUsize,
   /// Ticks lost because this thread woke too late to catch up.
   lost_ticks: AtomicU64,
 }
@@ -79,9 +82,10 @@ impl Engine {
     let shard = self
       .shards
       .iter()
-      .min_by_key(|s| s.sources.lock().len())
+      .min_by_key(|s| s.count.load(Ordering::Relaxed))
       .expect("at least one shard");
-    shard.sources.lock().push(source.clone());
+    shard.sources.lock().push((id, source.clone()));
+    shard.count.fetch_add(1, Ordering::Relaxed);
     if clocks.is_none() {
       *clocks = Some(self.start_clocks());
     }
@@ -123,7 +127,11 @@ impl Engine {
     source.close();
     let mut clocks = self.threads.lock();
     for shard in &self.shards {
-      shard.sources.lock().retain(|s| s.id() != source.id());
+      let mut list = shard.sources.lock();
+      if let Some(i) = list.iter().position(|(id, _)| *id == source.id()) {
+        list.swap_remove(i);
+        shard.count.fetch_sub(1, Ordering::Relaxed);
+      }
     }
     if self.source_count() == 0 {
       Self::stop_clocks(clocks.take());
@@ -131,7 +139,7 @@ impl Engine {
   }
 
   pub fn source_count(&self) -> usize {
-    self.shards.iter().map(|s| s.sources.lock().len()).sum()
+    self.shards.iter().map(|s| s.count.load(Ordering::Relaxed)).sum()
   }
 
   pub fn lost_ticks(&self) -> u64 {
@@ -151,7 +159,8 @@ impl Engine {
     Self::stop_clocks(clocks);
     for shard in &self.shards {
       let sources = std::mem::take(&mut *shard.sources.lock());
-      for s in sources {
+      shard.count.store(0, Ordering::Relaxed);
+      for (_, s) in sources {
         s.close();
       }
     }
@@ -180,7 +189,7 @@ fn run_clock(shard: Arc<Shard>, running: Arc<AtomicBool>) {
       }
       done = due;
       let sources = shard.sources.lock();
-      for s in sources.iter() {
+      for (_, s) in sources.iter() {
         s.tick(now, ticks);
       }
     }

@@ -333,6 +333,8 @@ struct State {
   reader_wanted: bool,
   counters: Counters,
   health: Health,
+  /// The last settled waiter's buffer, reused by the next one (no malloc per wait).
+  spare_rest: Vec<i16>,
   /// Captures settled without waiting (the common case; kept out of the histogram).
   immediate: u64,
   /// Waits in µs, allocated on the first capture that waited.
@@ -384,6 +386,7 @@ impl Source {
       reader_wanted: false,
       counters: Counters::default(),
       health: Health::new(HealthTimes::from_stall_ms(opts.stall_after_ms), now),
+      spare_rest: Vec::new(),
       immediate: 0,
       wait_us: None,
       pending: Pending::default(),
@@ -610,7 +613,12 @@ impl Source {
           let id = self.next_call.fetch_add(1, Ordering::Relaxed);
           st.waiters.push_back(Waiter {
             id,
-            rest: input[used..].to_vec(),
+            rest: {
+              let mut v = std::mem::take(&mut st.spare_rest);
+              v.clear();
+              v.extend_from_slice(&input[used..]);
+              v
+            },
             pos: 0,
             accepted: used,
             started: now,
@@ -691,6 +699,9 @@ impl Source {
     }
     let outcome = self.outcome(st, status, w.accepted, rest, waited);
     st.pending.completions.push(Completion { id: w.id, outcome });
+    if w.rest.capacity() > st.spare_rest.capacity() {
+      st.spare_rest = w.rest;
+    }
     self.touch(st);
   }
 
