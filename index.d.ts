@@ -16,8 +16,11 @@ export declare class NativeEngine {
    * cleanup hook joins the clock threads before the environment goes away.
    */
   constructor(threads: number | undefined | null, onWake: () => unknown)
-  /** Everything pending on every source: events, settled captures, reached playout marks. */
-  drain(): JsBatch
+  /**
+   * What sources have pending (at most `maxSources` of them): events, settled captures,
+   * reached playout marks.
+   */
+  drain(maxSources?: number | undefined | null): JsBatch
   /**
    * While JavaScript awaits something only the engine can settle (a waiting capture, a
    * playout, a reader), the wake-up holds the event loop open like any pending I/O.
@@ -77,6 +80,8 @@ export declare function debugPanic(message: string): void
  * playout marks as `[sourceId, id]` pairs, events as objects (they are rare and coalesced).
  */
 export interface JsBatch {
+  /** Sources were left pending for the next drain. */
+  more: boolean
   completions: Float64Array
   playouts: Float64Array
   events: Array<JsEvent>

@@ -52,7 +52,7 @@ export function release(): void {
 }
 
 /** Captures settled per macrotask when the engine wakes us; the rest go on next turn. */
-const SLICE = 1024
+const SLICE = 256
 /** Settled-capture rows not yet handed to their sources, oldest first. */
 const backlog: Float64Array[] = []
 let at = 0
@@ -79,12 +79,12 @@ function settle(limit: number): void {
  */
 export function drainAll(everything = true): void {
   if (!engine) return
-  const { completions, playouts: p, events } = engine.drain()
+  const { completions, playouts: p, events, more } = engine.drain(everything ? null : SLICE)
   if (completions.length > 0) backlog.push(completions)
   settle(everything ? Infinity : SLICE)
   for (let i = 0; i < p.length; i += 2) sources.get(p[i])?.playedOut(p[i + 1])
   for (const e of events) sources.get(e.sourceId)?.event(e)
-  if (backlog.length > 0) wake()
+  if (more || backlog.length > 0) wake()
 }
 
 /**

@@ -144,13 +144,15 @@ impl From<Event> for JsEvent {
 /// playout marks as `[sourceId, id]` pairs, events as objects (they are rare and coalesced).
 #[napi(object)]
 pub struct JsBatch {
+  /// Sources were left pending for the next drain.
+  pub more: bool,
   pub completions: Float64Array,
   pub playouts: Float64Array,
   pub events: Vec<JsEvent>,
 }
 
 impl JsBatch {
-  pub fn pack(drained: Vec<Drained>) -> Self {
+  pub fn pack(drained: Vec<Drained>, more: bool) -> Self {
     let mut completions = Vec::new();
     let mut playouts = Vec::new();
     let mut events = Vec::new();
@@ -172,6 +174,7 @@ impl JsBatch {
       }));
     }
     JsBatch {
+      more,
       completions: Float64Array::new(completions),
       playouts: Float64Array::new(playouts),
       events,

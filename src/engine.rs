@@ -42,10 +42,12 @@ impl NativeEngine {
     Ok(NativeEngine { inner, wake })
   }
 
-  /// Everything pending on every source: events, settled captures, reached playout marks.
+  /// What sources have pending (at most `maxSources` of them): events, settled captures,
+  /// reached playout marks.
   #[napi(catch_unwind)]
-  pub fn drain(&self) -> JsBatch {
-    JsBatch::pack(self.inner.drain())
+  pub fn drain(&self, max_sources: Option<u32>) -> JsBatch {
+    let (drained, more) = self.inner.drain_up_to(max_sources.map_or(usize::MAX, |m| m as usize));
+    JsBatch::pack(drained, more)
   }
 
   /// While JavaScript awaits something only the engine can settle (a waiting capture, a

@@ -74,6 +74,11 @@ impl Engine {
     self.bus.drain()
   }
 
+  /// See [`Bus::drain_up_to`].
+  pub fn drain_up_to(&self, max_sources: usize) -> (Vec<Drained>, bool) {
+    self.bus.drain_up_to(max_sources)
+  }
+
   /// Creates a source, puts it on the least-loaded shard and starts the clocks if idle.
   pub fn add_source(&self, opts: SourceOptions) -> Result<Arc<Source>> {
     let id = self.next_id.fetch_add(1, Ordering::Relaxed);

@@ -84,12 +84,27 @@ impl Bus {
 
   /// Takes every pending event, completion and playout mark.
   pub fn drain(&self) -> Vec<Drained> {
+    self.drain_up_to(usize::MAX).0
+  }
+
+  /// Takes what at most `max_sources` sources have pending (oldest first), so a caller
+  /// on an event loop can spread a large batch over several turns. The flag says whether
+  /// sources were left for a later call.
+  pub fn drain_up_to(&self, max_sources: usize) -> (Vec<Drained>, bool) {
     self.signaled.store(false, Ordering::Release);
-    let list = std::mem::take(&mut *self.dirty.lock());
-    list
+    let (taken, more) = {
+      let mut dirty = self.dirty.lock();
+      if dirty.len() <= max_sources {
+        (std::mem::take(&mut *dirty), false)
+      } else {
+        (dirty.drain(..max_sources).collect::<Vec<_>>(), true)
+      }
+    };
+    let drained = taken
       .into_iter()
       .filter_map(|w| w.upgrade())
       .map(|s| s.take_pending())
-      .collect()
+      .collect();
+    (drained, more)
   }
 }
