@@ -11,6 +11,7 @@ pub mod error;
 pub mod events;
 pub mod format;
 pub mod health;
+pub mod process;
 pub mod queue;
 pub mod source;
 

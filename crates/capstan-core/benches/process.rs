@@ -1,0 +1,86 @@
+//! Cost of one 10 ms chunk through each native frame processor (48 kHz mono unless named),
+//! and through a chain, to compare with the 10 ms real-time budget per source
+//! (`cargo bench -p capstan-core --bench process`).
+
+use std::hint::black_box;
+use std::time::Duration;
+
+use capstan_core::process::{Chain, ChainEvent, Processor, Spec, VadOptions};
+use capstan_core::Format;
+use criterion::{criterion_group, criterion_main, Criterion};
+
+/// One second of a 440 Hz tone over light noise, so no processor sees pure silence (RNNoise
+/// skips its network on silent frames, which would flatter it).
+fn audio(rate: u32) -> Vec<i16> {
+  let mut s = 0x2545_f491_4f6c_dd1du64;
+  (0..rate as usize)
+    .map(|i| {
+      s ^= s << 13;
+      s ^= s >> 7;
+      s ^= s << 17;
+      let noise = (s % 601) as f64 - 300.0;
+      let tone = 8_000.0 * (2.0 * std::f64::consts::PI * 440.0 * i as f64 / rate as f64).sin();
+      (tone + noise) as i16
+    })
+    .collect()
+}
+
+fn processors(c: &mut Criterion) {
+  let mut g = c.benchmark_group("process_10ms");
+  g.measurement_time(Duration::from_secs(2))
+    .warm_up_time(Duration::from_millis(500))
+    .sample_size(20);
+  let cases: [(&str, u32, Spec); 8] = [
+    ("gain_48k", 48_000, Spec::Gain { db: -6.0 }),
+    ("high_pass_48k", 48_000, Spec::HighPass { hz: 80.0 }),
+    ("resample_48k_to_16k", 48_000, Spec::Resample { to_rate: 16_000 }),
+    ("resample_44k1_to_48k", 44_100, Spec::Resample { to_rate: 48_000 }),
+    ("resample_16k_to_48k", 16_000, Spec::Resample { to_rate: 48_000 }),
+    ("denoise_48k", 48_000, Spec::Denoise),
+    ("denoise_16k", 16_000, Spec::Denoise),
+    ("vad_48k", 48_000, Spec::Vad(VadOptions::default())),
+  ];
+  for (name, rate, spec) in cases {
+    let f = Format::new(rate, 1).unwrap();
+    let input = audio(rate);
+    let mut p: Box<dyn Processor> = spec.build(f).unwrap();
+    let mut out = Vec::with_capacity(p.output_format(f).chunk_len());
+    let mut chunks = input.chunks_exact(f.chunk_len()).cycle();
+    g.bench_function(name, |b| {
+      b.iter(|| {
+        out.clear();
+        p.process(black_box(chunks.next().unwrap()), &mut out).unwrap();
+        black_box(&out);
+      })
+    });
+  }
+  // The chain's own overhead (copy, catch_unwind, two clock reads, histogram) around gain.
+  let f = Format::new(48_000, 1).unwrap();
+  let input = audio(48_000);
+  let chains: [(&str, Vec<Spec>); 2] = [
+    ("chain_gain_48k", vec![Spec::Gain { db: -6.0 }]),
+    (
+      "chain_hp_denoise_vad_48k",
+      vec![
+        Spec::HighPass { hz: 80.0 },
+        Spec::Denoise,
+        Spec::Vad(VadOptions::default()),
+      ],
+    ),
+  ];
+  for (name, specs) in chains {
+    let mut chain = Chain::from_specs(f, &specs, 5).unwrap();
+    let mut events: Vec<ChainEvent> = Vec::new();
+    let mut chunks = input.chunks_exact(f.chunk_len()).cycle();
+    g.bench_function(name, |b| {
+      b.iter(|| {
+        events.clear();
+        black_box(chain.process(black_box(chunks.next().unwrap()), &mut events).unwrap());
+      })
+    });
+  }
+  g.finish();
+}
+
+criterion_group!(benches, processors);
+criterion_main!(benches);

@@ -1,0 +1,412 @@
+//! Runs processors in order on one 10 ms chunk and keeps the audio flowing whatever they do:
+//! an `Err`, a panic or a wrong-length chunk is a failure, the chunk passes through
+//! unchanged, the failure is counted and reported, and after `bypass_after` consecutive
+//! failures the processor is bypassed until it is enabled again. Each processor is timed
+//! into a small histogram and checked against an optional budget.
+
+use std::any::Any;
+use std::mem;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::time::{Duration, Instant};
+
+use hdrhistogram::Histogram;
+
+use super::{round_i16, Processor, Signal, Spec};
+use crate::error::{CoreError, Result};
+use crate::format::Format;
+
+/// Consecutive failures before a processor is bypassed, unless the caller says otherwise.
+pub const DEFAULT_BYPASS_AFTER: u32 = 5;
+pub const MAX_BYPASS_AFTER: u32 = 1_000_000;
+/// Processing times above this are recorded as this (a processor that slow is broken anyway).
+const MAX_RECORDED_NS: u64 = 1_000_000_000;
+
+/// Something the caller should hear about from one `process` call.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ChainEvent {
+  /// The processor returned an error, panicked or produced a wrong-length chunk; the chunk
+  /// passed through it unchanged. `bypassed` is true from the failure that bypassed it on.
+  Failed {
+    index: usize,
+    name: String,
+    message: String,
+    consecutive: u32,
+    bypassed: bool,
+  },
+  /// The processor took longer than its budget; `count` is its overruns so far.
+  OverBudget {
+    index: usize,
+    name: String,
+    elapsed_us: f64,
+    budget_us: f64,
+    count: u64,
+  },
+  /// A VAD flipped; `at_ms` is the stream position of the chunk's start (10 ms per chunk).
+  Vad { index: usize, speaking: bool, at_ms: f64 },
+}
+
+/// One processor's counters, as `metrics().processors` reports them.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ProcessorStats {
+  pub name: String,
+  pub enabled: bool,
+  pub bypassed: bool,
+  /// Calls made (a disabled or bypassed processor is not called).
+  pub calls: u64,
+  pub failures: u64,
+  pub consecutive_failures: u32,
+  pub over_budget: u64,
+  /// Processing time per chunk; the histogram keeps one significant digit (±6%).
+  pub p50_us: f64,
+  pub p90_us: f64,
+  pub p99_us: f64,
+  pub max_us: f64,
+}
+
+struct Slot {
+  proc: Box<dyn Processor>,
+  name: String,
+  input: Format,
+  output: Format,
+  enabled: bool,
+  bypassed: bool,
+  calls: u64,
+  failures: u64,
+  consecutive: u32,
+  over_budget: u64,
+  budget: Option<Duration>,
+  /// Nanoseconds per call. One significant digit keeps it at ~2 KB per processor, which
+  /// matters at thousands of sources.
+  time_ns: Histogram<u32>,
+}
+
+pub struct Chain {
+  input: Format,
+  output: Format,
+  bypass_after: u32,
+  slots: Vec<Slot>,
+  /// The chunk as it moves down the chain, and the buffer the next processor writes into.
+  cur: Vec<i16>,
+  next: Vec<i16>,
+  chunks: u64,
+}
+
+/// The text of a panic payload (`panic!` with a literal or a formatted message).
+fn panic_message(payload: &(dyn Any + Send)) -> String {
+  if let Some(s) = payload.downcast_ref::<&str>() {
+    s.to_string()
+  } else if let Some(s) = payload.downcast_ref::<String>() {
+    s.clone()
+  } else {
+    "non-string panic payload".into()
+  }
+}
+
+/// Converts a chunk to another format when a format-changing processor is skipped, so the
+/// chain's output stays exact 10 ms chunks of its output format: linear interpolation
+/// within the chunk, channels averaged down to mono or repeated up. A stopgap for a broken
+/// or disabled resampler, not a resampler.
+fn conform(input: &[i16], from: Format, to: Format, out: &mut Vec<i16>) {
+  out.clear();
+  let (fi, fo) = (from.chunk_frames(), to.chunk_frames());
+  let (ci, co) = (from.channels as usize, to.channels as usize);
+  let at = |frame: usize, c: usize| -> f64 {
+    let f = &input[frame * ci..frame * ci + ci];
+    if co == 1 && ci > 1 {
+      f.iter().map(|&s| s as f64).sum::<f64>() / ci as f64
+    } else {
+      f[c % ci] as f64
+    }
+  };
+  for j in 0..fo {
+    let pos = j as f64 * fi as f64 / fo as f64;
+    let i0 = pos as usize;
+    let i1 = (i0 + 1).min(fi - 1);
+    let t = pos - i0 as f64;
+    for c in 0..co {
+      let (a, b) = (at(i0, c), at(i1, c));
+      out.push(round_i16(a + (b - a) * t));
+    }
+  }
+}
+
+impl Chain {
+  /// An empty chain (chunks pass through) for chunks of `input`.
+  pub fn new(input: Format, bypass_after: u32) -> Result<Self> {
+    if !(1..=MAX_BYPASS_AFTER).contains(&bypass_after) {
+      return Err(CoreError::InvalidOption(format!(
+        "processorBypassAfter must be 1..={MAX_BYPASS_AFTER}, got {bypass_after}"
+      )));
+    }
+    Ok(Chain {
+      input,
+      output: input,
+      bypass_after,
+      slots: Vec::new(),
+      cur: Vec::with_capacity(input.chunk_len()),
+      next: Vec::with_capacity(input.chunk_len()),
+      chunks: 0,
+    })
+  }
+
+  /// Builds each spec for the format the previous one produces.
+  pub fn from_specs(input: Format, specs: &[Spec], bypass_after: u32) -> Result<Self> {
+    let mut chain = Chain::new(input, bypass_after)?;
+    for s in specs {
+      let p = s.build(chain.output)?;
+      chain.push(p)?;
+    }
+    Ok(chain)
+  }
+
+  /// Appends a processor fed with the chain's current output format; returns its index.
+  pub fn push(&mut self, proc: Box<dyn Processor>) -> Result<usize> {
+    let input = self.output;
+    let name = proc.name().to_string();
+    if let Some(want) = proc.input_format() {
+      if want != input {
+        return Err(CoreError::InvalidOption(format!(
+          "processor '{name}' was built for {} Hz / {} ch but receives {} Hz / {} ch",
+          want.sample_rate, want.channels, input.sample_rate, input.channels
+        )));
+      }
+    }
+    let out = proc.output_format(input);
+    let output = Format::new(out.sample_rate, out.channels)
+      .map_err(|e| CoreError::InvalidOption(format!("processor '{name}' output: {}", e.message())))?;
+    self.slots.push(Slot {
+      proc,
+      name,
+      input,
+      output,
+      enabled: true,
+      bypassed: false,
+      calls: 0,
+      failures: 0,
+      consecutive: 0,
+      over_budget: 0,
+      budget: None,
+      time_ns: Histogram::new_with_bounds(1, MAX_RECORDED_NS, 1).expect("histogram bounds"),
+    });
+    self.output = output;
+    let len = self.output.chunk_len().max(self.cur.capacity());
+    self.cur.reserve(len);
+    self.next.reserve(len);
+    Ok(self.slots.len() - 1)
+  }
+
+  pub fn input_format(&self) -> Format {
+    self.input
+  }
+
+  pub fn output_format(&self) -> Format {
+    self.output
+  }
+
+  pub fn len(&self) -> usize {
+    self.slots.len()
+  }
+
+  pub fn is_empty(&self) -> bool {
+    self.slots.is_empty()
+  }
+
+  fn slot(&mut self, index: usize) -> Result<&mut Slot> {
+    let len = self.slots.len();
+    self
+      .slots
+      .get_mut(index)
+      .ok_or_else(|| CoreError::InvalidOption(format!("processor index {index} out of range (chain has {len})")))
+  }
+
+  /// Disabling skips the processor; enabling clears its consecutive failures and its
+  /// bypass. A processor coming back after being skipped is reset first: its history is of
+  /// audio it did not see.
+  pub fn set_enabled(&mut self, index: usize, enabled: bool) -> Result<()> {
+    let slot = self.slot(index)?;
+    if enabled {
+      if !slot.enabled || slot.bypassed {
+        let proc = &mut slot.proc;
+        let _ = catch_unwind(AssertUnwindSafe(|| proc.reset()));
+      }
+      slot.bypassed = false;
+      slot.consecutive = 0;
+    }
+    slot.enabled = enabled;
+    Ok(())
+  }
+
+  pub fn is_enabled(&self, index: usize) -> bool {
+    self.slots.get(index).is_some_and(|s| s.enabled)
+  }
+
+  pub fn is_bypassed(&self, index: usize) -> bool {
+    self.slots.get(index).is_some_and(|s| s.bypassed)
+  }
+
+  /// A processing-time budget per chunk for one processor; overruns are counted and
+  /// reported, the audio is kept.
+  pub fn set_budget(&mut self, index: usize, budget: Option<Duration>) -> Result<()> {
+    self.slot(index)?.budget = budget;
+    Ok(())
+  }
+
+  /// Total delay of the processors currently in the path, in milliseconds.
+  pub fn delay_ms(&self) -> f64 {
+    self
+      .slots
+      .iter()
+      .filter(|s| s.enabled && !s.bypassed)
+      .map(|s| s.proc.delay_ms())
+      .sum()
+  }
+
+  /// Forgets every processor's history (after a clear or a segment end); counters stay.
+  pub fn reset(&mut self) {
+    for s in self.slots.iter_mut() {
+      let proc = &mut s.proc;
+      let _ = catch_unwind(AssertUnwindSafe(|| proc.reset()));
+    }
+  }
+
+  pub fn stats(&self) -> Vec<ProcessorStats> {
+    let us = |ns: u64| ns as f64 / 1000.0;
+    self
+      .slots
+      .iter()
+      .map(|s| ProcessorStats {
+        name: s.name.clone(),
+        enabled: s.enabled,
+        bypassed: s.bypassed,
+        calls: s.calls,
+        failures: s.failures,
+        consecutive_failures: s.consecutive,
+        over_budget: s.over_budget,
+        p50_us: us(s.time_ns.value_at_quantile(0.5)),
+        p90_us: us(s.time_ns.value_at_quantile(0.9)),
+        p99_us: us(s.time_ns.value_at_quantile(0.99)),
+        max_us: us(s.time_ns.max()),
+      })
+      .collect()
+  }
+
+  /// Runs one 10 ms chunk of the input format through the chain and returns one 10 ms
+  /// chunk of the output format. Failures, budget overruns and VAD flips are appended to
+  /// `events`; nothing is allocated unless there is an event to report.
+  pub fn process(&mut self, input: &[i16], events: &mut Vec<ChainEvent>) -> Result<&[i16]> {
+    if input.len() != self.input.chunk_len() {
+      return Err(CoreError::InvalidFrame(format!(
+        "a chain takes one 10 ms chunk ({} samples), got {}",
+        self.input.chunk_len(),
+        input.len()
+      )));
+    }
+    let at_ms = self.chunks as f64 * 10.0;
+    self.chunks += 1;
+    self.cur.clear();
+    self.cur.extend_from_slice(input);
+    for (index, slot) in self.slots.iter_mut().enumerate() {
+      if slot.enabled && !slot.bypassed {
+        slot.calls += 1;
+        self.next.clear();
+        let (proc, cur, next) = (&mut slot.proc, &self.cur, &mut self.next);
+        let started = Instant::now();
+        let ran = catch_unwind(AssertUnwindSafe(|| {
+          let r = proc.process(cur, next);
+          (r, proc.poll_signal())
+        }));
+        let elapsed = started.elapsed();
+        slot
+          .time_ns
+          .saturating_record((elapsed.as_nanos() as u64).clamp(1, MAX_RECORDED_NS));
+        if let Some(budget) = slot.budget.filter(|b| elapsed > *b) {
+          slot.over_budget += 1;
+          events.push(ChainEvent::OverBudget {
+            index,
+            name: slot.name.clone(),
+            elapsed_us: elapsed.as_secs_f64() * 1e6,
+            budget_us: budget.as_secs_f64() * 1e6,
+            count: slot.over_budget,
+          });
+        }
+        let failure = match ran {
+          Ok((Ok(()), signal)) if self.next.len() == slot.output.chunk_len() => {
+            slot.consecutive = 0;
+            mem::swap(&mut self.cur, &mut self.next);
+            if let Some(Signal::Speaking(speaking)) = signal {
+              events.push(ChainEvent::Vad { index, speaking, at_ms });
+            }
+            continue;
+          }
+          Ok((Ok(()), _)) => format!(
+            "produced {} samples, expected {} (one 10 ms chunk)",
+            self.next.len(),
+            slot.output.chunk_len()
+          ),
+          Ok((Err(message), _)) => message,
+          Err(payload) => {
+            // State half-updated by a panic is not worth trusting: start it afresh.
+            let proc = &mut slot.proc;
+            let _ = catch_unwind(AssertUnwindSafe(|| proc.reset()));
+            format!("panicked: {}", panic_message(payload.as_ref()))
+          }
+        };
+        slot.failures += 1;
+        slot.consecutive += 1;
+        if slot.consecutive >= self.bypass_after {
+          slot.bypassed = true;
+        }
+        events.push(ChainEvent::Failed {
+          index,
+          name: slot.name.clone(),
+          message: failure,
+          consecutive: slot.consecutive,
+          bypassed: slot.bypassed,
+        });
+      }
+      // Skipped, bypassed or failed: the chunk goes on as it came, in the format the next
+      // stage expects.
+      if slot.input != slot.output {
+        conform(&self.cur, slot.input, slot.output, &mut self.next);
+        mem::swap(&mut self.cur, &mut self.next);
+      }
+    }
+    Ok(&self.cur)
+  }
+}
+
+#[cfg(test)]
+mod tests {
+  use super::*;
+
+  #[test]
+  fn conform_keeps_length_and_level() {
+    let from = Format::new(48_000, 2).unwrap();
+    let to = Format::new(16_000, 1).unwrap();
+    let input: Vec<i16> = (0..from.chunk_len())
+      .map(|i| if i % 2 == 0 { 1000 } else { 3000 })
+      .collect();
+    let mut out = Vec::new();
+    conform(&input, from, to, &mut out);
+    assert_eq!(out.len(), to.chunk_len());
+    assert!(out.iter().all(|&s| s == 2000));
+    let up = Format::new(44_100, 2).unwrap();
+    let mut up_out = Vec::new();
+    conform(&out, to, up, &mut up_out);
+    assert_eq!(up_out.len(), up.chunk_len());
+    assert!(up_out.iter().all(|&s| s == 2000));
+  }
+
+  #[test]
+  fn chains_move_to_engine_threads() {
+    fn is_send<T: Send>() {}
+    is_send::<Chain>();
+  }
+
+  #[test]
+  fn bypass_after_is_validated() {
+    let f = Format::new(16_000, 1).unwrap();
+    assert_eq!(Chain::new(f, 0).err().unwrap().code(), "ERR_INVALID_OPTION");
+    assert!(Chain::new(f, 1).is_ok());
+  }
+}
