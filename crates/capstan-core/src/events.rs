@@ -31,6 +31,27 @@ pub enum Event {
     waited_ms: f64,
     dropped_samples: u64,
   },
+  /// A native processor failed (error, panic, wrong output); the chunk passed through it
+  /// unchanged. `bypassed` from the failure that made the chain skip it.
+  ProcessorError {
+    processor: String,
+    message: String,
+    consecutive: u32,
+    bypassed: bool,
+  },
+  /// A processor overran its time budget; `count` is its overruns so far (coalesced).
+  ProcessorSlow {
+    processor: String,
+    elapsed_us: f64,
+    budget_us: f64,
+    count: u64,
+  },
+  /// A VAD processor flipped: `position_ms` in the source's delivered audio, `at` wall time.
+  Vad {
+    speaking: bool,
+    position_ms: f64,
+    at: f64,
+  },
   /// A reader waiting on `frames()` can read again.
   Readable,
   Closed,

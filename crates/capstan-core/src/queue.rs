@@ -62,6 +62,10 @@ impl ChunkQueue {
     }
   }
 
+  pub fn chunk_len(&self) -> usize {
+    self.chunk_len
+  }
+
   pub fn capacity(&self) -> usize {
     self.capacity
   }

@@ -14,6 +14,7 @@ use crate::error::{CoreError, Result};
 use crate::events::{Bus, Completion, Drained, Event};
 use crate::format::{f32_to_i16, Format};
 use crate::health::{Health, HealthState, HealthTimes, Transition};
+use crate::process::{Chain, ChainEvent, ProcessorStats, Spec, VadOptions, DEFAULT_BYPASS_AFTER};
 use crate::queue::{ChunkQueue, Overflow};
 
 /// The longest any call waits for a source's lock; critical sections are microseconds.
@@ -54,6 +55,10 @@ pub struct SourceOptions {
   pub fill_silence: bool,
   /// Chunks a `frames()` reader may hold undelivered on a realtime/unpaced source.
   pub reader_chunks: usize,
+  /// Native processors, run on engine threads on every chunk the consumer takes.
+  pub processors: Vec<Spec>,
+  /// Consecutive failures after which a processor is bypassed.
+  pub processor_bypass_after: u32,
 }
 
 impl SourceOptions {
@@ -67,6 +72,8 @@ impl SourceOptions {
       consumer: Consumer::Realtime,
       fill_silence: true,
       reader_chunks: 5,
+      processors: Vec::new(),
+      processor_bypass_after: DEFAULT_BYPASS_AFTER,
     })
   }
 
@@ -112,6 +119,58 @@ pub struct RawOptions {
   pub consumer: Option<String>,
   pub fill_silence: Option<bool>,
   pub reader_buffer_ms: Option<f64>,
+  pub processors: Vec<RawProcessor>,
+  pub processor_bypass_after: Option<f64>,
+}
+
+/// A native processor as a caller wrote it: `kind` plus its numeric options.
+#[derive(Debug, Clone, Default)]
+pub struct RawProcessor {
+  pub kind: String,
+  pub db: Option<f64>,
+  pub hz: Option<f64>,
+  pub to_rate: Option<f64>,
+  pub threshold_db: Option<f64>,
+  pub hysteresis_db: Option<f64>,
+  pub attack_ms: Option<f64>,
+  pub hangover_ms: Option<f64>,
+}
+
+impl RawProcessor {
+  fn spec(&self) -> Result<Spec> {
+    let need = |v: Option<f64>, what: &str| {
+      v.ok_or_else(|| CoreError::InvalidOption(format!("processor '{}' needs {what}", self.kind)))
+    };
+    Ok(match self.kind.as_str() {
+      "gain" => Spec::Gain {
+        db: need(self.db, "db")?,
+      },
+      "highPass" => Spec::HighPass {
+        hz: need(self.hz, "hz")?,
+      },
+      "resample" => Spec::Resample {
+        to_rate: whole("toRate", need(self.to_rate, "toRate")?)?,
+      },
+      "denoise" => Spec::Denoise,
+      "vad" => {
+        let mut o = VadOptions::default();
+        if let Some(v) = self.threshold_db {
+          o.threshold_db = v;
+        }
+        if let Some(v) = self.hysteresis_db {
+          o.hysteresis_db = v;
+        }
+        if let Some(v) = self.attack_ms {
+          o.attack_ms = whole("attackMs", v)?;
+        }
+        if let Some(v) = self.hangover_ms {
+          o.hangover_ms = whole("hangoverMs", v)?;
+        }
+        Spec::Vad(o)
+      }
+      k => return Err(CoreError::InvalidOption(format!("unknown native processor '{k}'"))),
+    })
+  }
 }
 
 /// A caller-supplied count (ms, Hz, channels) as a whole u32, or `ERR_INVALID_OPTION`.
@@ -163,6 +222,10 @@ impl SourceOptions {
         )));
       }
       o.reader_chunks = (ms / 10) as usize;
+    }
+    o.processors = r.processors.iter().map(RawProcessor::spec).collect::<Result<_>>()?;
+    if let Some(v) = r.processor_bypass_after {
+      o.processor_bypass_after = whole("processorBypassAfter", v)?;
     }
     o.validate()?;
     Ok(o)
@@ -277,6 +340,7 @@ pub struct Metrics {
   pub queued_ms: f64,
   pub playout_position: u64,
   pub health: Option<HealthState>,
+  pub processors: Vec<ProcessorStats>,
 }
 
 struct Waiter {
@@ -303,6 +367,9 @@ struct Pending {
   closed: bool,
   completions: Vec<Completion>,
   playouts: Vec<u64>,
+  processor_errors: Vec<Event>,
+  vad: Vec<Event>,
+  slow: Option<(String, f64, f64, u64)>,
 }
 
 /// Counters in interleaved samples; reported per channel.
@@ -325,6 +392,11 @@ enum Delivery {
 }
 
 struct State {
+  /// Native processors; audio leaves the queue through them.
+  chain: Option<Chain>,
+  chain_events: Vec<ChainEvent>,
+  raw: Vec<i16>,
+  processed: Vec<i16>,
   chunker: Chunker,
   queue: ChunkQueue,
   waiters: VecDeque<Waiter>,
@@ -377,12 +449,31 @@ impl Source {
     opts.validate()?;
     let chunk_len = opts.format.chunk_len();
     let now = Instant::now();
+    let chain = if opts.processors.is_empty() {
+      None
+    } else {
+      Some(Chain::from_specs(
+        opts.format,
+        &opts.processors,
+        opts.processor_bypass_after,
+      )?)
+    };
+    // A pull source with processors reads from a bounded buffer the engine fills through
+    // the chain, so the processing runs on engine threads, never in `read()`.
+    let delivery = match (&chain, opts.consumer) {
+      (Some(c), Consumer::Pull) => Delivery::Reader(ChunkQueue::new(c.output_format().chunk_len(), opts.reader_chunks)),
+      _ => Delivery::Discard,
+    };
     let state = State {
+      chain,
+      chain_events: Vec::new(),
+      raw: Vec::new(),
+      processed: Vec::new(),
       chunker: Chunker::new(chunk_len),
       queue: ChunkQueue::new(chunk_len, (opts.queue_ms / 10) as usize),
       waiters: VecDeque::new(),
       playouts: VecDeque::new(),
-      delivery: Delivery::Discard,
+      delivery,
       reader_wanted: false,
       counters: Counters::default(),
       health: Health::new(HealthTimes::from_stall_ms(opts.stall_after_ms), now),
@@ -786,7 +877,7 @@ impl Source {
       return;
     }
     match self.opts.consumer {
-      Consumer::Pull => {}
+      Consumer::Pull if st.chain.is_none() => {}
       Consumer::Realtime => {
         for _ in 0..ticks {
           if !self.deliver_one(st, now) {
@@ -794,7 +885,7 @@ impl Source {
           }
         }
       }
-      Consumer::Unpaced => {
+      Consumer::Unpaced | Consumer::Pull => {
         for _ in 0..10_000 {
           if st.queue.is_empty() || !self.deliver_one(st, now) {
             break;
@@ -809,13 +900,90 @@ impl Source {
     self.push_transition(st, t);
   }
 
-  /// Hands one chunk to the sink; an empty queue is an underrun. False when the sink
-  /// has no room (the consumer makes no progress).
+  /// Takes one chunk out of the queue through the processors into `st.processed`.
+  fn take_processed(&self, st: &mut State, now: Instant) -> bool {
+    let mut raw = std::mem::take(&mut st.raw);
+    raw.clear();
+    let took = self.take_chunk(st, now, |a, b| {
+      raw.extend_from_slice(a);
+      raw.extend_from_slice(b);
+    });
+    if took {
+      let mut events = std::mem::take(&mut st.chain_events);
+      let mut out = std::mem::take(&mut st.processed);
+      out.clear();
+      match st.chain.as_mut().map(|c| c.process(&raw, &mut events)) {
+        Some(Ok(o)) => out.extend_from_slice(o),
+        // No chain; or a chunk the chain refused, which exact chunks never are.
+        _ => out.extend_from_slice(&raw),
+      }
+      st.processed = out;
+      self.note_chain_events(st, &mut events);
+      st.chain_events = events;
+    }
+    st.raw = raw;
+    took
+  }
+
+  fn note_chain_events(&self, st: &mut State, events: &mut Vec<ChainEvent>) {
+    if events.is_empty() {
+      return;
+    }
+    for e in events.drain(..) {
+      match e {
+        ChainEvent::Failed {
+          name,
+          message,
+          consecutive,
+          bypassed,
+          ..
+        } => {
+          if st.pending.processor_errors.len() >= MAX_PENDING_TRANSITIONS * 2 {
+            st.pending.processor_errors.remove(0);
+          }
+          st.pending.processor_errors.push(Event::ProcessorError {
+            processor: name,
+            message,
+            consecutive,
+            bypassed,
+          });
+        }
+        ChainEvent::OverBudget {
+          name,
+          elapsed_us,
+          budget_us,
+          count,
+          ..
+        } => {
+          st.pending.slow = Some((name, elapsed_us, budget_us, count));
+        }
+        ChainEvent::Vad { speaking, at_ms, .. } => {
+          if st.pending.vad.len() >= 64 {
+            st.pending.vad.remove(0);
+          }
+          st.pending.vad.push(Event::Vad {
+            speaking,
+            position_ms: at_ms,
+            at: crate::epoch_ms(),
+          });
+        }
+      }
+    }
+    self.touch(st);
+  }
+
+  /// Hands one chunk (through the processors, if any) to the sink; an empty queue is an
+  /// underrun. False when the sink has no room (the consumer makes no progress).
   fn deliver_one(&self, st: &mut State, now: Instant) -> bool {
-    let chunk_len = st.chunker.chunk_len();
+    let has_chain = st.chain.is_some();
     let mut ring = match std::mem::replace(&mut st.delivery, Delivery::Discard) {
       Delivery::Discard => {
-        if !self.take_chunk(st, now, |_, _| {}) {
+        let took = if has_chain {
+          self.take_processed(st, now)
+        } else {
+          self.take_chunk(st, now, |_, _| {})
+        };
+        if !took {
           self.underrun(st);
         }
         return true;
@@ -824,16 +992,25 @@ impl Source {
     };
     let ok = ring.free_chunks() > 0;
     if ok {
-      let took = self.take_chunk(st, now, |a, b| {
-        let mut chunk = Vec::with_capacity(chunk_len);
-        chunk.extend_from_slice(a);
-        chunk.extend_from_slice(b);
-        ring.push(&chunk);
-      });
+      let took = if has_chain {
+        let took = self.take_processed(st, now);
+        if took {
+          ring.push(&st.processed);
+        }
+        took
+      } else {
+        let chunk_len = ring.chunk_len();
+        self.take_chunk(st, now, |a, b| {
+          let mut chunk = Vec::with_capacity(chunk_len);
+          chunk.extend_from_slice(a);
+          chunk.extend_from_slice(b);
+          ring.push(&chunk);
+        })
+      };
       if !took {
         self.underrun(st);
         if self.opts.fill_silence && self.opts.consumer == Consumer::Realtime && st.started {
-          ring.push(&vec![0; chunk_len]);
+          ring.push(&vec![0; ring.chunk_len()]);
         }
       }
       if !ring.is_empty() && st.reader_wanted {
@@ -930,8 +1107,13 @@ impl Source {
     if self.opts.consumer == Consumer::Pull {
       return;
     }
+    let chunk_len = st
+      .chain
+      .as_ref()
+      .map_or(self.opts.format, |c| c.output_format())
+      .chunk_len();
     st.delivery = if on {
-      Delivery::Reader(ChunkQueue::new(self.opts.format.chunk_len(), self.opts.reader_chunks))
+      Delivery::Reader(ChunkQueue::new(chunk_len, self.opts.reader_chunks))
     } else {
       Delivery::Discard
     };
@@ -945,11 +1127,11 @@ impl Source {
     let chunk_len = st.chunker.chunk_len();
     let mut out = Vec::with_capacity(chunk_len);
     let got = match (&mut st.delivery, self.opts.consumer) {
-      (_, Consumer::Pull) => self.take_chunk(st, now, |a, b| {
+      (Delivery::Reader(ring), _) => ring.pop_with(|a, b| {
         out.extend_from_slice(a);
         out.extend_from_slice(b);
       }),
-      (Delivery::Reader(ring), _) => ring.pop_with(|a, b| {
+      (_, Consumer::Pull) => self.take_chunk(st, now, |a, b| {
         out.extend_from_slice(a);
         out.extend_from_slice(b);
       }),
@@ -981,6 +1163,33 @@ impl Source {
     st.pending.readable = st.reader_wanted;
     self.touch(st);
     true
+  }
+
+  /// The format audio leaves in: the processors' output, else the source's own.
+  pub fn output_format(&self) -> Format {
+    self
+      .lock()
+      .chain
+      .as_ref()
+      .map_or(self.opts.format, |c| c.output_format())
+  }
+
+  /// Enables or disables processor `index`; enabling a bypassed one brings it back.
+  pub fn set_processor_enabled(&self, index: usize, enabled: bool) -> Result<()> {
+    match self.lock().chain.as_mut() {
+      Some(c) => c.set_enabled(index, enabled),
+      None => Err(CoreError::InvalidOption(format!(
+        "this source has no processor {index}"
+      ))),
+    }
+  }
+
+  pub fn processor_enabled(&self, index: usize) -> bool {
+    self
+      .lock()
+      .chain
+      .as_ref()
+      .is_some_and(|c| c.is_enabled(index) && !c.is_bypassed(index))
   }
 
   pub fn is_closed(&self) -> bool {
@@ -1026,6 +1235,7 @@ impl Source {
       queued_ms: self.queued_ms(&st),
       playout_position: c.delivered / ch,
       health: Some(st.health.state()),
+      processors: st.chain.as_ref().map(|c| c.stats()).unwrap_or_default(),
     }
   }
 
@@ -1053,6 +1263,16 @@ impl Source {
         dropped_samples,
       });
     }
+    events.extend(p.processor_errors);
+    if let Some((processor, elapsed_us, budget_us, count)) = p.slow {
+      events.push(Event::ProcessorSlow {
+        processor,
+        elapsed_us,
+        budget_us,
+        count,
+      });
+    }
+    events.extend(p.vad);
     if p.readable {
       events.push(Event::Readable);
     }
