@@ -59,6 +59,10 @@ export declare class NativeSource {
    * array once closed.
    */
   read(): Int16Array | null
+  /** The rate audio leaves at (a resampling processor changes it). */
+  get outputSampleRate(): number
+  setProcessorEnabled(index: number, enabled: boolean): void
+  processorEnabled(index: number): boolean
   get closed(): boolean
   get queuedMs(): number
   get playoutPosition(): number
@@ -100,6 +104,14 @@ export interface JsEvent {
   ticks?: number
   count?: number
   waitedMs?: number
+  processor?: string
+  message?: string
+  consecutive?: number
+  bypassed?: boolean
+  elapsedUs?: number
+  budgetUs?: number
+  speaking?: boolean
+  positionMs?: number
 }
 
 export interface JsMetrics {
@@ -119,6 +131,30 @@ export interface JsMetrics {
   captureWaitUs: JsWait
   /** Count of settled calls per status (`accepted`, `partial`, ...). */
   outcomes: Record<string, number>
+  processors: Array<JsProcessorStats>
+}
+
+/** A native processor as `processors.gain({ db })` and friends describe it. */
+export interface JsProcessorSpec {
+  kind: string
+  db?: number
+  hz?: number
+  toRate?: number
+  thresholdDb?: number
+  hysteresisDb?: number
+  attackMs?: number
+  hangoverMs?: number
+}
+
+export interface JsProcessorStats {
+  name: string
+  enabled: boolean
+  bypassed: boolean
+  calls: number
+  failures: number
+  consecutiveFailures: number
+  overBudget: number
+  timeUs: JsTime
 }
 
 export interface JsSourceOptions {
@@ -131,6 +167,15 @@ export interface JsSourceOptions {
   consumer?: string
   fillSilence?: boolean
   readerBufferMs?: number
+  processors?: Array<JsProcessorSpec>
+  processorBypassAfter?: number
+}
+
+export interface JsTime {
+  p50: number
+  p90: number
+  p99: number
+  max: number
 }
 
 export interface JsWait {

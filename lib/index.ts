@@ -2,6 +2,13 @@ export { AudioFrame, type AudioFrameLike, type Samples } from './frame'
 export { AudioSource } from './source'
 export { CapstanError, type CapstanErrorCode } from './errors'
 export { shutdown } from './engine'
+export {
+  NativeProcessor,
+  processors,
+  type FrameProcessor,
+  type FrameProcessorCredentials,
+  type FrameProcessorStreamInfo,
+} from './processors'
 export type {
   AudioSourceEvents,
   AudioSourceOptions,
@@ -14,6 +21,8 @@ export type {
   HealthState,
   OverflowEvent,
   OverflowPolicy,
+  ProcessorErrorEvent,
+  ProcessorMetrics,
   SourceMetrics,
   UnderrunEvent,
 } from './types'

@@ -3,6 +3,7 @@ import { EventEmitter } from 'node:events'
 import { AudioFrame, type AudioFrameLike, type Samples } from './frame'
 import { CapstanError, fromNative, native } from './errors'
 import { PENDING, readOutcome, record } from './outcome'
+import { NativeProcessor } from './processors'
 import { NativeSource, drainAll, getEngine, hold, register, release, unregister, type NativeSourceT } from './engine'
 import type { JsEvent } from '../index'
 import type {
@@ -36,6 +37,7 @@ const OPTION_TYPES: Record<string, 'number' | 'string' | 'boolean'> = {
   consumer: 'string',
   fillSilence: 'boolean',
   readerBufferMs: 'number',
+  processorBypassAfter: 'number',
 }
 
 function checkTypes(opts: unknown): AudioSourceOptions {
@@ -45,6 +47,18 @@ function checkTypes(opts: unknown): AudioSourceOptions {
   for (const [k, t] of Object.entries(OPTION_TYPES)) {
     const v = (opts as Record<string, unknown>)[k]
     if (v !== undefined && typeof v !== t) throw new CapstanError('ERR_INVALID_OPTION', `${k} must be a ${t}`)
+  }
+  const list = (opts as { processors?: unknown }).processors
+  if (list !== undefined) {
+    if (!Array.isArray(list)) throw new CapstanError('ERR_INVALID_OPTION', 'processors must be an array')
+    for (const p of list) {
+      if (!(p instanceof NativeProcessor)) {
+        throw new CapstanError(
+          'ERR_INVALID_OPTION',
+          'processors: only built-in processors (processors.gain(), ...) are supported on AudioSource in this version',
+        )
+      }
+    }
   }
   return opts as AudioSourceOptions
 }
@@ -81,6 +95,8 @@ export class AudioSource extends EventEmitter<AudioSourceEvents> {
   readonly sampleRate: number
   readonly channels: number
   readonly consumer: NonNullable<AudioSourceOptions['consumer']>
+  /** The rate `frames()` yields (a resampling processor changes it). */
+  readonly outputSampleRate: number
   readonly #native: NativeSourceT
   readonly #id: number
   readonly #waiting = new Map<number, Waiting>()
@@ -92,7 +108,10 @@ export class AudioSource extends EventEmitter<AudioSourceEvents> {
   constructor(options: AudioSourceOptions) {
     super()
     const o = checkTypes(options)
-    this.#native = native(() => new NativeSource(getEngine(), o))
+    const procs = o.processors ?? []
+    this.#native = native(() => new NativeSource(getEngine(), { ...o, processors: procs.map((p) => p.spec()) as never }))
+    procs.forEach((p, i) => p.attach(this.#native, i))
+    this.outputSampleRate = this.#native.outputSampleRate
     this.#id = this.#native.id
     this.sampleRate = o.sampleRate
     this.channels = o.channels
@@ -228,7 +247,7 @@ export class AudioSource extends EventEmitter<AudioSourceEvents> {
           continue
         }
         if (chunk.length === 0) return
-        yield new AudioFrame(chunk, this.sampleRate, this.channels)
+        yield new AudioFrame(chunk, this.outputSampleRate, this.channels)
       }
     } finally {
       this.#wakeReader = undefined
@@ -312,6 +331,20 @@ export class AudioSource extends EventEmitter<AudioSourceEvents> {
         break
       case 'deadline':
         this.emit('deadline', { waitedMs: e.waitedMs!, droppedSamples: e.droppedSamples!, count: e.count! })
+        break
+      case 'processor-error':
+        this.emit('processor-error', {
+          processor: e.processor!,
+          message: e.message!,
+          consecutive: e.consecutive!,
+          bypassed: e.bypassed!,
+        })
+        break
+      case 'processor-slow':
+        this.emit('processor-slow', { processor: e.processor!, elapsedUs: e.elapsedUs!, budgetUs: e.budgetUs!, count: e.count! })
+        break
+      case 'vad':
+        this.emit('vad', { speaking: e.speaking!, at: e.at!, positionMs: e.positionMs! })
         break
       case 'readable': {
         const wake = this.#wakeReader

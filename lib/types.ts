@@ -1,3 +1,5 @@
+import type { NativeProcessor } from './processors'
+
 export type OverflowPolicy = 'wait' | 'drop-oldest' | 'drop-newest' | 'reject'
 export type ConsumerMode = 'realtime' | 'pull' | 'unpaced'
 export type HealthState = 'healthy' | 'lagging' | 'stalled' | 'recovered'
@@ -20,6 +22,10 @@ export interface AudioSourceOptions {
   fillSilence?: boolean
   /** Realtime/unpaced `frames()` reader: delivered audio it may hold unread. Default 50. */
   readerBufferMs?: number
+  /** Native processors (`processors.gain(...)`, ...), run on engine threads in order. */
+  processors?: NativeProcessor[]
+  /** Consecutive failures after which a processor is bypassed. Default 5. */
+  processorBypassAfter?: number
 }
 
 /** How a capture settled. Samples are per channel. */
@@ -66,12 +72,34 @@ export interface DeadlineEvent {
   count: number
 }
 
+export interface ProcessorErrorEvent {
+  processor: string
+  message: string
+  consecutive: number
+  bypassed: boolean
+}
+
+export interface ProcessorMetrics {
+  name: string
+  enabled: boolean
+  bypassed: boolean
+  calls: number
+  failures: number
+  consecutiveFailures: number
+  overBudget: number
+  timeUs: { p50: number; p90: number; p99: number; max: number }
+}
+
 export interface AudioSourceEvents {
   health: [HealthEvent]
   overflow: [OverflowEvent]
   underrun: [UnderrunEvent]
   deadline: [DeadlineEvent]
-  'processor-error': [{ processor: string; message: string; consecutive: number; bypassed: boolean }]
+  'processor-error': [ProcessorErrorEvent]
+  /** A processor overran its time budget (coalesced; `count` is its overruns so far). */
+  'processor-slow': [{ processor: string; elapsedUs: number; budgetUs: number; count: number }]
+  /** A VAD processor flipped: `positionMs` in the delivered audio, `at` wall time. */
+  vad: [{ speaking: boolean; at: number; positionMs: number }]
   'sink-error': [{ message: string }]
   closed: [Record<string, never>]
 }
@@ -95,4 +123,5 @@ export interface SourceMetrics {
   health: HealthState
   captureWaitUs: { p50: number; p99: number; max: number }
   outcomes: Record<CaptureStatus, number>
+  processors: ProcessorMetrics[]
 }

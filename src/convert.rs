@@ -20,6 +20,21 @@ pub struct JsSourceOptions {
   pub consumer: Option<String>,
   pub fill_silence: Option<bool>,
   pub reader_buffer_ms: Option<f64>,
+  pub processors: Option<Vec<JsProcessorSpec>>,
+  pub processor_bypass_after: Option<f64>,
+}
+
+/// A native processor as `processors.gain({ db })` and friends describe it.
+#[napi(object)]
+pub struct JsProcessorSpec {
+  pub kind: String,
+  pub db: Option<f64>,
+  pub hz: Option<f64>,
+  pub to_rate: Option<f64>,
+  pub threshold_db: Option<f64>,
+  pub hysteresis_db: Option<f64>,
+  pub attack_ms: Option<f64>,
+  pub hangover_ms: Option<f64>,
 }
 
 impl From<JsSourceOptions> for capstan_core::RawOptions {
@@ -34,6 +49,22 @@ impl From<JsSourceOptions> for capstan_core::RawOptions {
       consumer: o.consumer,
       fill_silence: o.fill_silence,
       reader_buffer_ms: o.reader_buffer_ms,
+      processors: o
+        .processors
+        .unwrap_or_default()
+        .into_iter()
+        .map(|p| capstan_core::RawProcessor {
+          kind: p.kind,
+          db: p.db,
+          hz: p.hz,
+          to_rate: p.to_rate,
+          threshold_db: p.threshold_db,
+          hysteresis_db: p.hysteresis_db,
+          attack_ms: p.attack_ms,
+          hangover_ms: p.hangover_ms,
+        })
+        .collect(),
+      processor_bypass_after: o.processor_bypass_after,
     }
   }
 }
@@ -79,6 +110,14 @@ pub struct JsEvent {
   pub ticks: Option<f64>,
   pub count: Option<f64>,
   pub waited_ms: Option<f64>,
+  pub processor: Option<String>,
+  pub message: Option<String>,
+  pub consecutive: Option<f64>,
+  pub bypassed: Option<bool>,
+  pub elapsed_us: Option<f64>,
+  pub budget_us: Option<f64>,
+  pub speaking: Option<bool>,
+  pub position_ms: Option<f64>,
 }
 
 impl JsEvent {
@@ -96,6 +135,14 @@ impl JsEvent {
       ticks: None,
       count: None,
       waited_ms: None,
+      processor: None,
+      message: None,
+      consecutive: None,
+      bypassed: None,
+      elapsed_us: None,
+      budget_us: None,
+      speaking: None,
+      position_ms: None,
     }
   }
 }
@@ -132,6 +179,26 @@ impl From<Event> for JsEvent {
         waited_ms: Some(waited_ms),
         dropped_samples: Some(dropped_samples as f64),
         ..JsEvent::kind("deadline")
+      },
+      Event::ProcessorError { processor, message, consecutive, bypassed } => JsEvent {
+        processor: Some(processor),
+        message: Some(message),
+        consecutive: Some(consecutive as f64),
+        bypassed: Some(bypassed),
+        ..JsEvent::kind("processor-error")
+      },
+      Event::ProcessorSlow { processor, elapsed_us, budget_us, count } => JsEvent {
+        processor: Some(processor),
+        elapsed_us: Some(elapsed_us),
+        budget_us: Some(budget_us),
+        count: Some(count as f64),
+        ..JsEvent::kind("processor-slow")
+      },
+      Event::Vad { speaking, position_ms, at } => JsEvent {
+        speaking: Some(speaking),
+        position_ms: Some(position_ms),
+        at: Some(at),
+        ..JsEvent::kind("vad")
       },
       Event::Readable => JsEvent::kind("readable"),
       Event::Closed => JsEvent::kind("closed"),
@@ -207,6 +274,27 @@ pub struct JsMetrics {
   pub capture_wait_us: JsWait,
   /// Count of settled calls per status (`accepted`, `partial`, ...).
   pub outcomes: std::collections::HashMap<String, f64>,
+  pub processors: Vec<JsProcessorStats>,
+}
+
+#[napi(object)]
+pub struct JsProcessorStats {
+  pub name: String,
+  pub enabled: bool,
+  pub bypassed: bool,
+  pub calls: f64,
+  pub failures: f64,
+  pub consecutive_failures: f64,
+  pub over_budget: f64,
+  pub time_us: JsTime,
+}
+
+#[napi(object)]
+pub struct JsTime {
+  pub p50: f64,
+  pub p90: f64,
+  pub p99: f64,
+  pub max: f64,
 }
 
 impl From<Metrics> for JsMetrics {
@@ -230,6 +318,20 @@ impl From<Metrics> for JsMetrics {
         p99: m.capture_wait_p99_us as f64,
         max: m.capture_wait_max_us as f64,
       },
+      processors: m
+        .processors
+        .into_iter()
+        .map(|p| JsProcessorStats {
+          name: p.name,
+          enabled: p.enabled,
+          bypassed: p.bypassed,
+          calls: p.calls as f64,
+          failures: p.failures as f64,
+          consecutive_failures: p.consecutive_failures as f64,
+          over_budget: p.over_budget as f64,
+          time_us: JsTime { p50: p.p50_us, p90: p.p90_us, p99: p.p99_us, max: p.max_us },
+        })
+        .collect(),
       outcomes: Status::ALL
         .iter()
         .zip(m.outcomes)

@@ -191,6 +191,22 @@ impl NativeSource {
     }
   }
 
+  /// The rate audio leaves at (a resampling processor changes it).
+  #[napi(getter)]
+  pub fn output_sample_rate(&self) -> u32 {
+    self.inner.output_format().sample_rate
+  }
+
+  #[napi(catch_unwind)]
+  pub fn set_processor_enabled(&self, index: u32, enabled: bool) -> Result<()> {
+    self.inner.set_processor_enabled(index as usize, enabled).map_err(js_err)
+  }
+
+  #[napi(catch_unwind)]
+  pub fn processor_enabled(&self, index: u32) -> bool {
+    self.inner.processor_enabled(index as usize)
+  }
+
   #[napi(getter)]
   pub fn closed(&self) -> bool {
     self.inner.is_closed()
