@@ -50,6 +50,14 @@ export class NativeProcessor {
     this.#index = index
   }
 
+  /** @internal Undoes `attach` for a source whose construction failed. */
+  detach(source: NativeSourceT): void {
+    if (this.#source === source) {
+      this.#source = undefined
+      this.#index = -1
+    }
+  }
+
   /** @internal The spec the binding reads. */
   spec(): Record<string, unknown> {
     return { kind: this.kind, ...this.options }

@@ -110,7 +110,14 @@ export class AudioSource extends EventEmitter<AudioSourceEvents> {
     const o = checkTypes(options)
     const procs = o.processors ?? []
     this.#native = native(() => new NativeSource(getEngine(), { ...o, processors: procs.map((p) => p.spec()) as never }))
-    procs.forEach((p, i) => p.attach(this.#native, i))
+    try {
+      procs.forEach((p, i) => p.attach(this.#native, i))
+    } catch (e) {
+      // A refused construction leaves nothing behind: not the native source, not its clock.
+      procs.forEach((p) => p.detach(this.#native))
+      this.#native.close()
+      throw e
+    }
     this.outputSampleRate = this.#native.outputSampleRate
     this.#id = this.#native.id
     this.sampleRate = o.sampleRate
