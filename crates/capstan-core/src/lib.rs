@@ -22,7 +22,8 @@ pub use format::{declared, Format};
 pub use health::{HealthState, Transition};
 pub use queue::Overflow;
 pub use source::{
-  whole, CaptureResult, Consumer, FrameRef, Metrics, Outcome, RawOptions, RawProcessor, Read, Samples, Source, SourceOptions, Status,
+  whole, CaptureResult, Consumer, FrameRef, Metrics, Outcome, RawOptions, RawProcessor, Read, Samples, Source,
+  SourceOptions, Status,
 };
 
 /// Wall-clock milliseconds since the Unix epoch, as JavaScript's `Date.now()` counts.

@@ -9,8 +9,7 @@ use std::mem;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::time::{Duration, Instant};
 
-use hdrhistogram::Histogram;
-
+use super::ledger::{check_bypass_after, out_of_range, Ledger};
 use super::{round_i16, Processor, Signal, Spec};
 use crate::error::{CoreError, Result};
 use crate::format::Format;
@@ -18,8 +17,6 @@ use crate::format::Format;
 /// Consecutive failures before a processor is bypassed, unless the caller says otherwise.
 pub const DEFAULT_BYPASS_AFTER: u32 = 5;
 pub const MAX_BYPASS_AFTER: u32 = 1_000_000;
-/// Processing times above this are recorded as this (a processor that slow is broken anyway).
-const MAX_RECORDED_NS: u64 = 1_000_000_000;
 
 /// Something the caller should hear about from one `process` call.
 #[derive(Debug, Clone, PartialEq)]
@@ -65,19 +62,9 @@ pub struct ProcessorStats {
 
 struct Slot {
   proc: Box<dyn Processor>,
-  name: String,
   input: Format,
   output: Format,
-  enabled: bool,
-  bypassed: bool,
-  calls: u64,
-  failures: u64,
-  consecutive: u32,
-  over_budget: u64,
-  budget: Option<Duration>,
-  /// Nanoseconds per call. One significant digit keeps it at ~2 KB per processor, which
-  /// matters at thousands of sources.
-  time_ns: Histogram<u32>,
+  ledger: Ledger,
 }
 
 pub struct Chain {
@@ -133,11 +120,7 @@ fn conform(input: &[i16], from: Format, to: Format, out: &mut Vec<i16>) {
 impl Chain {
   /// An empty chain (chunks pass through) for chunks of `input`.
   pub fn new(input: Format, bypass_after: u32) -> Result<Self> {
-    if !(1..=MAX_BYPASS_AFTER).contains(&bypass_after) {
-      return Err(CoreError::InvalidOption(format!(
-        "processorBypassAfter must be 1..={MAX_BYPASS_AFTER}, got {bypass_after}"
-      )));
-    }
+    check_bypass_after(bypass_after)?;
     Ok(Chain {
       input,
       output: input,
@@ -176,17 +159,9 @@ impl Chain {
       .map_err(|e| CoreError::InvalidOption(format!("processor '{name}' output: {}", e.message())))?;
     self.slots.push(Slot {
       proc,
-      name,
       input,
       output,
-      enabled: true,
-      bypassed: false,
-      calls: 0,
-      failures: 0,
-      consecutive: 0,
-      over_budget: 0,
-      budget: None,
-      time_ns: Histogram::new_with_bounds(1, MAX_RECORDED_NS, 1).expect("histogram bounds"),
+      ledger: Ledger::new(name),
     });
     self.output = output;
     let len = self.output.chunk_len().max(self.cur.capacity());
@@ -213,10 +188,7 @@ impl Chain {
 
   fn slot(&mut self, index: usize) -> Result<&mut Slot> {
     let len = self.slots.len();
-    self
-      .slots
-      .get_mut(index)
-      .ok_or_else(|| CoreError::InvalidOption(format!("processor index {index} out of range (chain has {len})")))
+    self.slots.get_mut(index).ok_or_else(|| out_of_range(index, len))
   }
 
   /// Disabling skips the processor; enabling clears its consecutive failures and its
@@ -224,30 +196,25 @@ impl Chain {
   /// audio it did not see.
   pub fn set_enabled(&mut self, index: usize, enabled: bool) -> Result<()> {
     let slot = self.slot(index)?;
-    if enabled {
-      if !slot.enabled || slot.bypassed {
-        let proc = &mut slot.proc;
-        let _ = catch_unwind(AssertUnwindSafe(|| proc.reset()));
-      }
-      slot.bypassed = false;
-      slot.consecutive = 0;
+    if slot.ledger.set_enabled(enabled) {
+      let proc = &mut slot.proc;
+      let _ = catch_unwind(AssertUnwindSafe(|| proc.reset()));
     }
-    slot.enabled = enabled;
     Ok(())
   }
 
   pub fn is_enabled(&self, index: usize) -> bool {
-    self.slots.get(index).is_some_and(|s| s.enabled)
+    self.slots.get(index).is_some_and(|s| s.ledger.is_enabled())
   }
 
   pub fn is_bypassed(&self, index: usize) -> bool {
-    self.slots.get(index).is_some_and(|s| s.bypassed)
+    self.slots.get(index).is_some_and(|s| s.ledger.is_bypassed())
   }
 
   /// A processing-time budget per chunk for one processor; overruns are counted and
   /// reported, the audio is kept.
   pub fn set_budget(&mut self, index: usize, budget: Option<Duration>) -> Result<()> {
-    self.slot(index)?.budget = budget;
+    self.slot(index)?.ledger.set_budget(budget);
     Ok(())
   }
 
@@ -256,7 +223,7 @@ impl Chain {
     self
       .slots
       .iter()
-      .filter(|s| s.enabled && !s.bypassed)
+      .filter(|s| s.ledger.active())
       .map(|s| s.proc.delay_ms())
       .sum()
   }
@@ -270,24 +237,7 @@ impl Chain {
   }
 
   pub fn stats(&self) -> Vec<ProcessorStats> {
-    let us = |ns: u64| ns as f64 / 1000.0;
-    self
-      .slots
-      .iter()
-      .map(|s| ProcessorStats {
-        name: s.name.clone(),
-        enabled: s.enabled,
-        bypassed: s.bypassed,
-        calls: s.calls,
-        failures: s.failures,
-        consecutive_failures: s.consecutive,
-        over_budget: s.over_budget,
-        p50_us: us(s.time_ns.value_at_quantile(0.5)),
-        p90_us: us(s.time_ns.value_at_quantile(0.9)),
-        p99_us: us(s.time_ns.value_at_quantile(0.99)),
-        max_us: us(s.time_ns.max()),
-      })
-      .collect()
+    self.slots.iter().map(|s| s.ledger.stats()).collect()
   }
 
   /// Runs one 10 ms chunk of the input format through the chain and returns one 10 ms
@@ -306,8 +256,7 @@ impl Chain {
     self.cur.clear();
     self.cur.extend_from_slice(input);
     for (index, slot) in self.slots.iter_mut().enumerate() {
-      if slot.enabled && !slot.bypassed {
-        slot.calls += 1;
+      if slot.ledger.active() {
         self.next.clear();
         let (proc, cur, next) = (&mut slot.proc, &self.cur, &mut self.next);
         let started = Instant::now();
@@ -316,22 +265,9 @@ impl Chain {
           (r, proc.poll_signal())
         }));
         let elapsed = started.elapsed();
-        slot
-          .time_ns
-          .saturating_record((elapsed.as_nanos() as u64).clamp(1, MAX_RECORDED_NS));
-        if let Some(budget) = slot.budget.filter(|b| elapsed > *b) {
-          slot.over_budget += 1;
-          events.push(ChainEvent::OverBudget {
-            index,
-            name: slot.name.clone(),
-            elapsed_us: elapsed.as_secs_f64() * 1e6,
-            budget_us: budget.as_secs_f64() * 1e6,
-            count: slot.over_budget,
-          });
-        }
         let failure = match ran {
           Ok((Ok(()), signal)) if self.next.len() == slot.output.chunk_len() => {
-            slot.consecutive = 0;
+            slot.ledger.record(index, elapsed, None, self.bypass_after, events);
             mem::swap(&mut self.cur, &mut self.next);
             if let Some(Signal::Speaking(speaking)) = signal {
               events.push(ChainEvent::Vad { index, speaking, at_ms });
@@ -351,18 +287,9 @@ impl Chain {
             format!("panicked: {}", panic_message(payload.as_ref()))
           }
         };
-        slot.failures += 1;
-        slot.consecutive += 1;
-        if slot.consecutive >= self.bypass_after {
-          slot.bypassed = true;
-        }
-        events.push(ChainEvent::Failed {
-          index,
-          name: slot.name.clone(),
-          message: failure,
-          consecutive: slot.consecutive,
-          bypassed: slot.bypassed,
-        });
+        slot
+          .ledger
+          .record(index, elapsed, Some(failure), self.bypass_after, events);
       }
       // Skipped, bypassed or failed: the chunk goes on as it came, in the format the next
       // stage expects.

@@ -4,12 +4,14 @@
 //! Every processor is built for its input [`Format`] and turns one 10 ms chunk of it into
 //! one 10 ms chunk of its output format; only [`Resample`] changes the format (the rate).
 //! Stages, one file each: [`gain`], [`high_pass`], [`resample`], [`denoise`], [`vad`], and
-//! the [`chain`] that runs them, times them and counts their failures.
+//! the [`chain`] that runs them, and the [`ledger`] that times them and counts their
+//! failures (also for processors that run outside the engine).
 
 pub mod chain;
 pub mod denoise;
 pub mod gain;
 pub mod high_pass;
+pub mod ledger;
 pub mod resample;
 pub mod vad;
 
@@ -17,6 +19,7 @@ pub use chain::{Chain, ChainEvent, ProcessorStats, DEFAULT_BYPASS_AFTER};
 pub use denoise::Denoise;
 pub use gain::Gain;
 pub use high_pass::HighPass;
+pub use ledger::{Ledger, Ledgers};
 pub use resample::Resample;
 pub use vad::{Vad, VadOptions};
 
