@@ -34,6 +34,18 @@ export declare class NativeEngine {
   get lostTicks(): number
 }
 
+export declare class NativeLedger {
+  /** One ledger per processor name; `budgetUs` is the per-call time budget (0: none). */
+  constructor(names: Array<string>, bypassAfter: number, budgetUs: number)
+  /** Whether processor `index` should be called (enabled and not bypassed). */
+  active(index: number): boolean
+  bypassed(index: number): boolean
+  /** Records one call: its duration and, if it failed, why. Returns the events to emit. */
+  record(index: number, elapsedUs: number, failure?: string | undefined | null): Array<JsEvent>
+  setEnabled(index: number, enabled: boolean): void
+  stats(): Array<JsProcessorStats>
+}
+
 export declare class NativeSource {
   constructor(engine: NativeEngine, options: JsSourceOptions)
   get id(): number
@@ -169,6 +181,7 @@ export interface JsSourceOptions {
   readerBufferMs?: number
   processors?: Array<JsProcessorSpec>
   processorBypassAfter?: number
+  processorBudgetMs?: number
 }
 
 export interface JsTime {

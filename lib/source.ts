@@ -3,7 +3,8 @@ import { EventEmitter } from 'node:events'
 import { AudioFrame, type AudioFrameLike, type Samples } from './frame'
 import { CapstanError, fromNative, native } from './errors'
 import { PENDING, readOutcome, record } from './outcome'
-import { NativeProcessor } from './processors'
+import { NativeProcessor, type FrameProcessor, type FrameProcessorCredentials, type FrameProcessorStreamInfo } from './processors'
+import { JsChain, isFrameProcessor } from './js-processors'
 import { NativeSource, drainAll, getEngine, hold, register, release, unregister, type NativeSourceT } from './engine'
 import type { JsEvent } from '../index'
 import type {
@@ -38,6 +39,8 @@ const OPTION_TYPES: Record<string, 'number' | 'string' | 'boolean'> = {
   fillSilence: 'boolean',
   readerBufferMs: 'number',
   processorBypassAfter: 'number',
+  processorBudgetMs: 'number',
+  autoClose: 'boolean',
 }
 
 function checkTypes(opts: unknown): AudioSourceOptions {
@@ -51,11 +54,21 @@ function checkTypes(opts: unknown): AudioSourceOptions {
   const list = (opts as { processors?: unknown }).processors
   if (list !== undefined) {
     if (!Array.isArray(list)) throw new CapstanError('ERR_INVALID_OPTION', 'processors must be an array')
+    let sawJs = false
     for (const p of list) {
-      if (!(p instanceof NativeProcessor)) {
+      if (p instanceof NativeProcessor) {
+        if (sawJs) {
+          throw new CapstanError(
+            'ERR_INVALID_OPTION',
+            'processors: native processors run on engine threads before JS processors run on the JS thread; list them first',
+          )
+        }
+      } else if (isFrameProcessor(p)) {
+        sawJs = true
+      } else {
         throw new CapstanError(
           'ERR_INVALID_OPTION',
-          'processors: only built-in processors (processors.gain(), ...) are supported on AudioSource in this version',
+          'processors: each must be a built-in processor (processors.gain(), ...) or a FrameProcessor (isEnabled, setEnabled, process, close)',
         )
       }
     }
@@ -102,13 +115,16 @@ export class AudioSource extends EventEmitter<AudioSourceEvents> {
   readonly #waiting = new Map<number, Waiting>()
   readonly #playouts = new Map<number, Playout>()
   #wakeReader: (() => void) | undefined
+  #js: JsChain | undefined
   #reading = false
   #closed = false
 
   constructor(options: AudioSourceOptions) {
     super()
     const o = checkTypes(options)
-    const procs = o.processors ?? []
+    const all = (o.processors ?? []) as unknown[]
+    const procs = all.filter((p): p is NativeProcessor => p instanceof NativeProcessor)
+    const js = all.filter(isFrameProcessor) as FrameProcessor<AudioFrame>[]
     this.#native = native(() => new NativeSource(getEngine(), { ...o, processors: procs.map((p) => p.spec()) as never }))
     try {
       procs.forEach((p, i) => p.attach(this.#native, i))
@@ -119,6 +135,18 @@ export class AudioSource extends EventEmitter<AudioSourceEvents> {
       throw e
     }
     this.outputSampleRate = this.#native.outputSampleRate
+    if (js.length > 0) {
+      try {
+        this.#js = new JsChain(
+          js,
+          { bypassAfter: o.processorBypassAfter ?? 5, budgetMs: o.processorBudgetMs ?? 5, autoClose: o.autoClose ?? true },
+          (e) => this.event(e),
+        )
+      } catch (e) {
+        this.#native.close()
+        throw fromNative(e)
+      }
+    }
     this.#id = this.#native.id
     this.sampleRate = o.sampleRate
     this.channels = o.channels
@@ -254,7 +282,8 @@ export class AudioSource extends EventEmitter<AudioSourceEvents> {
           continue
         }
         if (chunk.length === 0) return
-        yield new AudioFrame(chunk, this.outputSampleRate, this.channels)
+        const frame = new AudioFrame(chunk, this.outputSampleRate, this.channels)
+        yield this.#js ? this.#js.run(frame) : frame
       }
     } finally {
       this.#wakeReader = undefined
@@ -282,7 +311,19 @@ export class AudioSource extends EventEmitter<AudioSourceEvents> {
   }
 
   metrics(): SourceMetrics {
-    return native(() => this.#native.metrics()) as SourceMetrics
+    const m = native(() => this.#native.metrics()) as SourceMetrics
+    if (this.#js) m.processors = [...m.processors, ...this.#js.stats()]
+    return m
+  }
+
+  /** Pushes stream info to JS processors (`null`: `onStreamInfoCleared`). */
+  setStreamInfo(info: FrameProcessorStreamInfo | null): void {
+    this.#js?.setStreamInfo(info)
+  }
+
+  /** Pushes credentials to JS processors (`null`: `onCredentialsCleared`). */
+  setCredentials(credentials: FrameProcessorCredentials | null): void {
+    this.#js?.setCredentials(credentials)
   }
 
   /**
@@ -295,6 +336,8 @@ export class AudioSource extends EventEmitter<AudioSourceEvents> {
       native(() => this.#native.close())
       drainAll()
       unregister(this.#id)
+      // JS processors run synchronously inside frames(): none is mid-process() here.
+      this.#js?.close()
     }
     return Promise.resolve()
   }

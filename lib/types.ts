@@ -1,4 +1,5 @@
-import type { NativeProcessor } from './processors'
+import type { AudioFrame } from './frame'
+import type { FrameProcessor, NativeProcessor } from './processors'
 
 export type OverflowPolicy = 'wait' | 'drop-oldest' | 'drop-newest' | 'reject'
 export type ConsumerMode = 'realtime' | 'pull' | 'unpaced'
@@ -22,10 +23,17 @@ export interface AudioSourceOptions {
   fillSilence?: boolean
   /** Realtime/unpaced `frames()` reader: delivered audio it may hold unread. Default 50. */
   readerBufferMs?: number
-  /** Native processors (`processors.gain(...)`, ...), run on engine threads in order. */
-  processors?: NativeProcessor[]
+  /**
+   * Native processors (`processors.gain(...)`, ...) run on engine threads, in order; then
+   * JS processors (LiveKit `FrameProcessor` shape) run on the JS thread in `frames()`.
+   */
+  processors?: Array<NativeProcessor | FrameProcessor<AudioFrame>>
   /** Consecutive failures after which a processor is bypassed. Default 5. */
   processorBypassAfter?: number
+  /** Per-chunk time budget of each processor; overruns emit 'processor-slow'. Default 5. */
+  processorBudgetMs?: number
+  /** Close JS processors when the source closes. Default true; false for shared ones. */
+  autoClose?: boolean
 }
 
 /** How a capture settled. Samples are per channel. */

@@ -22,6 +22,7 @@ pub struct JsSourceOptions {
   pub reader_buffer_ms: Option<f64>,
   pub processors: Option<Vec<JsProcessorSpec>>,
   pub processor_bypass_after: Option<f64>,
+  pub processor_budget_ms: Option<f64>,
 }
 
 /// A native processor as `processors.gain({ db })` and friends describe it.
@@ -65,6 +66,7 @@ impl From<JsSourceOptions> for capstan_core::RawOptions {
         })
         .collect(),
       processor_bypass_after: o.processor_bypass_after,
+      processor_budget_ms: o.processor_budget_ms,
     }
   }
 }
@@ -180,21 +182,35 @@ impl From<Event> for JsEvent {
         dropped_samples: Some(dropped_samples as f64),
         ..JsEvent::kind("deadline")
       },
-      Event::ProcessorError { processor, message, consecutive, bypassed } => JsEvent {
+      Event::ProcessorError {
+        processor,
+        message,
+        consecutive,
+        bypassed,
+      } => JsEvent {
         processor: Some(processor),
         message: Some(message),
         consecutive: Some(consecutive as f64),
         bypassed: Some(bypassed),
         ..JsEvent::kind("processor-error")
       },
-      Event::ProcessorSlow { processor, elapsed_us, budget_us, count } => JsEvent {
+      Event::ProcessorSlow {
+        processor,
+        elapsed_us,
+        budget_us,
+        count,
+      } => JsEvent {
         processor: Some(processor),
         elapsed_us: Some(elapsed_us),
         budget_us: Some(budget_us),
         count: Some(count as f64),
         ..JsEvent::kind("processor-slow")
       },
-      Event::Vad { speaking, position_ms, at } => JsEvent {
+      Event::Vad {
+        speaking,
+        position_ms,
+        at,
+      } => JsEvent {
         speaking: Some(speaking),
         position_ms: Some(position_ms),
         at: Some(at),
@@ -289,6 +305,21 @@ pub struct JsProcessorStats {
   pub time_us: JsTime,
 }
 
+impl From<capstan_core::process::ProcessorStats> for JsProcessorStats {
+  fn from(p: capstan_core::process::ProcessorStats) -> Self {
+    JsProcessorStats {
+      name: p.name,
+      enabled: p.enabled,
+      bypassed: p.bypassed,
+      calls: p.calls as f64,
+      failures: p.failures as f64,
+      consecutive_failures: p.consecutive_failures as f64,
+      over_budget: p.over_budget as f64,
+      time_us: JsTime { p50: p.p50_us, p90: p.p90_us, p99: p.p99_us, max: p.max_us },
+    }
+  }
+}
+
 #[napi(object)]
 pub struct JsTime {
   pub p50: f64,
@@ -318,20 +349,7 @@ impl From<Metrics> for JsMetrics {
         p99: m.capture_wait_p99_us as f64,
         max: m.capture_wait_max_us as f64,
       },
-      processors: m
-        .processors
-        .into_iter()
-        .map(|p| JsProcessorStats {
-          name: p.name,
-          enabled: p.enabled,
-          bypassed: p.bypassed,
-          calls: p.calls as f64,
-          failures: p.failures as f64,
-          consecutive_failures: p.consecutive_failures as f64,
-          over_budget: p.over_budget as f64,
-          time_us: JsTime { p50: p.p50_us, p90: p.p90_us, p99: p.p99_us, max: p.max_us },
-        })
-        .collect(),
+      processors: m.processors.into_iter().map(Into::into).collect(),
       outcomes: Status::ALL
         .iter()
         .zip(m.outcomes)

@@ -5,9 +5,11 @@
 
 mod convert;
 mod engine;
+mod ledger;
 mod source;
 
 pub use engine::NativeEngine;
+pub use ledger::NativeLedger;
 pub use source::NativeSource;
 
 /// Outcome statuses by the code an outcome record carries; the code one past the last

@@ -199,7 +199,10 @@ impl NativeSource {
 
   #[napi(catch_unwind)]
   pub fn set_processor_enabled(&self, index: u32, enabled: bool) -> Result<()> {
-    self.inner.set_processor_enabled(index as usize, enabled).map_err(js_err)
+    self
+      .inner
+      .set_processor_enabled(index as usize, enabled)
+      .map_err(js_err)
   }
 
   #[napi(catch_unwind)]

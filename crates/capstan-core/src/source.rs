@@ -59,6 +59,8 @@ pub struct SourceOptions {
   pub processors: Vec<Spec>,
   /// Consecutive failures after which a processor is bypassed.
   pub processor_bypass_after: u32,
+  /// Per-chunk time budget of each processor; overruns are counted and reported.
+  pub processor_budget: Option<Duration>,
 }
 
 impl SourceOptions {
@@ -74,6 +76,7 @@ impl SourceOptions {
       reader_chunks: 5,
       processors: Vec::new(),
       processor_bypass_after: DEFAULT_BYPASS_AFTER,
+      processor_budget: Some(Duration::from_millis(5)),
     })
   }
 
@@ -121,6 +124,7 @@ pub struct RawOptions {
   pub reader_buffer_ms: Option<f64>,
   pub processors: Vec<RawProcessor>,
   pub processor_bypass_after: Option<f64>,
+  pub processor_budget_ms: Option<f64>,
 }
 
 /// A native processor as a caller wrote it: `kind` plus its numeric options.
@@ -226,6 +230,12 @@ impl SourceOptions {
     o.processors = r.processors.iter().map(RawProcessor::spec).collect::<Result<_>>()?;
     if let Some(v) = r.processor_bypass_after {
       o.processor_bypass_after = whole("processorBypassAfter", v)?;
+    }
+    if let Some(v) = r.processor_budget_ms {
+      if !v.is_finite() || v < 0.0 {
+        return Err(CoreError::InvalidOption(format!("processorBudgetMs must be >= 0, got {v}")));
+      }
+      o.processor_budget = (v > 0.0).then(|| Duration::from_secs_f64(v / 1000.0));
     }
     o.validate()?;
     Ok(o)
@@ -452,11 +462,11 @@ impl Source {
     let chain = if opts.processors.is_empty() {
       None
     } else {
-      Some(Chain::from_specs(
-        opts.format,
-        &opts.processors,
-        opts.processor_bypass_after,
-      )?)
+      let mut c = Chain::from_specs(opts.format, &opts.processors, opts.processor_bypass_after)?;
+      for i in 0..c.len() {
+        c.set_budget(i, opts.processor_budget)?;
+      }
+      Some(c)
     };
     // A pull source with processors reads from a bounded buffer the engine fills through
     // the chain, so the processing runs on engine threads, never in `read()`.

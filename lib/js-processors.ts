@@ -1,0 +1,125 @@
+import { AudioFrame, type AudioFrameLike } from './frame'
+import { binding } from './engine'
+import type { FrameProcessor, FrameProcessorCredentials, FrameProcessorStreamInfo } from './processors'
+import type { ProcessorMetrics } from './types'
+import type { JsEvent, NativeLedger as NativeLedgerT } from '../index'
+
+/** Whether `p` has LiveKit's `FrameProcessor<AudioFrame>` shape. */
+export function isFrameProcessor(p: unknown): p is FrameProcessor<AudioFrame> {
+  const o = p as Record<string, unknown> | null
+  return (
+    typeof o === 'object' &&
+    o !== null &&
+    typeof o.process === 'function' &&
+    typeof o.isEnabled === 'function' &&
+    typeof o.setEnabled === 'function' &&
+    typeof o.close === 'function'
+  )
+}
+
+function describe(e: unknown): string {
+  return e instanceof Error ? e.message : String(e)
+}
+
+/**
+ * JavaScript processors, run in order on the JS thread where audio reaches JavaScript
+ * (`frames()`, `AudioStream`). Their calls, failures, bypass and budget are kept by the
+ * engine's own ledger (the native chain's rules); this class only calls them and keeps
+ * their lifecycle: stream info and credentials pushed on change and cleared on detach,
+ * `close()` once, after the last `process()` returned, unless `autoClose` is false.
+ */
+export class JsChain {
+  readonly #procs: FrameProcessor<AudioFrame>[]
+  readonly #ledger: NativeLedgerT
+  readonly #emit: (e: JsEvent) => void
+  readonly #autoClose: boolean
+  #info: FrameProcessorStreamInfo | null = null
+  #creds: FrameProcessorCredentials | null = null
+  #closed = false
+
+  constructor(
+    procs: FrameProcessor<AudioFrame>[],
+    opts: { bypassAfter: number; budgetMs: number; autoClose: boolean },
+    emit: (e: JsEvent) => void,
+  ) {
+    this.#procs = procs
+    const names = procs.map((p) => (p as object).constructor?.name || 'FrameProcessor')
+    this.#ledger = new binding.NativeLedger(names, opts.bypassAfter, Math.round(opts.budgetMs * 1000))
+    this.#emit = emit
+    this.#autoClose = opts.autoClose
+  }
+
+  get length(): number {
+    return this.#procs.length
+  }
+
+  /** Runs one frame through every enabled, non-bypassed processor. */
+  run(frame: AudioFrame): AudioFrame {
+    let cur = frame
+    this.#procs.forEach((p, i) => {
+      // A processor the ledger bypassed and the user re-enabled comes back.
+      if (this.#ledger.bypassed(i) && p.isEnabled()) this.#ledger.setEnabled(i, true)
+      if (!p.isEnabled() || !this.#ledger.active(i)) return
+      let failure: string | undefined
+      let out: AudioFrame | undefined
+      const t0 = performance.now()
+      try {
+        out = conform(p.process(cur), cur)
+      } catch (e) {
+        failure = describe(e)
+      }
+      const events = this.#ledger.record(i, (performance.now() - t0) * 1000, failure)
+      if (out) cur = out
+      for (const e of events) {
+        if (e.kind === 'processor-error' && e.bypassed) this.#call(() => p.setEnabled(false))
+        this.#emit(e)
+      }
+    })
+    return cur
+  }
+
+  setStreamInfo(info: FrameProcessorStreamInfo | null): void {
+    this.#info = info
+    for (const p of this.#procs) this.#call(() => (info ? p.onStreamInfoUpdated?.(info) : p.onStreamInfoCleared?.()))
+  }
+
+  setCredentials(creds: FrameProcessorCredentials | null): void {
+    this.#creds = creds
+    for (const p of this.#procs) this.#call(() => (creds ? p.onCredentialsUpdated?.(creds) : p.onCredentialsCleared?.()))
+  }
+
+  stats(): ProcessorMetrics[] {
+    return this.#ledger.stats() as ProcessorMetrics[]
+  }
+
+  /** Detaches: clears what was pushed, then closes the processors unless `autoClose: false`. */
+  close(): void {
+    if (this.#closed) return
+    this.#closed = true
+    if (this.#info) this.setStreamInfo(null)
+    if (this.#creds) this.setCredentials(null)
+    if (this.#autoClose) for (const p of this.#procs) this.#call(() => p.close())
+  }
+
+  /** Lifecycle callbacks that throw are reported, never propagated into the audio path. */
+  #call(f: () => void): void {
+    try {
+      f()
+    } catch (e) {
+      this.#emit({ kind: 'processor-error', sourceId: 0, processor: 'lifecycle', message: describe(e), consecutive: 0, bypassed: false })
+    }
+  }
+}
+
+/** A processor's output must be a frame of the input's format and length. */
+function conform(out: unknown, input: AudioFrame): AudioFrame {
+  const f = out as AudioFrameLike | null
+  if (!f || !(f.data instanceof Int16Array)) throw new Error('process() must return an AudioFrame with Int16Array data')
+  if (f.sampleRate !== input.sampleRate || f.channels !== input.channels || f.data.length !== input.data.length) {
+    throw new Error(
+      `process() returned ${f.data.length} samples at ${f.sampleRate} Hz / ${f.channels} ch, expected ` +
+        `${input.data.length} at ${input.sampleRate} Hz / ${input.channels} ch`,
+    )
+  }
+  return f instanceof AudioFrame ? f : new AudioFrame(f.data, f.sampleRate, f.channels)
+}

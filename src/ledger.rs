@@ -1,0 +1,71 @@
+//! `NativeLedger`: the chain's bookkeeping for processors that run in JavaScript.
+
+use std::time::Duration;
+
+use capstan_core::process::{ChainEvent, Ledgers};
+use capstan_core::{whole, Event};
+use napi::bindgen_prelude::*;
+use napi_derive::napi;
+
+use crate::convert::{js_err, JsEvent, JsProcessorStats};
+
+#[napi]
+pub struct NativeLedger {
+  inner: Ledgers,
+}
+
+#[napi]
+impl NativeLedger {
+  /// One ledger per processor name; `budgetUs` is the per-call time budget (0: none).
+  #[napi(constructor)]
+  pub fn new(names: Vec<String>, bypass_after: f64, budget_us: f64) -> Result<Self> {
+    let bypass_after = whole("processorBypassAfter", bypass_after).map_err(js_err)?;
+    let budget = whole("processorBudgetUs", budget_us).map_err(js_err)?;
+    let budget = (budget > 0).then(|| Duration::from_micros(budget as u64));
+    Ok(NativeLedger { inner: Ledgers::new(&names, bypass_after, budget).map_err(js_err)? })
+  }
+
+  /// Whether processor `index` should be called (enabled and not bypassed).
+  #[napi(catch_unwind)]
+  pub fn active(&self, index: u32) -> Result<bool> {
+    Ok(self.inner.get(index as usize).map_err(js_err)?.active())
+  }
+
+  #[napi(catch_unwind)]
+  pub fn bypassed(&self, index: u32) -> Result<bool> {
+    Ok(self.inner.get(index as usize).map_err(js_err)?.is_bypassed())
+  }
+
+  /// Records one call: its duration and, if it failed, why. Returns the events to emit.
+  #[napi(catch_unwind)]
+  pub fn record(&mut self, index: u32, elapsed_us: f64, failure: Option<String>) -> Result<Vec<JsEvent>> {
+    let elapsed = Duration::from_secs_f64(elapsed_us.max(0.0) / 1e6);
+    let events = self.inner.record(index as usize, elapsed, failure).map_err(js_err)?;
+    Ok(
+      events
+        .into_iter()
+        .filter_map(|e| match e {
+          ChainEvent::Failed { name, message, consecutive, bypassed, .. } => {
+            Some(Event::ProcessorError { processor: name, message, consecutive, bypassed })
+          }
+          ChainEvent::OverBudget { name, elapsed_us, budget_us, count, .. } => {
+            Some(Event::ProcessorSlow { processor: name, elapsed_us, budget_us, count })
+          }
+          ChainEvent::Vad { .. } => None,
+        })
+        .map(JsEvent::from)
+        .collect(),
+    )
+  }
+
+  #[napi(catch_unwind)]
+  pub fn set_enabled(&mut self, index: u32, enabled: bool) -> Result<()> {
+    self.inner.get_mut(index as usize).map_err(js_err)?.set_enabled(enabled);
+    Ok(())
+  }
+
+  #[napi(catch_unwind)]
+  pub fn stats(&self) -> Vec<JsProcessorStats> {
+    self.inner.stats().into_iter().map(Into::into).collect()
+  }
+}
