@@ -39,6 +39,7 @@ const USAGE = `usage: node benchmark/bench.mjs [options]
   --stall-n N             stall: sources (default 3000)
   --stall-s S             stall: seconds (default 5)
   --quiet-wait S          before each run, wait up to S s for other processes to use < 0.25 cores (default 60; smoke 0)
+  --disturbed-retries K   rerun a run (at most K times) when other processes used > 0.25 cores during it (default 2; smoke 0)
   --out FILE              results JSON path (default benchmark/results/<timestamp>.json; .md beside it)
 `
 
@@ -80,6 +81,7 @@ const tryS = num(args, 'try-s', smoke ? 0.5 : 3)
 const stallN = num(args, 'stall-n', smoke ? 20 : 3000)
 const stallS = num(args, 'stall-s', smoke ? 1.5 : 5)
 const quietWait = num(args, 'quiet-wait', smoke ? 0 : 60)
+const disturbedRetries = num(args, 'disturbed-retries', smoke ? 0 : 2)
 
 /** @type {Record<string, Record<number, number[]>>} */
 const DEFAULT_N = {
@@ -211,28 +213,50 @@ const startedAt = new Date()
 /** @type {Record<string, any>} */
 const results = {}
 console.log(`capstan bench${smoke ? ' (smoke)' : ''}: ${jobs.length} runs, one child process each`)
+/** CPU cores other processes used during a run's measurement (the worst of its parts). */
+const otherLoad = (/** @type {any} */ res) =>
+  Math.max(res.otherProcessesCores ?? 0, ...(Array.isArray(res.results) ? res.results.map((/** @type {any} */ x) => x.otherProcessesCores ?? 0) : [0]))
+
 for (const job of jobs) {
   process.stdout.write(`- ${job.label} ... `)
-  const loadBefore = await waitQuiet()
-  let r = await runChild(job)
-  if (!r.ok) {
-    // dist/ may be rebuilt under us (the library is being worked on): retry once.
-    process.stdout.write(`failed (${r.error.slice(0, 200)}), retrying ... `)
-    await new Promise((res) => setTimeout(res, 3000))
-    r = await runChild(job)
+  /** @type {any} */
+  let best
+  let attempts = 0
+  for (let retry = 0; ; retry++) {
+    const loadBefore = await waitQuiet()
+    let r = await runChild(job)
+    attempts++
+    if (!r.ok) {
+      // dist/ may be rebuilt under us (the library is being worked on): retry once.
+      process.stdout.write(`failed (${r.error.slice(0, 200)}), retrying ... `)
+      await sleep(3000)
+      r = await runChild(job)
+      attempts++
+    }
+    if (!r.ok) {
+      best ??= { scenario: job.scenario, lib: job.lib, failed: true, error: r.error, argv: job.argv, runMs: r.ms }
+      break
+    }
+    const res = { ...r.result, runMs: r.ms, loadBefore }
+    if (!best || best.failed || otherLoad(res) < otherLoad(best)) best = res
+    if (otherLoad(res) <= 0.25 || retry >= disturbedRetries) break
+    process.stdout.write(`disturbed (other processes used ${otherLoad(res).toFixed(2)} cores), rerunning ... `)
   }
-  if (r.ok) {
-    results[job.key] = { ...r.result, runMs: r.ms, loadBefore }
-    const other = r.result.otherProcessesCores
+  best.attempts = attempts
+  results[job.key] = best
+  if (best.failed) console.log(`FAILED: ${best.error}`)
+  else {
+    const other = otherLoad(best)
     console.log(
-      `done in ${(r.ms / 1000).toFixed(1)} s${r.result.collapsed ? ' (collapsed)' : ''}${other > 0.1 ? ` (disturbed: other processes used ${other.toFixed(2)} cores)` : ''}`,
+      `done in ${(best.runMs / 1000).toFixed(1)} s${best.collapsed ? ' (collapsed)' : ''}${other > 0.1 ? ` (disturbed: other processes used ${other.toFixed(2)} cores)` : ''}`,
     )
-  } else {
-    results[job.key] = { scenario: job.scenario, lib: job.lib, failed: true, error: r.error, argv: job.argv, runMs: r.ms }
-    console.log(`FAILED: ${r.error}`)
   }
 }
 const totalS = (performance.now() - tBench0) / 1000
+/** Distinct capstan builds measured (dist/ may be rebuilt while the bench runs). */
+/** @param {any} r */
+const buildIndex = (r) => builds.findIndex((b) => JSON.stringify(b) === JSON.stringify(r.capstanBuild))
+const builds = [...new Set(Object.values(results).filter((r) => r.capstanBuild).map((r) => JSON.stringify(r.capstanBuild)))].map((b) => JSON.parse(b))
 
 // ---- reporting -------------------------------------------------------------------------------------
 /** @param {unknown} x @param {number} [d] */
@@ -283,14 +307,21 @@ const meta = {
   memGB: Math.round(os.totalmem() / 2 ** 30),
   git: gitRev,
   distBuiltAt: distBuilt,
+  capstanBuildsMeasured: builds,
   livekitRtcNode: lkVersion,
-  settings: { seconds, warmup, maxExtraWarmup, collapseStop, frameMsList, burstS, burstReps, tryS, stallN, stallS, quietWait },
+  settings: { seconds, warmup, maxExtraWarmup, collapseStop, frameMsList, burstS, burstReps, tryS, stallN, stallS, quietWait, disturbedRetries },
 }
 md.push(
   `${meta.startedAt} · node ${meta.node} · ${meta.platform} · ${meta.cores} cores (${meta.cpu}) · capstan git ${meta.git}, dist built ${meta.distBuiltAt} · @livekit/rtc-node ${meta.livekitRtcNode} · total ${totalS.toFixed(0)} s`,
 )
 md.push('')
 md.push(`Command: \`${meta.command}\``)
+if (builds.length > 1) {
+  md.push('')
+  md.push(
+    `**Note: dist/ was rebuilt during this bench; ${builds.length} capstan builds were measured** (native binary mtimes: ${builds.map((b) => b.native).join(', ')}; each run's build is in the JSON as \`capstanBuild\`).`,
+  )
+}
 
 const rt = Object.values(results).filter((r) => r.scenario === 'realtime')
 if (rt.length) {
@@ -321,7 +352,18 @@ if (rt.length) {
       const notes = []
       if (r.collapsed) notes.push(`**collapsed** (stopped after ${f(r.windowS, 1)} s of window)`)
       if (r.warmupUsedS > warmup + 0.4) notes.push(`warm-up extended to ${f(r.warmupUsedS, 1)} s`)
-      if (!r.steadyAtWindowStart) notes.push(`not steady at window start (rate ${f(r.probeRate)}x, est. queued ${f(r.queuedAtWindowStartS * 1000, 0)} ms)`)
+      if (!r.steadyAtWindowStart) notes.push(`not steady at window start (accepted rate ${f(r.probeRate)}x, queued ${f(r.queuedAtWindowStartS * 1000, 0)} ms)`)
+      if (r.starved) {
+        notes.push(
+          r.forcedYieldsInWindow
+            ? `**event loop blocked ≥ 1 s in the window** (timers did not run; producers made to yield ${r.forcedYieldsInWindow} times)`
+            : `event loop blocked ≥ 1 s during warm-up only (producers made to yield ${r.forcedYields} times)`,
+        )
+      }
+      if (r.lib === 'capstan' && Math.abs(r.queuedMsWindowEndAvg - r.queuedMsWindowStartAvg) > Math.max(50, 1.5 * r.frameMs)) {
+        notes.push(`queue ${f(r.queuedMsWindowStartAvg, 0)} → ${f(r.queuedMsWindowEndAvg, 0)} ms over the window`)
+      }
+      if (builds.length > 1 && r.capstanBuild) notes.push(`build #${buildIndex(r) + 1}`)
       if (r.otherProcessesCores > 0.1) notes.push(`**disturbed**: other processes used ${f(r.otherProcessesCores)} cores`)
       if (r.errors) notes.push(`${r.errors} errors: ${String(r.firstError).slice(0, 80)}`)
       md.push(
@@ -353,12 +395,14 @@ if (rt.length) {
   md.push('')
   md.push('- RTF (real-time factor per source, min and average over sources). capstan: `metrics().delivered` (samples delivered by the engine clock) over the window / 48000 / seconds, per source with its own timestamps. livekit has no delivered counter: frames accepted by `captureFrame` in the window × frame duration / window seconds; its queue is full in steady state, so it accepts exactly what it plays out.')
   md.push('- accepted RTF: the same accepted-frames measure for both libraries (for capstan a cross-check: delivered RTF can stay at 1.0 while a slow producer drains the 1 s queue; then accepted RTF < 1 and underruns appear).')
-  md.push(`- The warm-up is extended (at most ${maxExtraWarmup} s) until the queues are steady: full (average accepted audio per source ≥ time since its first accepted frame + queue length − one frame − 50 ms) or clearly not filling (accepted rate over 500 ms < 0.98x). A queue still filling during the window would inflate the accepted RTF.`)
+  md.push(`- The warm-up is extended (at most ${maxExtraWarmup} s) until the queues are steady: full (average queued ≥ queue length − one frame − 50 ms; capstan: native \`queuedMs\` of up to 200 sources; livekit: estimated as accepted audio − time since the first accepted frame, and its accepted rate ≤ 1.02x) or clearly not filling (accepted rate over max(500 ms, 20 frames) < 0.9x). A queue still filling during the window would inflate the accepted RTF.`)
   md.push('- A run is stopped early and marked collapsed when its accepted RTF is < 0.5 after ≥ 2 s of window (applies to both libraries); its numbers cover the shortened window.')
   md.push('- CPU µs/frame: `process.cpuUsage()` user+system (all threads, native ones included) over the window / frames captured in the window. JS-thread µs/frame: CPU of the main thread alone (/proc/self/task/<pid>/stat, 10 ms ticks); it includes the harness loop itself (two `performance.now()` and a histogram record per capture).')
   md.push('- Event-loop delay: `monitorEventLoopDelay({ resolution: 1 })`, reset at window start; Node records the whole sampling interval, so an idle loop reads ≈ 1 ms.')
   md.push('- Capture latency: from calling `captureFrame` to its promise resolving. With a full queue it is dominated, by design, by the wait for room (≈ one frame length).')
-  md.push('- disturbed: CPU used by other processes on the machine during the window (/proc/stat minus this process) above 0.1 cores; such numbers understate both libraries. Before each run the harness waits (at most --quiet-wait s) for the machine to be quiet.')
+  md.push(`- disturbed: CPU used by other processes on the machine during the window (/proc/stat minus this process) above 0.1 cores; such numbers understate both libraries. Before each run the harness waits (at most ${quietWait} s) for the machine to be quiet, and reruns a run disturbed by > 0.25 cores (at most ${disturbedRetries} times), keeping the least disturbed.`)
+  md.push('- event loop blocked ≥ 1 s: a heartbeat timer that has not run for 1 s makes each producer yield once (setImmediate); counted. With capstan this happens when the queues are not full (initial fill, or producers slower than real time): every capture is then accepted at once and the N `await` loops form one endless microtask chain in which timers and I/O never run — without the guard the process never gets back to its timers. With livekit it is a long synchronous callback.')
+  md.push('- queue at window start/end (capstan, native `queuedMs`, average over sources; shown when it moved by more than 1.5 frames): accepted RTF − RTF ≈ (queued at end − queued at start) / window. A frame counts as accepted when its promise resolves, so accepted RTF is exact to ± one frame per source per window (±1.25 % for 100 ms frames over 8 s).')
   md.push('- non-accepted: capstan outcomes whose status is not `accepted` (livekit: rejected promises).')
 }
 

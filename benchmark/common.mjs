@@ -2,7 +2,7 @@
 // Shared helpers for the capstan benchmark harness (plain ESM + JSDoc types, so Node 20
 // runs it as is: no build step, nothing beyond the project's devDependencies).
 import { execFileSync } from 'node:child_process'
-import { readFileSync } from 'node:fs'
+import { readFileSync, statSync } from 'node:fs'
 import { monitorEventLoopDelay } from 'node:perf_hooks'
 
 /** Marker of the one result line a child process prints on stdout. */
@@ -10,9 +10,12 @@ export const RESULT_PREFIX = 'BENCH_RESULT '
 
 export const SAMPLE_RATE = 48000
 
-/** Prints the child's result (one JSON line) for the orchestrator. @param {unknown} result */
+/** @type {{ dist: string | null, native: string | null } | null} */
+let loadedBuild = null
+
+/** Prints the child's result (one JSON line) for the orchestrator. @param {object} result */
 export function emit(result) {
-  process.stdout.write(RESULT_PREFIX + JSON.stringify(result) + '\n')
+  process.stdout.write(RESULT_PREFIX + JSON.stringify({ ...result, capstanBuild: loadedBuild }) + '\n')
 }
 
 /**
@@ -204,7 +207,10 @@ export function processCpuUs() {
 
 /** Loads the library under test. @param {'capstan' | 'livekit'} lib */
 export async function loadLib(lib) {
-  if (lib === 'capstan') return await import('../dist/index.mjs')
+  if (lib === 'capstan') {
+    loadedBuild = capstanBuild()
+    return await import('../dist/index.mjs')
+  }
   return await import('@livekit/rtc-node')
 }
 
@@ -221,7 +227,7 @@ export function minAvg(xs) {
 }
 
 /** Runs `fn(i)` for i in [0, n) in slices, yielding to the event loop between slices. */
-export async function chunked(/** @type {number} */ n, /** @type {(i: number) => void} */ fn, slice = 100) {
+export async function chunked(/** @type {number} */ n, /** @type {(i: number) => void} */ fn, slice = 500) {
   for (let i = 0; i < n; i++) {
     fn(i)
     if ((i + 1) % slice === 0) await tick()
@@ -246,4 +252,20 @@ export function systemBusyUs() {
   } catch {
     return null
   }
+}
+
+/**
+ * When the capstan build under test was made (mtime of dist/index.js and of the native
+ * binary the loader picks), read when the library is loaded: dist/ may be rebuilt while a
+ * long benchmark runs, and each run records which build it measured.
+ */
+export function capstanBuild() {
+  const at = (/** @type {string} */ rel) => {
+    try {
+      return statSync(new URL(rel, import.meta.url)).mtime.toISOString()
+    } catch {
+      return null
+    }
+  }
+  return { dist: at('../dist/index.js'), native: at(`../capstan.${process.platform}-${process.arch}-gnu.node`) }
 }
