@@ -10,14 +10,33 @@ use parking_lot::Mutex;
 
 use crate::error::Result;
 use crate::events::{Bus, Drained, Notifier};
-use crate::source::{Source, SourceOptions};
+use crate::source::{Consumer, Source, SourceOptions};
 
 pub const TICK: Duration = Duration::from_millis(10);
 /// Ticks a late clock may catch up in one go; beyond that the time is lost, and counted.
 const MAX_CATCH_UP: u32 = 5;
 
+/// Wakes a clock thread between ticks, for unpaced sources whose producer is waiting:
+/// they should drain as fast as the CPU allows, not once per tick.
+#[derive(Default)]
+pub struct Poke {
+  thread: Mutex<Option<std::thread::Thread>>,
+  flag: AtomicBool,
+}
+
+impl Poke {
+  pub fn poke(&self) {
+    if !self.flag.swap(true, Ordering::AcqRel) {
+      if let Some(t) = self.thread.lock().as_ref() {
+        t.unpark();
+      }
+    }
+  }
+}
+
 #[derive(Default)]
 struct Shard {
+  poke: Arc<Poke>,
   /// (id, source): ids kept inline so removal scans a dense array, not every source.
   sources: Mutex<Vec<(u64, Arc<Source>)>>,
   /// Size of `sources`, readable without the lock the clock holds while it ticks.
@@ -89,6 +108,7 @@ impl Engine {
       .iter()
       .min_by_key(|s| s.count.load(Ordering::Relaxed))
       .expect("at least one shard");
+    source.set_poke(shard.poke.clone());
     shard.sources.lock().push((id, source.clone()));
     shard.count.fetch_add(1, Ordering::Relaxed);
     if clocks.is_none() {
@@ -179,6 +199,7 @@ impl Drop for Engine {
 }
 
 fn run_clock(shard: Arc<Shard>, running: Arc<AtomicBool>) {
+  *shard.poke.thread.lock() = Some(std::thread::current());
   let start = Instant::now();
   let mut done: u64 = 0;
   while running.load(Ordering::Acquire) {
@@ -196,6 +217,16 @@ fn run_clock(shard: Arc<Shard>, running: Arc<AtomicBool>) {
       let sources = shard.sources.lock();
       for (_, s) in sources.iter() {
         s.tick(now, ticks);
+      }
+      shard.poke.flag.store(false, Ordering::Release);
+    } else if shard.poke.flag.swap(false, Ordering::AcqRel) {
+      // Between ticks: only unpaced sources move (as fast as their sinks take audio).
+      let sources = shard.sources.lock();
+      for (_, s) in sources
+        .iter()
+        .filter(|(_, s)| s.options().consumer == Consumer::Unpaced)
+      {
+        s.tick(now, 0);
       }
     }
     let next = start + TICK * (done as u32 + 1);

@@ -3,13 +3,14 @@
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Weak};
+use std::sync::{Arc, OnceLock, Weak};
 use std::time::{Duration, Instant};
 
 use hdrhistogram::Histogram;
 use parking_lot::{Mutex, MutexGuard};
 
 use crate::chunker::Chunker;
+use crate::clock::Poke;
 use crate::error::{CoreError, Result};
 use crate::events::{Bus, Completion, Drained, Event};
 use crate::format::{f32_to_i16, Format};
@@ -233,7 +234,9 @@ impl SourceOptions {
     }
     if let Some(v) = r.processor_budget_ms {
       if !v.is_finite() || v < 0.0 {
-        return Err(CoreError::InvalidOption(format!("processorBudgetMs must be >= 0, got {v}")));
+        return Err(CoreError::InvalidOption(format!(
+          "processorBudgetMs must be >= 0, got {v}"
+        )));
       }
       o.processor_budget = (v > 0.0).then(|| Duration::from_secs_f64(v / 1000.0));
     }
@@ -436,6 +439,8 @@ pub struct Source {
   next_call: AtomicU64,
   /// Captures refused because the lock bound ran out (never expected; counted anyway).
   contended: AtomicU64,
+  /// The clock to wake when an unpaced source's producer starts waiting.
+  poke: OnceLock<Arc<Poke>>,
   state: Mutex<State>,
 }
 
@@ -503,12 +508,18 @@ impl Source {
       bus,
       next_call: AtomicU64::new(1),
       contended: AtomicU64::new(0),
+      poke: OnceLock::new(),
       state: Mutex::new(state),
     }))
   }
 
   pub fn id(&self) -> u64 {
     self.id
+  }
+
+  /// Set once by the engine when it puts the source on a clock.
+  pub(crate) fn set_poke(&self, poke: Arc<Poke>) {
+    let _ = self.poke.set(poke);
   }
 
   pub fn options(&self) -> &SourceOptions {
@@ -728,6 +739,11 @@ impl Source {
           });
           if padding {
             st.counters.padded += used as u64;
+          }
+          if self.opts.consumer == Consumer::Unpaced {
+            if let Some(p) = self.poke.get() {
+              p.poke();
+            }
           }
           return Ok(CaptureResult::Pending(id));
         }
