@@ -288,6 +288,7 @@ export class AudioSource extends EventEmitter<AudioSourceEvents> {
     } finally {
       this.#wakeReader = undefined
       this.#reading = false
+      if (this.#closed) this.#js?.close()
       if (paced && !this.#closed) native(() => this.#native.setReader(false))
     }
   }
@@ -336,8 +337,10 @@ export class AudioSource extends EventEmitter<AudioSourceEvents> {
       native(() => this.#native.close())
       drainAll()
       unregister(this.#id)
-      // JS processors run synchronously inside frames(): none is mid-process() here.
-      this.#js?.close()
+      // Audio the engine already handed to a reader's buffer is still read, and still goes
+      // through the JS processors: they close when that reader ends, after its last
+      // process(). Without a reader, none can be mid-process() here.
+      if (!this.#reading) this.#js?.close()
     }
     return Promise.resolve()
   }

@@ -68,13 +68,17 @@ export class AudioStream extends EventEmitter<AudioSourceEvents> implements Asyn
     if (this.#started) throw new CapstanError('ERR_INVALID_STATE', 'an AudioStream can be iterated once')
     this.#started = true
     const pump = this.#pump()
+    let ended = false
     try {
       yield* this.#source.frames()
+      ended = true
     } finally {
       this.#stopped = true
       await this.close()
-      await pump
     }
+    // The input ended (or failed): the pump is done. On an early exit it is not awaited:
+    // an idle input may not yield again for a long time, and it stops at its next frame.
+    if (ended) await pump
     if (this.#error !== undefined) throw this.#error
   }
 

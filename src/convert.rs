@@ -315,7 +315,12 @@ impl From<capstan_core::process::ProcessorStats> for JsProcessorStats {
       failures: p.failures as f64,
       consecutive_failures: p.consecutive_failures as f64,
       over_budget: p.over_budget as f64,
-      time_us: JsTime { p50: p.p50_us, p90: p.p90_us, p99: p.p99_us, max: p.max_us },
+      time_us: JsTime {
+        p50: p.p50_us,
+        p90: p.p90_us,
+        p99: p.p99_us,
+        max: p.max_us,
+      },
     }
   }
 }

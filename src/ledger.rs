@@ -22,7 +22,9 @@ impl NativeLedger {
     let bypass_after = whole("processorBypassAfter", bypass_after).map_err(js_err)?;
     let budget = whole("processorBudgetUs", budget_us).map_err(js_err)?;
     let budget = (budget > 0).then(|| Duration::from_micros(budget as u64));
-    Ok(NativeLedger { inner: Ledgers::new(&names, bypass_after, budget).map_err(js_err)? })
+    Ok(NativeLedger {
+      inner: Ledgers::new(&names, bypass_after, budget).map_err(js_err)?,
+    })
   }
 
   /// Whether processor `index` should be called (enabled and not bypassed).
@@ -45,12 +47,30 @@ impl NativeLedger {
       events
         .into_iter()
         .filter_map(|e| match e {
-          ChainEvent::Failed { name, message, consecutive, bypassed, .. } => {
-            Some(Event::ProcessorError { processor: name, message, consecutive, bypassed })
-          }
-          ChainEvent::OverBudget { name, elapsed_us, budget_us, count, .. } => {
-            Some(Event::ProcessorSlow { processor: name, elapsed_us, budget_us, count })
-          }
+          ChainEvent::Failed {
+            name,
+            message,
+            consecutive,
+            bypassed,
+            ..
+          } => Some(Event::ProcessorError {
+            processor: name,
+            message,
+            consecutive,
+            bypassed,
+          }),
+          ChainEvent::OverBudget {
+            name,
+            elapsed_us,
+            budget_us,
+            count,
+            ..
+          } => Some(Event::ProcessorSlow {
+            processor: name,
+            elapsed_us,
+            budget_us,
+            count,
+          }),
           ChainEvent::Vad { .. } => None,
         })
         .map(JsEvent::from)
