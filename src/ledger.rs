@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use capstan_core::process::{ChainEvent, Ledgers};
+use capstan_core::process::Ledgers;
 use capstan_core::{whole, Event};
 use napi::bindgen_prelude::*;
 use napi_derive::napi;
@@ -46,33 +46,9 @@ impl NativeLedger {
     Ok(
       events
         .into_iter()
-        .filter_map(|e| match e {
-          ChainEvent::Failed {
-            name,
-            message,
-            consecutive,
-            bypassed,
-            ..
-          } => Some(Event::ProcessorError {
-            processor: name,
-            message,
-            consecutive,
-            bypassed,
-          }),
-          ChainEvent::OverBudget {
-            name,
-            elapsed_us,
-            budget_us,
-            count,
-            ..
-          } => Some(Event::ProcessorSlow {
-            processor: name,
-            elapsed_us,
-            budget_us,
-            count,
-          }),
-          ChainEvent::Vad { .. } => None,
-        })
+        .map(Event::from)
+        // JS processors have no VAD signal; failures and overruns are what they report.
+        .filter(|e| !matches!(e, Event::Vad { .. }))
         .map(JsEvent::from)
         .collect(),
     )

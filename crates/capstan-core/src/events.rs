@@ -7,6 +7,7 @@ use std::sync::{Arc, Weak};
 use parking_lot::{Mutex, RwLock};
 
 use crate::health::Transition;
+use crate::process::ChainEvent;
 use crate::queue::Overflow;
 use crate::source::{Outcome, Source};
 
@@ -55,6 +56,43 @@ pub enum Event {
   /// A reader waiting on `frames()` can read again.
   Readable,
   Closed,
+}
+
+impl From<ChainEvent> for Event {
+  /// A processor chain's report as the event callers see (`at`: now, wall time).
+  fn from(e: ChainEvent) -> Self {
+    match e {
+      ChainEvent::Failed {
+        name,
+        message,
+        consecutive,
+        bypassed,
+        ..
+      } => Event::ProcessorError {
+        processor: name,
+        message,
+        consecutive,
+        bypassed,
+      },
+      ChainEvent::OverBudget {
+        name,
+        elapsed_us,
+        budget_us,
+        count,
+        ..
+      } => Event::ProcessorSlow {
+        processor: name,
+        elapsed_us,
+        budget_us,
+        count,
+      },
+      ChainEvent::Vad { speaking, at_ms, .. } => Event::Vad {
+        speaking,
+        position_ms: at_ms,
+        at: crate::epoch_ms(),
+      },
+    }
+  }
 }
 
 /// A waiting capture that settled.

@@ -382,7 +382,7 @@ struct Pending {
   playouts: Vec<u64>,
   processor_errors: Vec<Event>,
   vad: Vec<Event>,
-  slow: Option<(String, f64, f64, u64)>,
+  slow: Option<Event>,
 }
 
 /// Counters in interleaved samples; reported per channel.
@@ -956,43 +956,21 @@ impl Source {
       return;
     }
     for e in events.drain(..) {
-      match e {
-        ChainEvent::Failed {
-          name,
-          message,
-          consecutive,
-          bypassed,
-          ..
-        } => {
+      match Event::from(e) {
+        ev @ Event::ProcessorError { .. } => {
           if st.pending.processor_errors.len() >= MAX_PENDING_TRANSITIONS * 2 {
             st.pending.processor_errors.remove(0);
           }
-          st.pending.processor_errors.push(Event::ProcessorError {
-            processor: name,
-            message,
-            consecutive,
-            bypassed,
-          });
+          st.pending.processor_errors.push(ev);
         }
-        ChainEvent::OverBudget {
-          name,
-          elapsed_us,
-          budget_us,
-          count,
-          ..
-        } => {
-          st.pending.slow = Some((name, elapsed_us, budget_us, count));
-        }
-        ChainEvent::Vad { speaking, at_ms, .. } => {
+        ev @ Event::Vad { .. } => {
           if st.pending.vad.len() >= 64 {
             st.pending.vad.remove(0);
           }
-          st.pending.vad.push(Event::Vad {
-            speaking,
-            position_ms: at_ms,
-            at: crate::epoch_ms(),
-          });
+          st.pending.vad.push(ev);
         }
+        // Budget overruns coalesce: the latest carries the running count.
+        ev => st.pending.slow = Some(ev),
       }
     }
     self.touch(st);
@@ -1290,14 +1268,7 @@ impl Source {
       });
     }
     events.extend(p.processor_errors);
-    if let Some((processor, elapsed_us, budget_us, count)) = p.slow {
-      events.push(Event::ProcessorSlow {
-        processor,
-        elapsed_us,
-        budget_us,
-        count,
-      });
-    }
+    events.extend(p.slow);
     events.extend(p.vad);
     if p.readable {
       events.push(Event::Readable);
