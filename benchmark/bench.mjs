@@ -337,12 +337,12 @@ if (rt.length) {
     md.push('')
     md.push(`#### ${frameMs} ms frames`)
     md.push('')
-    md.push('| N | library | RTF min | RTF avg | accepted RTF avg | underrun ticks | CPU µs/frame | JS-thread µs/frame | CPU cores | event-loop delay p50 / p99 / max ms | capture latency p50 / p99 / max ms | non-accepted | CPU/frame ratio capstan/livekit | notes |')
-    md.push('|---:|---|---:|---:|---:|---:|---:|---:|---:|---|---|---:|---:|---|')
+    md.push('| N | library | RTF min | RTF avg | accepted RTF avg | underrun ticks | CPU µs/frame | JS-thread µs/frame | CPU cores | timer gap p99 / max ms (whole run) | stop timer late ms | event-loop delay p50 / p99 / max ms | capture latency p50 / p99 / max ms | non-accepted | CPU/frame ratio capstan/livekit | notes |')
+    md.push('|---:|---|---:|---:|---:|---:|---:|---:|---:|---|---:|---|---|---:|---:|---|')
     for (const r of rows) {
       const n = r.n ?? Number(r.argv?.[3])
       if (r.failed) {
-        md.push(`| ${n} | ${r.lib} | — | — | — | — | — | — | — | — | — | — | — | FAILED: ${String(r.error).replace(/\|/g, '/').slice(0, 160)} |`)
+        md.push(`| ${n} | ${r.lib} | — | — | — | — | — | — | — | — | — | — | — | — | — | FAILED: ${String(r.error).replace(/\|/g, '/').slice(0, 160)} |`)
         continue
       }
       const other = results[`realtime/${frameMs}/${n}/${r.lib === 'capstan' ? 'livekit' : 'capstan'}`]
@@ -353,12 +353,9 @@ if (rt.length) {
       if (r.collapsed) notes.push(`**collapsed** (stopped after ${f(r.windowS, 1)} s of window)`)
       if (r.warmupUsedS > warmup + 0.4) notes.push(`warm-up extended to ${f(r.warmupUsedS, 1)} s`)
       if (!r.steadyAtWindowStart) notes.push(`not steady at window start (accepted rate ${f(r.probeRate)}x, queued ${f(r.queuedAtWindowStartS * 1000, 0)} ms)`)
-      if (r.starved) {
-        notes.push(
-          r.forcedYieldsInWindow
-            ? `**event loop blocked ≥ 1 s in the window** (timers did not run; producers made to yield ${r.forcedYieldsInWindow} times)`
-            : `event loop blocked ≥ 1 s during warm-up only (producers made to yield ${r.forcedYields} times)`,
-        )
+      if (r.loopStalled) notes.push(`**event loop stalled** (longest timer gap ${f(r.gaps.max, 0)} ms, stop timer ${f(r.stopLateMs, 0)} ms late)`)
+      if (r.lib === 'capstan' && r.healthReported && Object.keys(r.healthReported).length) {
+        notes.push(`health reported: ${Object.entries(r.healthReported).map(([k, v]) => `${k} ${v}`).join(', ')} sources`)
       }
       if (r.lib === 'capstan' && Math.abs(r.queuedMsWindowEndAvg - r.queuedMsWindowStartAvg) > Math.max(50, 1.5 * r.frameMs)) {
         notes.push(`queue ${f(r.queuedMsWindowStartAvg, 0)} → ${f(r.queuedMsWindowEndAvg, 0)} ms over the window`)
@@ -367,7 +364,7 @@ if (rt.length) {
       if (r.otherProcessesCores > 0.1) notes.push(`**disturbed**: other processes used ${f(r.otherProcessesCores)} cores`)
       if (r.errors) notes.push(`${r.errors} errors: ${String(r.firstError).slice(0, 80)}`)
       md.push(
-        `| ${n} | ${r.lib} | ${f(r.rtfMin, 3)} | ${f(r.rtfAvg, 3)} | ${f(r.acceptedRtfAvg, 3)} | ${r.underruns ?? '—'} | ${f(r.cpuUsPerFrame, 1)} | ${f(r.mainThreadUsPerFrame, 1)} | ${f(r.cpuCores)} | ${triple(r.eld, 1)} | ${triple(r.capture, 2)} | ${r.nonAccepted} | ${rat} | ${notes.join('; ')} |`,
+        `| ${n} | ${r.lib} | ${f(r.rtfMin, 3)} | ${f(r.rtfAvg, 3)} | ${f(r.acceptedRtfAvg, 3)} | ${r.underruns ?? '—'} | ${f(r.cpuUsPerFrame, 1)} | ${f(r.mainThreadUsPerFrame, 1)} | ${f(r.cpuCores)} | ${f(r.gaps?.p99, 1)} / ${f(r.gaps?.max, 1)} | ${f(r.stopLateMs, 1)} | ${triple(r.eld, 1)} | ${triple(r.capture, 2)} | ${r.nonAccepted} | ${rat} | ${notes.join('; ')} |`,
       )
     }
   }
@@ -401,7 +398,7 @@ if (rt.length) {
   md.push('- Event-loop delay: `monitorEventLoopDelay({ resolution: 1 })`, reset at window start; Node records the whole sampling interval, so an idle loop reads ≈ 1 ms.')
   md.push('- Capture latency: from calling `captureFrame` to its promise resolving. With a full queue it is dominated, by design, by the wait for room (≈ one frame length).')
   md.push(`- disturbed: CPU used by other processes on the machine during the window (/proc/stat minus this process) above 0.1 cores; such numbers understate both libraries. Before each run the harness waits (at most ${quietWait} s) for the machine to be quiet, and reruns a run disturbed by > 0.25 cores (at most ${disturbedRetries} times), keeping the least disturbed.`)
-  md.push('- event loop blocked ≥ 1 s: a heartbeat timer that has not run for 1 s makes each producer yield once (setImmediate); counted. With capstan this happens when the queues are not full (initial fill, or producers slower than real time): every capture is then accepted at once and the N `await` loops form one endless microtask chain in which timers and I/O never run — without the guard the process never gets back to its timers. With livekit it is a long synchronous callback.')
+  md.push('- timer gap: a `setInterval(…, 5)` in the same process records the time between its ticks over the whole run, start-up (queue fill) included; no producer is ever made to yield by the harness. stop timer late: how late the timers that end the window fired. A run whose longest gap or stop lateness exceeds 100 ms is marked **event loop stalled** and fails the target, whatever its RTF.')
   md.push('- queue at window start/end (capstan, native `queuedMs`, average over sources; shown when it moved by more than 1.5 frames): accepted RTF − RTF ≈ (queued at end − queued at start) / window. A frame counts as accepted when its promise resolves, so accepted RTF is exact to ± one frame per source per window (±1.25 % for 100 ms frames over 8 s).')
   md.push('- non-accepted: capstan outcomes whose status is not `accepted` (livekit: rejected promises).')
 }
@@ -464,7 +461,8 @@ if (rt.length && !smoke) {
   const check = (frameMs, wantN) => {
     const runs = rt.filter((r) => r.lib === 'capstan' && r.frameMs === frameMs && !r.failed).sort((a, b) => a.n - b.n)
     if (!runs.length) return
-    const pass = (/** @type {any} */ r) => !r.collapsed && r.rtfMin >= 0.99 && r.acceptedRtfAvg >= 0.99 && r.eld.p99 < 20 && r.nonAccepted === 0
+    const pass = (/** @type {any} */ r) =>
+      !r.collapsed && r.rtfMin >= 0.99 && r.acceptedRtfAvg >= 0.99 && r.gaps.p99 <= 20 && r.gaps.max <= 100 && !r.loopStalled && r.nonAccepted === 0
     const ok = runs.filter(pass).map((r) => r.n)
     const best = ok.length ? Math.max(...ok) : 0
     const detail = runs.map((r) => `N=${r.n}: RTF min ${f(r.rtfMin, 3)}, accepted ${f(r.acceptedRtfAvg, 3)}, ELD p99 ${f(r.eld.p99, 1)} ms${pass(r) ? ' ✓' : ' ✗'}`).join('; ')

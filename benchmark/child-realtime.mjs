@@ -92,21 +92,21 @@ let errors = 0
 /** @type {string | undefined} */
 let firstError
 
-// Starvation guard. When every capture is accepted at once (the queues are not filling
-// because the producers are slower than real time), the N loops form one endless microtask
-// chain: timers and I/O never run again, so nothing could even stop the run. A heartbeat
-// timer notices; when it has not run for STARVE_MS, a producer yields once to the event
-// loop (setImmediate). Counted and reported: in that regime the event loop is blocked for
-// ~STARVE_MS at a time, which the event-loop delay numbers show. (A single callback that
-// blocks for more than STARVE_MS, e.g. a large batch of native completions, trips it too.)
-const STARVE_MS = 1000
+// Timer gaps: a 5 ms interval records the time between its ticks over the whole run,
+// start-up included. No guard of any kind: if the producers' loops kept the event loop
+// from turning, this is where it shows (and the run fails).
+const TIMER_MS = 5
+const gapsAll = new Hist()
+const gapsWindow = new Hist()
 let lastBeat = performance.now()
 const beat = setInterval(() => {
-  lastBeat = performance.now()
-}, 50)
-let forcedYields = 0
-let forcedYieldsInWindow = 0
-const yieldToLoop = () => new Promise((r) => setImmediate(r))
+  const now = performance.now()
+  gapsAll.record(now - lastBeat)
+  if (measuring) gapsWindow.record(now - lastBeat)
+  lastBeat = now
+}, TIMER_MS)
+/** Sources that reported each health state at least once (capstan). @type {Record<string, Set<number>>} */
+const reported = {}
 
 /** @param {number} i */
 async function producer(i) {
@@ -140,14 +140,14 @@ async function producer(i) {
       else nonAccepted[status] = (nonAccepted[status] ?? 0) + 1
     }
     if (status === 'closed') return
-    if (performance.now() - lastBeat > STARVE_MS) {
-      forcedYields++
-      if (measuring) forcedYieldsInWindow++
-      await yieldToLoop()
-    }
   }
 }
 
+if (lib === 'capstan') {
+  sources.forEach((s, i) =>
+    s.on('health', (/** @type {{ state: string }} */ e) => (reported[e.state] ??= new Set()).add(i)),
+  )
+}
 const eld = eventLoopMonitor()
 const tStart = performance.now()
 for (let i = 0; i < N; i++) void producer(i)
@@ -228,10 +228,14 @@ const acceptedRtfSoFar = () => {
   for (let i = 0; i < N; i++) sum += accepted[i]
   return (sum / N) * frameSec / ((performance.now() - tw0) / 1000)
 }
+/** How late the timer that ends the window fired, ms (the stop signal of a service). */
+let stopLateMs = 0
 for (;;) {
   const left = windowTargetMs - (performance.now() - tw0)
   if (left <= 0) break
+  const want = performance.now() + Math.min(left, 1000)
   await sleep(Math.min(left, 1000))
+  stopLateMs = Math.max(stopLateMs, performance.now() - want)
   const elapsed = performance.now() - tw0
   // Stop a run that clearly cannot keep up (after at least 2 s of window, or at its end).
   if (collapseBelow > 0 && (elapsed >= 2000 || elapsed >= windowTargetMs) && acceptedRtfSoFar() < collapseBelow) {
@@ -272,6 +276,7 @@ if (lib === 'capstan') {
 phase('delivered snapshot taken, closing')
 stop = true
 clearInterval(beat)
+const gapsWholeRun = gapsAll.summary()
 const tClose0 = performance.now()
 await Promise.all(sources.map((s) => s.close()))
 if (lib === 'livekit') {
@@ -323,9 +328,12 @@ emit({
   mainThreadCores: main0 !== null && main1 !== null ? (main1 - main0) / 1e6 / windowS : null,
   eld: eldSummary,
   capture: lat.summary(),
-  starved: forcedYields > 0,
-  forcedYields,
-  forcedYieldsInWindow,
+  timerMs: TIMER_MS,
+  gaps: gapsWholeRun,
+  gapsWindow: gapsWindow.summary(),
+  stopLateMs,
+  loopStalled: gapsWholeRun.max > 100 || stopLateMs > 100,
+  healthReported: Object.fromEntries(Object.entries(reported).map(([k, v]) => [k, v.size])),
   nonAccepted: Object.values(nonAccepted).reduce((a, b) => a + b, 0) + 0,
   nonAcceptedByStatus: nonAccepted,
   errors,

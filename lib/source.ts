@@ -3,6 +3,7 @@ import { EventEmitter } from 'node:events'
 import { AudioFrame, type AudioFrameLike, type Samples } from './frame'
 import { CapstanError, fromNative, native } from './errors'
 import { PENDING, readOutcome, record } from './outcome'
+import { admit, later, settleFair, turn } from './fairness'
 import { NativeProcessor, type FrameProcessor, type FrameProcessorCredentials, type FrameProcessorStreamInfo } from './processors'
 import { JsChain, isFrameProcessor } from './js-processors'
 import { NativeSource, drainAll, getEngine, hold, register, release, unregister, type NativeSourceT } from './engine'
@@ -97,6 +98,14 @@ function checkDeadline(d: unknown): number | undefined {
   return d
 }
 
+/** A rejection that, like every settlement, leaves the event loop its turn. */
+function rejectFair<T>(e: unknown): Promise<T> {
+  if (admit()) return Promise.reject(e)
+  return later(undefined).then(() => {
+    throw e
+  })
+}
+
 const asyncDispose: typeof Symbol.asyncDispose = Symbol.asyncDispose ?? Symbol.for('nodejs.asyncDispose')
 
 /**
@@ -170,15 +179,15 @@ export class AudioSource extends EventEmitter<AudioSourceEvents> {
         signal = opts.signal
         if (signal?.aborted) {
           const n = Math.floor(data.length / (ch || this.channels))
-          return Promise.resolve({ status: 'aborted', acceptedSamples: 0, droppedSamples: n, queuedMs: this.queuedMs, waitedMs: 0 })
+          return settleFair({ status: 'aborted', acceptedSamples: 0, droppedSamples: n, queuedMs: this.queuedMs, waitedMs: 0 })
         }
       }
       if (data instanceof Int16Array) this.#native.captureI16(data, rate, ch, deadline, record)
       else this.#native.captureF32(data, rate, ch, deadline, record)
     } catch (e) {
-      return Promise.reject(fromNative(e))
+      return rejectFair(fromNative(e))
     }
-    if (record[0] !== PENDING) return Promise.resolve(readOutcome(record))
+    if (record[0] !== PENDING) return settleFair(readOutcome(record))
     return this.#wait(record[5], signal)
   }
 
@@ -202,9 +211,9 @@ export class AudioSource extends EventEmitter<AudioSourceEvents> {
     try {
       this.#native.flush(checkDeadline(opts.deadlineMs), record)
     } catch (e) {
-      return Promise.reject(fromNative(e))
+      return rejectFair(fromNative(e))
     }
-    if (record[0] !== PENDING) return Promise.resolve(readOutcome(record))
+    if (record[0] !== PENDING) return settleFair(readOutcome(record))
     return this.#wait(record[5], opts.signal)
   }
 
@@ -240,9 +249,9 @@ export class AudioSource extends EventEmitter<AudioSourceEvents> {
   /** Resolves once everything queued so far has been delivered (or cleared). */
   waitForPlayout(opts: { signal?: AbortSignal } = {}): Promise<void> {
     const { signal } = opts
-    if (signal?.aborted) return Promise.reject(signal.reason)
+    if (signal?.aborted) return rejectFair(signal.reason)
     const id = native(() => this.#native.waitPlayout())
-    if (id === null) return Promise.resolve()
+    if (id === null) return settleFair(undefined)
     return new Promise<void>((resolve, reject) => {
       const p: Playout = { resolve, signal }
       if (signal) {
@@ -282,6 +291,9 @@ export class AudioSource extends EventEmitter<AudioSourceEvents> {
           continue
         }
         if (chunk.length === 0) return
+        // A deep buffer is read without waiting: give the event loop its turn now and then.
+        const next = turn()
+        if (next) await next
         const frame = new AudioFrame(chunk, this.outputSampleRate, this.channels)
         yield this.#js ? this.#js.run(frame) : frame
       }

@@ -1,6 +1,7 @@
 import { EventEmitter } from 'node:events'
 
 import { CapstanError } from './errors'
+import { turn } from './fairness'
 import type { AudioFrame, AudioFrameLike } from './frame'
 import type { FrameProcessor, FrameProcessorCredentials, FrameProcessorStreamInfo, NativeProcessor } from './processors'
 import { AudioSource } from './source'
@@ -27,9 +28,14 @@ export interface AudioStreamOptions {
 export class AudioStream extends EventEmitter<AudioSourceEvents> implements AsyncIterable<AudioFrame> {
   readonly #input: AsyncIterable<AudioFrameLike> | Iterable<AudioFrameLike>
   readonly #source: AudioSource
+  readonly #queueMs: number
   #started = false
   #stopped = false
   #error: unknown
+  /** Wakes a pump that waits for the reader to make room. */
+  #room: (() => void) | undefined
+  /** The input's iterator while the pump reads it (closed once, on any exit). */
+  #iterator: AsyncIterator<AudioFrameLike> | Iterator<AudioFrameLike> | undefined
 
   constructor(input: AsyncIterable<AudioFrameLike> | Iterable<AudioFrameLike>, options: AudioStreamOptions) {
     super()
@@ -42,6 +48,7 @@ export class AudioStream extends EventEmitter<AudioSourceEvents> implements Asyn
       throw new CapstanError('ERR_INVALID_OPTION', `queueFrames must be a positive integer, got ${queueFrames}`)
     }
     this.#input = input
+    this.#queueMs = queueFrames * 10
     this.#source = new AudioSource({
       sampleRate: options.sampleRate,
       channels: options.channels,
@@ -70,7 +77,11 @@ export class AudioStream extends EventEmitter<AudioSourceEvents> implements Asyn
     const pump = this.#pump()
     let ended = false
     try {
-      yield* this.#source.frames()
+      for await (const frame of this.#source.frames()) {
+        // The reader took a frame: a pump waiting for room may go on.
+        this.#wakePump()
+        yield frame
+      }
       ended = true
     } finally {
       this.#stopped = true
@@ -82,22 +93,74 @@ export class AudioStream extends EventEmitter<AudioSourceEvents> implements Asyn
     if (this.#error !== undefined) throw this.#error
   }
 
-  /** Feeds the input into the bounded queue; never waits (drop-oldest, counted). */
+  /**
+   * Feeds the input into the bounded queue. When the queue is full, the pump gives the
+   * reader as long as the frame it holds lasts to make room: a reader that keeps real time
+   * loses nothing, however fast the input; one that does not loses the oldest audio
+   * (counted). It yields to the event loop like every capstan loop (see ./fairness).
+   */
   async #pump(): Promise<void> {
+    const input = this.#input as Partial<AsyncIterable<AudioFrameLike> & Iterable<AudioFrameLike>>
+    const it = input[Symbol.asyncIterator]?.() ?? (input as Iterable<AudioFrameLike>)[Symbol.iterator]()
+    this.#iterator = it
+    let done = false
     try {
-      for await (const frame of this.#input) {
+      while (!this.#stopped) {
+        const r = await it.next()
+        if (r.done) {
+          done = true
+          this.#iterator = undefined
+          break
+        }
+        if (this.#stopped) break
+        const frame = r.value
+        const ms = frameMs(frame)
+        if (this.#source.queuedMs + ms > this.#queueMs) await this.#waitForRoom(ms)
         if (this.#stopped) break
         this.#source.tryCaptureFrame(frame)
+        const next = turn()
+        if (next) await next
       }
-      if (!this.#stopped) {
+      if (done && !this.#stopped) {
         await this.#source.flush()
         await this.#source.waitForPlayout()
       }
     } catch (e) {
       this.#error = e
     } finally {
+      this.#closeInput()
       // Ends frames() once what is buffered has been read.
       await this.#source.close()
+    }
+  }
+
+  /** Resolves when the reader takes a frame, the stream stops, or `ms` have passed. */
+  #waitForRoom(ms: number): Promise<void> {
+    return new Promise<void>((resolve) => {
+      const timer = setTimeout(() => this.#wakePump(), Math.max(1, ms))
+      this.#room = () => {
+        clearTimeout(timer)
+        resolve()
+      }
+    })
+  }
+
+  #wakePump(): void {
+    const wake = this.#room
+    this.#room = undefined
+    wake?.()
+  }
+
+  /** Tells the input we are done with it (once): a LiveKit stream or a generator stops. */
+  #closeInput(): void {
+    const it = this.#iterator
+    this.#iterator = undefined
+    if (!it?.return) return
+    try {
+      const r = it.return() as unknown
+      if (r instanceof Promise) r.catch(() => undefined)
+    } catch {
+      // an input whose return() throws is done all the same
     }
   }
 
@@ -117,10 +180,20 @@ export class AudioStream extends EventEmitter<AudioSourceEvents> implements Asyn
   /** Stops reading the input, ends the iteration, closes JS processors (autoClose). */
   close(): Promise<void> {
     this.#stopped = true
+    this.#wakePump()
+    // Now, not when an idle input next yields: the input learns at once that we are done.
+    this.#closeInput()
     return this.#source.close()
   }
 
   [Symbol.asyncDispose](): Promise<void> {
     return this.close()
   }
+}
+
+/** How long a frame lasts, in ms (0 for one the source will refuse anyway). */
+function frameMs(f: AudioFrameLike): number {
+  const len = (f as { data?: { length?: unknown } })?.data?.length
+  if (typeof len !== 'number' || !(f.sampleRate > 0) || !(f.channels > 0)) return 0
+  return (len / f.channels / f.sampleRate) * 1000
 }
