@@ -32,6 +32,8 @@ export class AudioStream extends EventEmitter<AudioSourceEvents> implements Asyn
   #started = false
   #stopped = false
   #error: unknown
+  /** The reader is in its own code (between our `yield` and its next `next()`). */
+  #readerBusy = false
   /** Wakes a pump that waits for the reader to make room. */
   #room: (() => void) | undefined
   /** The input's iterator while the pump reads it (closed once, on any exit). */
@@ -80,7 +82,9 @@ export class AudioStream extends EventEmitter<AudioSourceEvents> implements Asyn
       for await (const frame of this.#source.frames()) {
         // The reader took a frame: a pump waiting for room may go on.
         this.#wakePump()
+        this.#readerBusy = true
         yield frame
+        this.#readerBusy = false
       }
       ended = true
     } finally {
@@ -115,7 +119,11 @@ export class AudioStream extends EventEmitter<AudioSourceEvents> implements Asyn
         if (this.#stopped) break
         const frame = r.value
         const ms = frameMs(frame)
-        if (this.#source.queuedMs + ms > this.#queueMs) await this.#waitForRoom(ms)
+        // Woken by any frame the reader got, which may have left the queue before it filled:
+        // look again, until there is room or the reader has had its time.
+        while (!this.#stopped && this.#source.queuedMs + ms > this.#queueMs) {
+          if (await this.#waitForRoom(ms)) break
+        }
         if (this.#stopped) break
         this.#source.tryCaptureFrame(frame)
         const next = turn()
@@ -134,13 +142,25 @@ export class AudioStream extends EventEmitter<AudioSourceEvents> implements Asyn
     }
   }
 
-  /** Resolves when the reader takes a frame, the stream stops, or `ms` have passed. */
-  #waitForRoom(ms: number): Promise<void> {
-    return new Promise<void>((resolve) => {
-      const timer = setTimeout(() => this.#wakePump(), Math.max(1, ms))
+  /**
+   * Resolves false when the reader takes a frame or the stream stops, true when the reader
+   * has spent `ms` in its own code without coming back (it is slower than real time). A reader parked in `next()` (about to be woken by
+   * the engine) is keeping up, however busy the event loop is: it is waited for.
+   */
+  #waitForRoom(ms: number): Promise<boolean> {
+    return new Promise<boolean>((resolve) => {
+      let timer: NodeJS.Timeout
+      const arm = () => {
+        timer = setTimeout(() => {
+          if (!this.#readerBusy) return arm()
+          this.#room = undefined
+          resolve(true)
+        }, Math.max(1, ms))
+      }
+      arm()
       this.#room = () => {
         clearTimeout(timer)
-        resolve()
+        resolve(false)
       }
     })
   }
