@@ -10,29 +10,13 @@ use parking_lot::Mutex;
 
 use crate::error::Result;
 use crate::events::{Bus, Drained, Notifier};
-use crate::source::{Consumer, Source, SourceOptions};
+use crate::options::{Consumer, SourceOptions};
+use crate::source::Source;
+use crate::wake::Poke;
 
 pub const TICK: Duration = Duration::from_millis(10);
 /// Ticks a late clock may catch up in one go; beyond that the time is lost, and counted.
 const MAX_CATCH_UP: u32 = 5;
-
-/// Wakes a clock thread between ticks, for unpaced sources whose producer is waiting:
-/// they should drain as fast as the CPU allows, not once per tick.
-#[derive(Default)]
-pub struct Poke {
-  thread: Mutex<Option<std::thread::Thread>>,
-  flag: AtomicBool,
-}
-
-impl Poke {
-  pub fn poke(&self) {
-    if !self.flag.swap(true, Ordering::AcqRel) {
-      if let Some(t) = self.thread.lock().as_ref() {
-        t.unpark();
-      }
-    }
-  }
-}
 
 #[derive(Default)]
 struct Shard {
@@ -199,7 +183,7 @@ impl Drop for Engine {
 }
 
 fn run_clock(shard: Arc<Shard>, running: Arc<AtomicBool>) {
-  *shard.poke.thread.lock() = Some(std::thread::current());
+  shard.poke.attach_current();
   let start = Instant::now();
   let mut done: u64 = 0;
   while running.load(Ordering::Acquire) {
@@ -218,8 +202,8 @@ fn run_clock(shard: Arc<Shard>, running: Arc<AtomicBool>) {
       for (_, s) in sources.iter() {
         s.tick(now, ticks);
       }
-      shard.poke.flag.store(false, Ordering::Release);
-    } else if shard.poke.flag.swap(false, Ordering::AcqRel) {
+      shard.poke.clear();
+    } else if shard.poke.take() {
       // Between ticks: only unpaced sources move (as fast as their sinks take audio).
       let sources = shard.sources.lock();
       for (_, s) in sources

@@ -11,7 +11,7 @@
 use rubato::audioadapter_buffers::direct::InterleavedSlice;
 use rubato::{Fft, FixedSync, Resampler};
 
-use super::{round_i16_f32, Processor};
+use super::processor::{round_i16_f32, Processor};
 use crate::error::{CoreError, Result};
 use crate::format::Format;
 
