@@ -190,6 +190,10 @@ impl From<Event> for JsEvent {
         at: Some(at),
         ..JsEvent::kind("vad")
       },
+      Event::SinkError { message } => JsEvent {
+        message: Some(message),
+        ..JsEvent::kind("sink-error")
+      },
       Event::Readable => JsEvent::kind("readable"),
       Event::Closed => JsEvent::kind("closed"),
     }

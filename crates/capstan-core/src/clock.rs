@@ -22,8 +22,10 @@ const MAX_CATCH_UP: u32 = 5;
 struct Shard {
   poke: Arc<Poke>,
   /// (id, source): ids kept inline so removal scans a dense array, not every source.
-  sources: Mutex<Vec<(u64, Arc<Source>)>>,
-  /// Size of `sources`, readable without the lock the clock holds while it ticks.
+  /// Copied on write: the clock ticks a snapshot without holding this lock, so adding or
+  /// removing a source never waits for a pass.
+  sources: Mutex<Arc<Vec<(u64, Arc<Source>)>>>,
+  /// Size of `sources`, readable without its lock.
   count: AtomicUsize,
   /// Ticks lost because this thread woke too late to catch up.
   lost_ticks: AtomicU64,
@@ -93,7 +95,12 @@ impl Engine {
       .min_by_key(|s| s.count.load(Ordering::Relaxed))
       .expect("at least one shard");
     source.set_poke(shard.poke.clone());
-    shard.sources.lock().push((id, source.clone()));
+    {
+      let mut list = shard.sources.lock();
+      let mut v = Vec::clone(&list);
+      v.push((id, source.clone()));
+      *list = Arc::new(v);
+    }
     shard.count.fetch_add(1, Ordering::Relaxed);
     if clocks.is_none() {
       *clocks = Some(self.start_clocks());
@@ -138,7 +145,9 @@ impl Engine {
     for shard in &self.shards {
       let mut list = shard.sources.lock();
       if let Some(i) = list.iter().position(|(id, _)| *id == source.id()) {
-        list.swap_remove(i);
+        let mut v = Vec::clone(&list);
+        v.swap_remove(i);
+        *list = Arc::new(v);
         shard.count.fetch_sub(1, Ordering::Relaxed);
       }
     }
@@ -164,15 +173,16 @@ impl Engine {
   /// Idempotent; after it returns no engine thread touches the notifier again.
   pub fn shutdown(&self) {
     self.bus.set_notifier(None);
-    let clocks = self.threads.lock().take();
-    Self::stop_clocks(clocks);
+    // Closed first, so a clock in the middle of a slow pass stops it at the next chunk.
     for shard in &self.shards {
       let sources = std::mem::take(&mut *shard.sources.lock());
       shard.count.store(0, Ordering::Relaxed);
-      for (_, s) in sources {
+      for (_, s) in sources.iter() {
         s.close();
       }
     }
+    let clocks = self.threads.lock().take();
+    Self::stop_clocks(clocks);
   }
 }
 
@@ -186,6 +196,8 @@ fn run_clock(shard: Arc<Shard>, running: Arc<AtomicBool>) {
   shard.poke.attach_current();
   let start = Instant::now();
   let mut done: u64 = 0;
+  // An unpaced source stopped at its per-pass bound with audio left.
+  let mut more = false;
   while running.load(Ordering::Acquire) {
     let now = Instant::now();
     let due = (now.duration_since(start).as_nanos() / TICK.as_nanos()) as u64;
@@ -198,20 +210,26 @@ fn run_clock(shard: Arc<Shard>, running: Arc<AtomicBool>) {
           .fetch_add(behind - MAX_CATCH_UP as u64, Ordering::Relaxed);
       }
       done = due;
-      let sources = shard.sources.lock();
-      for (_, s) in sources.iter() {
-        s.tick(now, ticks);
-      }
       shard.poke.clear();
-    } else if shard.poke.take() {
-      // Between ticks: only unpaced sources move (as fast as their sinks take audio).
-      let sources = shard.sources.lock();
+      let sources = shard.sources.lock().clone();
+      more = false;
+      for (_, s) in sources.iter() {
+        more |= s.tick(now, ticks);
+      }
+    } else if more || shard.poke.take() {
+      // Between ticks: only unpaced sources move, as fast as their sinks take audio, one
+      // bounded pass each in turn.
+      let sources = shard.sources.lock().clone();
+      more = false;
       for (_, s) in sources
         .iter()
         .filter(|(_, s)| s.options().consumer == Consumer::Unpaced)
       {
-        s.tick(now, 0);
+        more |= s.tick(now, 0);
       }
+    }
+    if more {
+      continue;
     }
     let next = start + TICK * (done as u32 + 1);
     let now = Instant::now();

@@ -53,6 +53,11 @@ pub enum Event {
     position_ms: f64,
     at: f64,
   },
+  /// A sink refused a chunk (lost after being counted delivered); `metrics().sink_errors`
+  /// counts them all.
+  SinkError {
+    message: String,
+  },
   /// A reader waiting on `frames()` can read again.
   Readable,
   Closed,

@@ -15,6 +15,7 @@ pub mod options;
 pub mod outcome;
 pub mod process;
 pub mod queue;
+pub mod sink;
 pub mod source;
 pub mod wake;
 
@@ -27,4 +28,5 @@ pub use health::{HealthState, Transition};
 pub use options::{whole, Consumer, RawOptions, RawProcessor, SourceOptions};
 pub use outcome::{CaptureResult, Outcome, Status};
 pub use queue::Overflow;
+pub use sink::Sink;
 pub use source::{FrameRef, Metrics, Read, Samples, Source};

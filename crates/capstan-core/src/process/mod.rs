@@ -15,6 +15,8 @@ pub mod high_pass;
 pub mod ledger;
 pub mod processor;
 pub mod resample;
+#[doc(hidden)]
+pub mod sleep;
 pub mod spec;
 pub mod stats;
 pub mod vad;

@@ -5,6 +5,7 @@ use super::gain::Gain;
 use super::high_pass::HighPass;
 use super::processor::Processor;
 use super::resample::Resample;
+use super::sleep::Sleep;
 use super::vad::{Vad, VadOptions};
 use crate::error::Result;
 use crate::format::Format;
@@ -13,11 +14,22 @@ use crate::format::Format;
 /// format it will receive.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Spec {
-  Gain { db: f64 },
-  HighPass { hz: f64 },
-  Resample { to_rate: u32 },
+  Gain {
+    db: f64,
+  },
+  HighPass {
+    hz: f64,
+  },
+  Resample {
+    to_rate: u32,
+  },
   Denoise,
   Vad(VadOptions),
+  /// Test-only: passes audio through after sleeping `ms` per chunk.
+  #[doc(hidden)]
+  Sleep {
+    ms: u32,
+  },
 }
 
 impl Spec {
@@ -28,6 +40,7 @@ impl Spec {
       Spec::Resample { to_rate } => Box::new(Resample::new(input, *to_rate)?),
       Spec::Denoise => Box::new(Denoise::new(input)?),
       Spec::Vad(o) => Box::new(Vad::new(input, o.clone())?),
+      Spec::Sleep { ms } => Box::new(Sleep::new(*ms)),
     })
   }
 }

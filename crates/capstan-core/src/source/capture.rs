@@ -5,7 +5,7 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use super::waiters::Waiter;
-use super::{FrameRef, Samples, Source, State, LOCK_BOUND};
+use super::{FrameRef, Input, Samples, Source, LOCK_BOUND};
 use crate::error::Result;
 use crate::format::f32_to_i16;
 use crate::options::Consumer;
@@ -51,15 +51,25 @@ impl Source {
 
   /// `flush()`: completes the carried remainder with silence, queued like a capture.
   pub fn flush(&self, deadline_ms: Option<u32>) -> Result<CaptureResult> {
+    let busy = |n: usize| {
+      self.contended.fetch_add(n as u64, Ordering::Relaxed);
+      Ok(CaptureResult::Settled(Outcome {
+        status: Status::Timeout,
+        accepted_samples: 0,
+        dropped_samples: self.per_ch(n),
+        queued_ms: 0.0,
+        waited_ms: LOCK_BOUND.as_secs_f64() * 1000.0,
+      }))
+    };
     let pad = {
-      let st = self.lock();
+      let Ok(st) = self.input() else { return busy(0) };
       // Pad against what will be carried once earlier waiters are in.
       let pending: usize = st.waiters.iter().map(|w| w.rest.len() - w.pos).sum();
       let c = st.chunker.chunk_len();
       (c - (st.chunker.residue_len() + pending) % c) % c
     };
     if pad == 0 {
-      let mut st = self.lock();
+      let Ok(mut st) = self.input() else { return busy(0) };
       let status = if st.closed { Status::Closed } else { Status::Accepted };
       let o = self.outcome(&mut st, status, 0, 0, Duration::ZERO);
       return Ok(CaptureResult::Settled(o));
@@ -79,7 +89,8 @@ impl Source {
     let input = self.prepare(&frame, &mut scratch)?;
     let n = input.len();
     let now = Instant::now();
-    let Some(mut guard) = self.state.try_lock_for(LOCK_BOUND) else {
+    let Ok(mut guard) = self.input() else {
+      // Counted as captured and dropped, so the invariant holds for refused audio too.
       self.contended.fetch_add(n as u64, Ordering::Relaxed);
       return Ok(CaptureResult::Settled(Outcome {
         status: Status::Timeout,
@@ -124,7 +135,7 @@ impl Source {
   /// `wait`: what fits is queued at once (unless earlier captures wait), the rest waits
   /// for room until `wait` runs out. None: the capture is now a waiter (and its padding,
   /// if any, is counted as it goes in); `deadlineMs: 0` settles `timeout` at once.
-  fn wait(&self, st: &mut State, input: &[i16], now: Instant, wait: Duration, padding: bool) -> Option<CaptureResult> {
+  fn wait(&self, st: &mut Input, input: &[i16], now: Instant, wait: Duration, padding: bool) -> Option<CaptureResult> {
     let n = input.len();
     let used = if st.waiters.is_empty() {
       self.feed(st, input, st.queue.free_chunks())
@@ -167,7 +178,7 @@ impl Source {
   }
 
   /// `drop-newest`: the prefix that fits is queued, the rest dropped.
-  fn drop_newest(&self, st: &mut State, input: &[i16]) -> CaptureResult {
+  fn drop_newest(&self, st: &mut Input, input: &[i16]) -> CaptureResult {
     let n = input.len();
     let used = self.feed(st, input, st.queue.free_chunks());
     self.drop_now(st, n - used);
@@ -178,10 +189,10 @@ impl Source {
 
   /// `drop-oldest`: older queued audio is evicted to make room, chunk by chunk; a frame
   /// larger than the whole queue evicts its own start.
-  fn drop_oldest(&self, st: &mut State, input: &[i16]) -> CaptureResult {
+  fn drop_oldest(&self, st: &mut Input, input: &[i16]) -> CaptureResult {
     let n = input.len();
     let before = st.queue.len_samples() + st.chunker.residue_len();
-    let State { chunker, queue, .. } = st;
+    let Input { chunker, queue, .. } = st;
     let mut evicted = 0usize;
     chunker.feed(input, usize::MAX, |c| {
       if queue.free_chunks() == 0 {
@@ -201,7 +212,7 @@ impl Source {
   }
 
   /// `reject`: all or nothing; a frame that does not fit whole is dropped whole.
-  fn reject(&self, st: &mut State, input: &[i16]) -> CaptureResult {
+  fn reject(&self, st: &mut Input, input: &[i16]) -> CaptureResult {
     let n = input.len();
     self.drop_now(st, n);
     self.note_overflow(st, n);

@@ -1,31 +1,257 @@
-//! The consumer side: engine ticks take chunks through the processors to the sink (or a
-//! `frames()` reader's buffer); pull readers take them directly; playout marks resolve.
+//! The consumer side: engine ticks take chunks from the queue (input side, short lock),
+//! then run them through the processors into the sink (output side, no input lock held);
+//! pull readers take chunks directly; playout marks resolve as chunks are taken.
 
 use std::sync::atomic::Ordering;
 use std::time::Instant;
 
-use super::{Source, State, LOCK_BOUND};
-use crate::options::Consumer;
-use crate::queue::ChunkQueue;
+use parking_lot::MutexGuard;
 
-/// What `read()` found.
-#[derive(Debug, PartialEq)]
-pub enum Read {
-  Chunk(Vec<i16>),
-  /// Nothing now; a `Readable` event follows when there is.
-  Empty,
-  Closed,
+use super::{Input, Source, LOCK_BOUND};
+use crate::error::{CoreError, Result};
+use crate::options::Consumer;
+use crate::process::{Chain, ChainEvent};
+use crate::sink::{Discard, Read, ReaderSink, Sink};
+
+/// The most chunks one clock pass takes from a source (320 ms of audio). It bounds the
+/// input lock hold (one copy per chunk) and how long one source's processing keeps the
+/// clock from its other sources; an unpaced source with more queued gets another pass
+/// right away (see [`Source::tick`]'s return value).
+pub const MAX_CHUNKS_PER_PASS: usize = 32;
+
+/// The output side, owned by the clock: processors and sink. Getters never wait on it;
+/// control calls wait at most one chunk's processing (the clock yields it between chunks).
+pub(super) struct Output {
+  pub(super) chain: Option<Chain>,
+  events: Vec<ChainEvent>,
+  /// Sink failures not yet reported.
+  sink_errors: Vec<String>,
+  /// Chunks taken by the current pass, back to back, to be processed.
+  batch: Vec<i16>,
+  sink: Box<dyn Sink>,
+  /// The input side's reset generation the processors last caught up with.
+  reset_gen: u64,
+  closed: bool,
 }
 
-pub(super) enum Delivery {
-  /// The consumer's audio leaves the engine (counted as delivered).
-  Discard,
-  /// A `frames()` reader on a paced source: delivered chunks wait here, bounded.
-  Reader(ChunkQueue),
+impl Output {
+  pub(super) fn new(chain: Option<Chain>, sink: Box<dyn Sink>) -> Self {
+    Output {
+      chain,
+      events: Vec::new(),
+      sink_errors: Vec::new(),
+      batch: Vec::new(),
+      sink,
+      reset_gen: 0,
+      closed: false,
+    }
+  }
+
+  /// Closes the sink once, after its last push.
+  pub(super) fn close(&mut self) {
+    if !self.closed {
+      self.closed = true;
+      self.sink.close();
+    }
+  }
+
+  fn replace_sink(&mut self, sink: Box<dyn Sink>) {
+    let mut old = std::mem::replace(&mut self.sink, sink);
+    old.close();
+  }
+}
+
+/// What one pass took from the input side.
+#[derive(Default, Debug, PartialEq)]
+pub(super) struct Pass {
+  /// Chunks taken (and counted delivered).
+  pub(super) chunks: usize,
+  /// Realtime underrun ticks the sink fills (with silence).
+  pub(super) gaps: usize,
+  /// Whether the pass stopped at its bound with audio left: an unpaced source wants
+  /// another pass at once.
+  pub(super) more: bool,
 }
 
 impl Source {
-  pub(super) fn resolve_playouts(&self, st: &mut State) {
+  /// One engine pass: pace the consumer (`ticks` ≥ 1 when the clock catches up; unpaced
+  /// and pull-with-processors sources take up to [`MAX_CHUNKS_PER_PASS`] whatever the
+  /// ticks), expire deadlines, judge health, then process and deliver what was taken with
+  /// the input side released. Returns whether an unpaced source has more to take now.
+  pub fn tick(&self, now: Instant, ticks: u32) -> bool {
+    let Some(mut out) = self.output.try_lock_for(LOCK_BOUND) else {
+      return false;
+    };
+    if let Some(sink) = self.sink_slot.lock().request.take() {
+      out.replace_sink(sink);
+    }
+    let (pass, reset) = {
+      let Ok(mut guard) = self.input() else {
+        return false;
+      };
+      let st = &mut *guard;
+      if st.closed {
+        drop(guard);
+        out.close();
+        return false;
+      }
+      let pass = self.take(st, &mut out, now, ticks);
+      self.expire(st, now);
+      let backlog = !st.queue.is_empty() || !st.waiters.is_empty();
+      let q = self.queued_ms(st);
+      let t = st.health.check(now, backlog, q);
+      self.push_transition(st, t);
+      self.remember(st);
+      let reset = out.reset_gen != st.reset_gen;
+      out.reset_gen = st.reset_gen;
+      // Reports a busy earlier pass could not hand over.
+      self.note_chain_events(st, &mut out.events);
+      self.note_sink_errors(st, &mut out.sink_errors);
+      (pass, reset)
+    };
+    if reset {
+      if let Some(c) = out.chain.as_mut() {
+        c.reset();
+      }
+    }
+    if pass.chunks > 0 || pass.gaps > 0 {
+      self.deliver(&mut out, &pass);
+    }
+    let more = pass.more;
+    drop(out);
+    // `close()` found the output side busy (this pass): close the sink for it.
+    if self.closing.load(Ordering::Acquire) {
+      if let Some(mut out) = self.output.try_lock_for(LOCK_BOUND) {
+        out.close();
+      }
+    }
+    more
+  }
+
+  /// Takes this pass's chunks out of the queue into `out.batch`, counting them delivered,
+  /// and counts realtime underruns. Never more than the sink has room for.
+  fn take(&self, st: &mut Input, out: &mut Output, now: Instant, ticks: u32) -> Pass {
+    let room = out.sink.room();
+    // With no processors and a sink that throws audio away, nothing needs copying.
+    let copy = out.chain.is_some() || !out.sink.discards();
+    let fills = out.sink.fills_gaps();
+    out.batch.clear();
+    let mut pass = Pass::default();
+    let batch = copy.then_some(&mut out.batch);
+    match self.opts.consumer {
+      // JavaScript reads the queue itself.
+      Consumer::Pull if out.chain.is_none() => return pass,
+      Consumer::Realtime => {
+        let mut batch = batch;
+        for _ in 0..ticks {
+          if pass.chunks + pass.gaps >= room {
+            break;
+          }
+          if self.pop_chunk(st, now, batch.as_deref_mut()) {
+            pass.chunks += 1;
+          } else if self.underrun(st) && fills {
+            pass.gaps += 1;
+          }
+        }
+      }
+      Consumer::Unpaced | Consumer::Pull => {
+        let max = MAX_CHUNKS_PER_PASS.min(room);
+        let mut batch = batch;
+        while pass.chunks < max && self.pop_chunk(st, now, batch.as_deref_mut()) {
+          pass.chunks += 1;
+        }
+        pass.more = pass.chunks == MAX_CHUNKS_PER_PASS && !st.queue.is_empty();
+      }
+    }
+    if pass.chunks > 0 {
+      let q = self.queued_ms(st);
+      let t = st.health.progress(now, q);
+      self.push_transition(st, t);
+      self.resolve_playouts(st);
+    }
+    pass
+  }
+
+  /// Takes one chunk for the consumer (appended to `into`, if given), counts it delivered
+  /// and lets waiting captures into the room it frees.
+  fn pop_chunk(&self, st: &mut Input, now: Instant, into: Option<&mut Vec<i16>>) -> bool {
+    let popped = match into {
+      Some(b) => st.queue.pop_with(|c| b.extend_from_slice(c)),
+      None => st.queue.pop_with(|_| {}),
+    };
+    if popped {
+      st.counters.delivered += st.chunker.chunk_len() as u64;
+      st.delivered_since_underrun = true;
+      self.service_waiters(st, now);
+    }
+    popped
+  }
+
+  /// Runs the pass's chunks through the processors into the sink, holding only the output
+  /// side, which it yields to a waiting control call between chunks.
+  fn deliver(&self, out: &mut MutexGuard<'_, Output>, pass: &Pass) {
+    let len = self.opts.format.chunk_len();
+    let copied = !out.batch.is_empty();
+    for i in 0..pass.chunks {
+      // Closing: the rest of the batch (counted delivered when taken) goes nowhere, so a
+      // slow chain does not hold up `close()` or the engine's shutdown.
+      if self.closing.load(Ordering::Relaxed) {
+        break;
+      }
+      if copied {
+        let o = &mut **out;
+        let chunk = &o.batch[i * len..(i + 1) * len];
+        let audio = match o.chain.as_mut() {
+          // A chunk the chain refused (exact chunks never are) passes unprocessed.
+          Some(c) => c.process(chunk, &mut o.events).unwrap_or(chunk),
+          None => chunk,
+        };
+        if let Err(e) = o.sink.push(audio) {
+          o.sink_errors.push(e);
+        }
+      }
+      if self.stats_wanted.swap(false, Ordering::Relaxed) {
+        self.publish(out);
+      }
+      MutexGuard::bump(out);
+    }
+    for _ in 0..pass.gaps {
+      if let Err(e) = out.sink.underrun() {
+        out.sink_errors.push(e);
+      }
+    }
+    if !out.events.is_empty() || !out.sink_errors.is_empty() {
+      // Busy past the bound: the next pass reports them.
+      if let Ok(mut st) = self.input() {
+        self.note_chain_events(&mut st, &mut out.events);
+        self.note_sink_errors(&mut st, &mut out.sink_errors);
+      }
+    }
+  }
+
+  /// Counts an underrun tick (from the first capture on); true if counted.
+  fn underrun(&self, st: &mut Input) -> bool {
+    if !st.started {
+      return false;
+    }
+    st.counters.underruns += 1;
+    if st.pending.underrun_report {
+      // A report is waiting for the next drain: this tick joins it.
+      st.pending.underrun_ticks += 1;
+      return true;
+    }
+    st.underrun_unreported += 1;
+    if st.delivered_since_underrun {
+      st.delivered_since_underrun = false;
+      st.pending.underrun_ticks += st.underrun_unreported;
+      st.underrun_unreported = 0;
+      st.pending.underrun_report = true;
+      self.touch(st);
+    }
+    true
+  }
+
+  pub(super) fn resolve_playouts(&self, st: &mut Input) {
     let removed = st.queue.removed_total();
     let mut any = false;
     while let Some(&(id, mark)) = st.playouts.front() {
@@ -41,208 +267,112 @@ impl Source {
     }
   }
 
-  /// Takes one chunk out of the queue for the consumer.
-  pub(super) fn take_chunk(&self, st: &mut State, now: Instant, take: impl FnOnce(&[i16], &[i16])) -> bool {
-    if !st.queue.pop_with(take) {
-      return false;
-    }
-    st.counters.delivered += st.chunker.chunk_len() as u64;
-    st.delivered_since_underrun = true;
-    let q = self.queued_ms(st);
-    let t = st.health.progress(now, q);
-    self.push_transition(st, t);
-    self.service_waiters(st, now);
-    self.resolve_playouts(st);
-    true
-  }
-
-  pub(super) fn underrun(&self, st: &mut State) {
-    if !st.started {
-      return;
-    }
-    st.counters.underruns += 1;
-    if st.pending.underrun_report {
-      // A report is waiting for the next drain: this tick joins it.
-      st.pending.underrun_ticks += 1;
-      return;
-    }
-    st.underrun_unreported += 1;
-    if st.delivered_since_underrun {
-      st.delivered_since_underrun = false;
-      st.pending.underrun_ticks += st.underrun_unreported;
-      st.underrun_unreported = 0;
-      st.pending.underrun_report = true;
-      self.touch(st);
-    }
-  }
-
-  /// One engine tick: pace the consumer (`ticks` ≥ 1 when the clock catches up),
-  /// expire deadlines, judge health.
-  pub fn tick(&self, now: Instant, ticks: u32) {
-    let Some(mut guard) = self.state.try_lock_for(LOCK_BOUND) else {
-      return;
-    };
-    let st = &mut *guard;
-    if st.closed {
-      return;
-    }
-    match self.opts.consumer {
-      Consumer::Pull if st.chain.is_none() => {}
-      Consumer::Realtime => {
-        for _ in 0..ticks {
-          if !self.deliver_one(st, now) {
-            break;
-          }
-        }
-      }
-      Consumer::Unpaced | Consumer::Pull => {
-        for _ in 0..10_000 {
-          if st.queue.is_empty() || !self.deliver_one(st, now) {
-            break;
-          }
-        }
-      }
-    }
-    self.expire(st, now);
-    let backlog = !st.queue.is_empty() || !st.waiters.is_empty();
-    let q = self.queued_ms(st);
-    let t = st.health.check(now, backlog, q);
-    self.push_transition(st, t);
-  }
-
-  /// Takes one chunk out of the queue through the processors into `st.processed`.
-  pub(super) fn take_processed(&self, st: &mut State, now: Instant) -> bool {
-    let mut raw = std::mem::take(&mut st.raw);
-    raw.clear();
-    let took = self.take_chunk(st, now, |a, b| {
-      raw.extend_from_slice(a);
-      raw.extend_from_slice(b);
-    });
-    if took {
-      let mut events = std::mem::take(&mut st.chain_events);
-      let mut out = std::mem::take(&mut st.processed);
-      out.clear();
-      match st.chain.as_mut().map(|c| c.process(&raw, &mut events)) {
-        Some(Ok(o)) => out.extend_from_slice(o),
-        // No chain; or a chunk the chain refused, which exact chunks never are.
-        _ => out.extend_from_slice(&raw),
-      }
-      st.processed = out;
-      self.note_chain_events(st, &mut events);
-      st.chain_events = events;
-    }
-    st.raw = raw;
-    took
-  }
-
-  /// Hands one chunk (through the processors, if any) to the sink; an empty queue is an
-  /// underrun. False when the sink has no room (the consumer makes no progress).
-  pub(super) fn deliver_one(&self, st: &mut State, now: Instant) -> bool {
-    let has_chain = st.chain.is_some();
-    let mut ring = match std::mem::replace(&mut st.delivery, Delivery::Discard) {
-      Delivery::Discard => {
-        let took = if has_chain {
-          self.take_processed(st, now)
-        } else {
-          self.take_chunk(st, now, |_, _| {})
-        };
-        if !took {
-          self.underrun(st);
-        }
-        return true;
-      }
-      Delivery::Reader(ring) => ring,
-    };
-    let ok = ring.free_chunks() > 0;
-    if ok {
-      let took = if has_chain {
-        let took = self.take_processed(st, now);
-        if took {
-          ring.push(&st.processed);
-        }
-        took
-      } else {
-        let chunk_len = ring.chunk_len();
-        self.take_chunk(st, now, |a, b| {
-          let mut chunk = Vec::with_capacity(chunk_len);
-          chunk.extend_from_slice(a);
-          chunk.extend_from_slice(b);
-          ring.push(&chunk);
-        })
-      };
-      if !took {
-        self.underrun(st);
-        if self.opts.fill_silence && self.opts.consumer == Consumer::Realtime && st.started {
-          ring.push(&vec![0; ring.chunk_len()]);
-        }
-      }
-      if !ring.is_empty() && st.reader_wanted {
-        st.reader_wanted = false;
-        st.pending.readable = true;
-        self.touch(st);
-      }
-    }
-    st.delivery = Delivery::Reader(ring);
-    ok
-  }
-
   /// `waitForPlayout()`: None when everything queued so far is already out; else an id
   /// the bus reports once the consumer (or a clear) has taken it.
   pub fn wait_playout(&self) -> Option<u64> {
-    let mut st = self.lock();
+    let Ok(mut st) = self.input() else {
+      let id = self.next_call.fetch_add(1, Ordering::Relaxed);
+      self.defer(|d| d.playouts.push(id));
+      return Some(id);
+    };
     if st.closed || st.queue.removed_total() >= st.queue.pushed_total() {
       return None;
     }
     let id = self.next_call.fetch_add(1, Ordering::Relaxed);
-    let mark = st.queue.pushed_total();
-    st.playouts.push_back((id, mark));
+    self.mark_playout(&mut st, id);
     Some(id)
+  }
+
+  /// Reports `id` once everything queued now is taken (at once if it already is).
+  pub(super) fn mark_playout(&self, st: &mut Input, id: u64) {
+    if st.closed || st.queue.removed_total() >= st.queue.pushed_total() {
+      st.pending.playouts.push(id);
+      self.touch(st);
+    } else {
+      let mark = st.queue.pushed_total();
+      st.playouts.push_back((id, mark));
+    }
   }
 
   /// Forgets a playout wait (its AbortSignal fired).
   pub fn cancel_playout(&self, id: u64) {
-    self.lock().playouts.retain(|(i, _)| *i != id);
+    match self.input() {
+      Ok(mut st) => st.playouts.retain(|(i, _)| *i != id),
+      Err(_) => self.defer(|d| d.cancel_playouts.push(id)),
+    }
   }
 
   /// Starts or stops buffering delivered chunks for a `frames()` reader on a paced source.
+  /// The clock switches sinks before its next pass; chunks it is processing now go where
+  /// they were headed.
   pub fn set_reader(&self, on: bool) {
-    let mut st = self.lock();
     if self.opts.consumer == Consumer::Pull {
       return;
     }
-    let chunk_len = st
-      .chain
-      .as_ref()
-      .map_or(self.opts.format, |c| c.output_format())
-      .chunk_len();
-    st.delivery = if on {
-      Delivery::Reader(ChunkQueue::new(chunk_len, self.opts.reader_chunks))
+    let mut slot = self.sink_slot.lock();
+    if on {
+      let buffer = Self::reader_buffer(&self.me, self.out_format, self.opts.reader_chunks);
+      let fill = self.opts.fill_silence && self.opts.consumer == Consumer::Realtime;
+      // Checked under the slot lock, which `close` takes after setting `closing`.
+      if self.closing.load(Ordering::Acquire) {
+        buffer.close();
+      }
+      slot.reader = Some(buffer.clone());
+      slot.request = Some(Box::new(ReaderSink::new(self.out_format, buffer, fill)));
     } else {
-      Delivery::Discard
-    };
+      slot.reader = None;
+      slot.request = Some(Box::new(Discard::new(self.out_format)));
+    }
+  }
+
+  /// Delivers to `sink` from the clock's next pass on (the current one is closed then):
+  /// a wedged sink is replaced without recreating the source. It must take the source's
+  /// output format; a `frames()` reader, if any, stops receiving.
+  pub fn set_sink(&self, sink: Box<dyn Sink>) -> Result<()> {
+    if self.opts.consumer == Consumer::Pull {
+      return Err(CoreError::InvalidOption("a pull source's sink is its reader".into()));
+    }
+    if sink.format() != self.out_format {
+      return Err(CoreError::FormatMismatch(format!(
+        "sink takes {} Hz / {} ch, the source delivers {} Hz / {} ch",
+        sink.format().sample_rate,
+        sink.format().channels,
+        self.out_format.sample_rate,
+        self.out_format.channels
+      )));
+    }
+    let mut slot = self.sink_slot.lock();
+    slot.reader = None;
+    slot.request = Some(sink);
+    Ok(())
   }
 
   /// One chunk for a `frames()` reader; `Empty` arms a `Readable` event.
   pub fn read(&self) -> Read {
-    let now = Instant::now();
-    let mut guard = self.lock();
-    let st = &mut *guard;
-    let chunk_len = st.chunker.chunk_len();
-    let mut out = Vec::with_capacity(chunk_len);
-    let got = match (&mut st.delivery, self.opts.consumer) {
-      (Delivery::Reader(ring), _) => ring.pop_with(|a, b| {
-        out.extend_from_slice(a);
-        out.extend_from_slice(b);
-      }),
-      (_, Consumer::Pull) => self.take_chunk(st, now, |a, b| {
-        out.extend_from_slice(a);
-        out.extend_from_slice(b);
-      }),
-      (Delivery::Discard, _) => false,
+    let reader = self.sink_slot.lock().reader.clone();
+    if let Some(r) = reader {
+      return r.pop();
+    }
+    let pull = self.opts.consumer == Consumer::Pull;
+    let Ok(mut guard) = self.input() else {
+      if pull {
+        self.defer(|d| d.pull_reader = true);
+      }
+      return Read::Empty;
     };
-    if got {
-      Read::Chunk(out)
-    } else if st.closed {
+    let st = &mut *guard;
+    if pull {
+      let mut out = Vec::with_capacity(st.chunker.chunk_len());
+      let now = Instant::now();
+      if self.pop_chunk(st, now, Some(&mut out)) {
+        let q = self.queued_ms(st);
+        let t = st.health.progress(now, q);
+        self.push_transition(st, t);
+        self.resolve_playouts(st);
+        return Read::Chunk(out);
+      }
+    }
+    if st.closed {
       Read::Closed
     } else {
       st.reader_wanted = true;

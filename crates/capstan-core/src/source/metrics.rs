@@ -2,7 +2,7 @@
 
 use std::sync::atomic::Ordering;
 
-use super::{Source, State};
+use super::{Input, Source};
 use crate::health::HealthState;
 use crate::process::ProcessorStats;
 
@@ -26,12 +26,16 @@ pub struct Metrics {
   pub capture_wait_max_us: u64,
   pub queued_ms: f64,
   pub playout_position: u64,
+  /// Always `Some` (an `Option` for older callers).
   pub health: Option<HealthState>,
+  /// Chunks a sink refused (each also reported as a `SinkError` event).
+  pub sink_errors: u64,
+  /// Per processor; while the clock is processing, as it last published them.
   pub processors: Vec<ProcessorStats>,
 }
 
 /// A capture-wait percentile over immediate captures (0 µs) and the waits histogram.
-fn wait_quantile(st: &State, q: f64) -> u64 {
+fn wait_quantile(st: &Input, q: f64) -> u64 {
   let waited = st.wait_us.as_ref().map_or(0, |h| h.len());
   let total = st.immediate + waited;
   let rank = (q * total as f64).ceil() as u64;
@@ -42,14 +46,21 @@ fn wait_quantile(st: &State, q: f64) -> u64 {
 }
 
 impl Source {
+  /// A consistent snapshot. Never waits on a processing clock; if the input side is busy
+  /// past the lock bound, the last snapshot taken.
   pub fn metrics(&self) -> Metrics {
-    let st = self.lock();
+    let Ok(st) = self.input() else {
+      return self.last.metrics.lock().clone().unwrap_or_else(|| Metrics {
+        health: Some(HealthState::Healthy),
+        ..Metrics::default()
+      });
+    };
     let contended = self.contended.load(Ordering::Relaxed);
     let c = &st.counters;
     let queued = st.queue.len_samples() + st.chunker.residue_len();
     let waiting: usize = st.waiters.iter().map(|w| w.rest.len() - w.pos).sum();
     let ch = self.opts.format.channels as u64;
-    Metrics {
+    let m = Metrics {
       captured: (c.captured + contended) / ch,
       delivered: c.delivered / ch,
       queued: queued as u64 / ch,
@@ -67,7 +78,16 @@ impl Source {
       queued_ms: self.queued_ms(&st),
       playout_position: c.delivered / ch,
       health: Some(st.health.state()),
-      processors: st.chain.as_ref().map(|c| c.stats()).unwrap_or_default(),
-    }
+      sink_errors: c.sink_errors,
+      processors: Vec::new(),
+    };
+    self.remember(&st);
+    drop(st);
+    let m = Metrics {
+      processors: self.processor_stats(),
+      ..m
+    };
+    *self.last.metrics.lock() = Some(m.clone());
+    m
   }
 }

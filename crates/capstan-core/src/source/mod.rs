@@ -1,21 +1,38 @@
 //! A capture source: chunker → bounded queue → consumer, with waiters, deadlines,
-//! accounting and health. One lock per source; the JS thread never waits on it unbounded.
+//! accounting and health.
+//!
+//! Two sides, two locks, so no audio work ever runs under a lock a producer or a getter
+//! waits on:
+//! - the **input side** ([`Input`], a short lock): chunker, queue, waiting captures,
+//!   counters, health and pending reports. Every critical section is a copy or a count.
+//! - the **output side** ([`deliver::Output`]): processor chain and sink, owned by the
+//!   engine clock. The clock takes a bounded batch of chunks under the input lock,
+//!   releases it, then processes and delivers them. A chunk counts as delivered when the
+//!   clock takes it, so `captured == delivered + queued + dropped + cleared` holds at every
+//!   snapshot, also while a batch is being processed.
+//!
+//! No lock is waited on unbounded, and none panics: past [`LOCK_BOUND`] a capture settles
+//! `timeout`, a getter returns its last-known value, a control call is deferred to whoever
+//! takes the lock next (see [`control`]) or returns `ERR_BUSY`.
 //!
 //! One `Source` with its `impl` split by concern: [`capture`] (one function per overflow
-//! policy), [`waiters`], [`deliver`] (the consumer: ticks, sinks, readers), [`pending`]
-//! (coalesced reports for the bus) and [`metrics`].
+//! policy), [`waiters`], [`deliver`] (ticks, processors, sinks, readers), [`control`]
+//! (clear, close, deferred calls), [`pending`] (coalesced reports for the bus) and
+//! [`metrics`].
 
 mod capture;
+mod control;
 mod deliver;
 mod metrics;
 mod pending;
 mod waiters;
 
-pub use deliver::Read;
+pub use crate::sink::Read;
+pub use deliver::MAX_CHUNKS_PER_PASS;
 pub use metrics::Metrics;
 
 use std::collections::VecDeque;
-use std::sync::atomic::AtomicU64;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
 use std::sync::{Arc, OnceLock, Weak};
 use std::time::{Duration, Instant};
 
@@ -29,15 +46,18 @@ use crate::format::Format;
 use crate::health::{Health, HealthState, HealthTimes};
 use crate::options::{Consumer, SourceOptions};
 use crate::outcome::{Outcome, Status};
-use crate::process::{Chain, ChainEvent};
+use crate::process::{Chain, ProcessorStats};
 use crate::queue::ChunkQueue;
+use crate::sink::{Discard, ReaderBuffer, ReaderSink, Sink};
 use crate::wake::Poke;
-use deliver::Delivery;
+use control::Deferred;
+use deliver::Output;
 use pending::Pending;
 use waiters::Waiter;
 
-/// The longest any call waits for a source's lock; critical sections are microseconds.
-const LOCK_BOUND: Duration = Duration::from_millis(200);
+/// The longest any call waits for one of a source's locks. Critical sections are
+/// microseconds; this is only reached if a thread holding one is descheduled that long.
+pub const LOCK_BOUND: Duration = Duration::from_millis(200);
 
 /// Samples as the caller handed them over.
 pub enum Samples<'a> {
@@ -62,29 +82,27 @@ impl<'a> FrameRef<'a> {
   }
 }
 
-/// Counters in interleaved samples; reported per channel.
+/// Counters in interleaved samples (except `underruns`, in ticks, and `sink_errors`).
 #[derive(Default)]
 struct Counters {
   captured: u64,
+  /// Taken by the consumer (the clock counts a chunk when it takes it for processing).
   delivered: u64,
   dropped: u64,
   cleared: u64,
   padded: u64,
   underruns: u64,
+  sink_errors: u64,
   outcomes: [u64; 7],
 }
 
-pub(crate) struct State {
-  /// Native processors; audio leaves the queue through them.
-  chain: Option<Chain>,
-  chain_events: Vec<ChainEvent>,
-  raw: Vec<i16>,
-  processed: Vec<i16>,
+/// The input side: everything producers and getters touch.
+pub(crate) struct Input {
   chunker: Chunker,
   queue: ChunkQueue,
   waiters: VecDeque<Waiter>,
   playouts: VecDeque<(u64, u64)>,
-  delivery: Delivery,
+  /// A pull reader (without processors, reading the queue itself) waits for audio.
   reader_wanted: bool,
   counters: Counters,
   health: Health,
@@ -98,7 +116,29 @@ pub(crate) struct State {
   started: bool,
   delivered_since_underrun: bool,
   underrun_unreported: u64,
+  /// Bumped by every clear: the output side resets the processors' history before it
+  /// processes audio captured after it.
+  reset_gen: u64,
   closed: bool,
+}
+
+/// Which sink the output side should deliver to, and the reader buffer `read()` pops from.
+/// A lock of its own, never held for more than a swap, so `set_reader` and `read` wait
+/// on neither the input side nor a processing clock.
+#[derive(Default)]
+struct SinkSlot {
+  reader: Option<Arc<ReaderBuffer>>,
+  /// A sink the clock installs before its next pass.
+  request: Option<Box<dyn Sink>>,
+}
+
+/// Values getters fall back on if the input lock cannot be had in bound.
+#[derive(Default)]
+struct Last {
+  queued_ms: AtomicU64,
+  delivered: AtomicU64,
+  health: AtomicU8,
+  metrics: Mutex<Option<Metrics>>,
 }
 
 pub struct Source {
@@ -107,11 +147,45 @@ pub struct Source {
   me: Weak<Source>,
   bus: Arc<Bus>,
   next_call: AtomicU64,
-  /// Captures refused because the lock bound ran out (never expected; counted anyway).
+  /// Samples of captures refused because the lock bound ran out (never expected).
   contended: AtomicU64,
   /// The clock to wake when an unpaced source's producer starts waiting.
   poke: OnceLock<Arc<Poke>>,
-  state: Mutex<State>,
+  /// The format audio leaves in (the processors' output); fixed at construction.
+  out_format: Format,
+  input: Mutex<Input>,
+  output: Mutex<Output>,
+  sink_slot: Mutex<SinkSlot>,
+  /// Calls that found the input side busy, applied by the next one to take it.
+  deferred: Mutex<Deferred>,
+  has_deferred: AtomicBool,
+  /// Set by `close()` before it looks for the output side, so a clock holding it closes
+  /// the sink after its pass.
+  closing: AtomicBool,
+  last: Last,
+  /// Processor stats as last published from the output side, for `metrics()` and
+  /// `processor_enabled()` while the clock is processing.
+  published: Mutex<Vec<ProcessorStats>>,
+  /// A getter found the output side busy: the clock publishes stats after its next chunk.
+  stats_wanted: AtomicBool,
+}
+
+fn health_code(h: HealthState) -> u8 {
+  match h {
+    HealthState::Healthy => 0,
+    HealthState::Lagging => 1,
+    HealthState::Stalled => 2,
+    HealthState::Recovered => 3,
+  }
+}
+
+fn health_from(code: u8) -> HealthState {
+  match code {
+    1 => HealthState::Lagging,
+    2 => HealthState::Stalled,
+    3 => HealthState::Recovered,
+    _ => HealthState::Healthy,
+  }
 }
 
 impl Source {
@@ -128,22 +202,13 @@ impl Source {
       }
       Some(c)
     };
-    // A pull source with processors reads from a bounded buffer the engine fills through
-    // the chain, so the processing runs on engine threads, never in `read()`.
-    let delivery = match (&chain, opts.consumer) {
-      (Some(c), Consumer::Pull) => Delivery::Reader(ChunkQueue::new(c.output_format().chunk_len(), opts.reader_chunks)),
-      _ => Delivery::Discard,
-    };
-    let state = State {
-      chain,
-      chain_events: Vec::new(),
-      raw: Vec::new(),
-      processed: Vec::new(),
+    let out_format = chain.as_ref().map_or(opts.format, |c| c.output_format());
+    let published = chain.as_ref().map(|c| c.stats()).unwrap_or_default();
+    let input = Input {
       chunker: Chunker::new(chunk_len),
-      queue: ChunkQueue::new(chunk_len, (opts.queue_ms / 10) as usize),
+      queue: ChunkQueue::new(chunk_len, opts.queue_chunks()),
       waiters: VecDeque::new(),
       playouts: VecDeque::new(),
-      delivery,
       reader_wanted: false,
       counters: Counters::default(),
       health: Health::new(HealthTimes::from_stall_ms(opts.stall_after_ms), now),
@@ -154,18 +219,54 @@ impl Source {
       started: false,
       delivered_since_underrun: false,
       underrun_unreported: 0,
+      reset_gen: 0,
       closed: false,
     };
-    Ok(Arc::new_cyclic(|me| Source {
-      id,
-      opts,
-      me: me.clone(),
-      bus,
-      next_call: AtomicU64::new(1),
-      contended: AtomicU64::new(0),
-      poke: OnceLock::new(),
-      state: Mutex::new(state),
+    Ok(Arc::new_cyclic(|me: &Weak<Source>| {
+      let mut slot = SinkSlot::default();
+      // A pull source with processors reads from a bounded buffer the engine fills
+      // through the chain, so the processing runs on engine threads, never in `read()`.
+      let sink: Box<dyn Sink> = if chain.is_some() && opts.consumer == Consumer::Pull {
+        let buffer = Self::reader_buffer(me, out_format, opts.reader_chunks);
+        slot.reader = Some(buffer.clone());
+        Box::new(ReaderSink::new(out_format, buffer, false))
+      } else {
+        Box::new(Discard::new(out_format))
+      };
+      Source {
+        id,
+        me: me.clone(),
+        bus,
+        next_call: AtomicU64::new(1),
+        contended: AtomicU64::new(0),
+        poke: OnceLock::new(),
+        out_format,
+        input: Mutex::new(input),
+        output: Mutex::new(Output::new(chain, sink)),
+        sink_slot: Mutex::new(slot),
+        deferred: Mutex::new(Deferred::default()),
+        has_deferred: AtomicBool::new(false),
+        closing: AtomicBool::new(false),
+        last: Last::default(),
+        published: Mutex::new(published),
+        stats_wanted: AtomicBool::new(false),
+        opts,
+      }
     }))
+  }
+
+  /// A reader buffer whose wake-up reports `Readable` for this source.
+  fn reader_buffer(me: &Weak<Source>, format: Format, chunks: usize) -> Arc<ReaderBuffer> {
+    let me = me.clone();
+    ReaderBuffer::new(
+      format.chunk_len(),
+      chunks,
+      Box::new(move || {
+        if let Some(s) = me.upgrade() {
+          s.note_readable();
+        }
+      }),
+    )
   }
 
   pub fn id(&self) -> u64 {
@@ -185,32 +286,47 @@ impl Source {
     self.opts.format
   }
 
-  pub(super) fn lock(&self) -> MutexGuard<'_, State> {
-    self
-      .state
+  /// The input side, waiting at most [`LOCK_BOUND`]. Whoever gets it first applies the
+  /// calls deferred while it was busy.
+  fn input(&self) -> Result<MutexGuard<'_, Input>> {
+    let mut st = self
+      .input
       .try_lock_for(LOCK_BOUND)
-      .expect("capstan: source lock held past its bound")
+      .ok_or_else(|| CoreError::Busy("the source's input side was busy past its bound".into()))?;
+    if self.has_deferred.load(Ordering::Acquire) {
+      self.apply_deferred(&mut st);
+    }
+    Ok(st)
   }
 
-  pub(super) fn per_ch(&self, interleaved: usize) -> u64 {
+  fn per_ch(&self, interleaved: usize) -> u64 {
     (interleaved / self.opts.format.channels as usize) as u64
   }
 
-  pub(super) fn queued_ms(&self, st: &State) -> f64 {
+  fn queued_ms(&self, st: &Input) -> f64 {
     self
       .opts
       .format
       .samples_to_ms(st.queue.len_samples() + st.chunker.residue_len())
   }
 
-  pub(super) fn outcome(
-    &self,
-    st: &mut State,
-    status: Status,
-    accepted: usize,
-    dropped: usize,
-    waited: Duration,
-  ) -> Outcome {
+  /// Keeps what getters return if they ever cannot take the lock.
+  fn remember(&self, st: &Input) {
+    self
+      .last
+      .queued_ms
+      .store(self.queued_ms(st).to_bits(), Ordering::Relaxed);
+    self
+      .last
+      .delivered
+      .store(self.per_ch(st.counters.delivered as usize), Ordering::Relaxed);
+    self
+      .last
+      .health
+      .store(health_code(st.health.state()), Ordering::Relaxed);
+  }
+
+  fn outcome(&self, st: &mut Input, status: Status, accepted: usize, dropped: usize, waited: Duration) -> Outcome {
     st.counters.outcomes[status.code()] += 1;
     let us = waited.as_micros() as u64;
     if us == 0 {
@@ -230,8 +346,8 @@ impl Source {
   }
 
   /// Feeds samples into whole chunks while the queue has room; returns samples consumed.
-  pub(super) fn feed(&self, st: &mut State, input: &[i16], max_chunks: usize) -> usize {
-    let State { chunker, queue, .. } = st;
+  fn feed(&self, st: &mut Input, input: &[i16], max_chunks: usize) -> usize {
+    let Input { chunker, queue, .. } = st;
     let (used, emitted) = chunker.feed(input, max_chunks, |c| queue.push(c));
     st.counters.captured += used as u64;
     if emitted > 0 {
@@ -240,7 +356,7 @@ impl Source {
     used
   }
 
-  pub(super) fn wake_reader_if_pull(&self, st: &mut State) {
+  fn wake_reader_if_pull(&self, st: &mut Input) {
     if st.reader_wanted && self.opts.consumer == Consumer::Pull {
       st.reader_wanted = false;
       st.pending.readable = true;
@@ -249,90 +365,89 @@ impl Source {
   }
 
   /// Counts samples taken into custody only to be lost at once.
-  pub(super) fn drop_now(&self, st: &mut State, n: usize) {
+  fn drop_now(&self, st: &mut Input, n: usize) {
     st.counters.captured += n as u64;
     st.counters.dropped += n as u64;
   }
 
-  /// `clearQueue()`: discards queued audio and the carried remainder; every waiting
-  /// capture settles `cleared`. Returns samples per channel discarded from the queue.
-  pub fn clear(&self) -> u64 {
-    let mut guard = self.lock();
-    let st = &mut *guard;
-    self.discard_all(st, Status::Cleared)
-  }
-
-  pub(super) fn discard_all(&self, st: &mut State, status: Status) -> u64 {
-    let now = Instant::now();
-    let n = st.queue.clear() + st.chunker.clear();
-    st.counters.cleared += n as u64;
-    for w in std::mem::take(&mut st.waiters) {
-      self.settle_waiter(st, w, status, now);
-    }
-    self.resolve_playouts(st);
-    self.per_ch(n)
-  }
-
-  /// Marks the source closed: waiters settle `closed`, queued audio is counted as
-  /// cleared, a `Closed` event is queued. Idempotent.
-  pub fn close(&self) -> bool {
-    let mut guard = self.lock();
-    let st = &mut *guard;
-    if st.closed {
-      return false;
-    }
-    self.discard_all(st, Status::Closed);
-    let ids: Vec<u64> = st.playouts.drain(..).map(|(id, _)| id).collect();
-    st.pending.playouts.extend(ids);
-    st.closed = true;
-    st.pending.closed = true;
-    st.pending.readable = st.reader_wanted;
-    self.touch(st);
-    true
-  }
-
   /// The format audio leaves in: the processors' output, else the source's own.
   pub fn output_format(&self) -> Format {
-    self
-      .lock()
-      .chain
-      .as_ref()
-      .map_or(self.opts.format, |c| c.output_format())
+    self.out_format
   }
 
   /// Enables or disables processor `index`; enabling a bypassed one brings it back.
+  /// Waits for the output side at most [`LOCK_BOUND`] (a clock yields it between chunks,
+  /// so this is one chunk's processing at most), else `ERR_BUSY`.
   pub fn set_processor_enabled(&self, index: usize, enabled: bool) -> Result<()> {
-    match self.lock().chain.as_mut() {
+    let mut out = self
+      .output
+      .try_lock_for(LOCK_BOUND)
+      .ok_or_else(|| CoreError::Busy("the source's processors were busy past the lock bound".into()))?;
+    let r = match out.chain.as_mut() {
       Some(c) => c.set_enabled(index, enabled),
       None => Err(CoreError::InvalidOption(format!(
         "this source has no processor {index}"
       ))),
-    }
+    };
+    self.publish(&out);
+    r
   }
 
+  /// Whether processor `index` runs (enabled and not bypassed). Never waits for a
+  /// processing clock: then it answers from the stats last published.
   pub fn processor_enabled(&self, index: usize) -> bool {
+    if let Some(out) = self.output.try_lock() {
+      return out
+        .chain
+        .as_ref()
+        .is_some_and(|c| c.is_enabled(index) && !c.is_bypassed(index));
+    }
+    self.stats_wanted.store(true, Ordering::Relaxed);
     self
+      .published
       .lock()
-      .chain
-      .as_ref()
-      .is_some_and(|c| c.is_enabled(index) && !c.is_bypassed(index))
+      .get(index)
+      .is_some_and(|p| p.enabled && !p.bypassed)
+  }
+
+  /// Processor stats now, or (while the clock processes) as last published.
+  fn processor_stats(&self) -> Vec<ProcessorStats> {
+    if let Some(out) = self.output.try_lock() {
+      return self.publish(&out);
+    }
+    self.stats_wanted.store(true, Ordering::Relaxed);
+    self.published.lock().clone()
+  }
+
+  fn publish(&self, out: &Output) -> Vec<ProcessorStats> {
+    let stats = out.chain.as_ref().map(|c| c.stats()).unwrap_or_default();
+    *self.published.lock() = stats.clone();
+    stats
   }
 
   pub fn is_closed(&self) -> bool {
-    self.lock().closed
+    self.closing.load(Ordering::Acquire)
   }
 
   pub fn health(&self) -> HealthState {
-    self.lock().health.state()
+    match self.input() {
+      Ok(st) => st.health.state(),
+      Err(_) => health_from(self.last.health.load(Ordering::Relaxed)),
+    }
   }
 
   pub fn queued_ms_now(&self) -> f64 {
-    let st = self.lock();
-    self.queued_ms(&st)
+    match self.input() {
+      Ok(st) => self.queued_ms(&st),
+      Err(_) => f64::from_bits(self.last.queued_ms.load(Ordering::Relaxed)),
+    }
   }
 
+  /// Samples per channel the consumer has taken.
   pub fn playout_position(&self) -> u64 {
-    let st = self.lock();
-    self.per_ch(st.counters.delivered as usize)
+    match self.input() {
+      Ok(st) => self.per_ch(st.counters.delivered as usize),
+      Err(_) => self.last.delivered.load(Ordering::Relaxed),
+    }
   }
 }

@@ -3,7 +3,7 @@
 
 use std::time::Instant;
 
-use super::{Source, State};
+use super::{Input, Source};
 use crate::events::Completion;
 use crate::outcome::{Outcome, Status};
 
@@ -20,7 +20,7 @@ pub(super) struct Waiter {
 }
 
 impl Source {
-  pub(super) fn settle_waiter(&self, st: &mut State, w: Waiter, status: Status, now: Instant) {
+  pub(super) fn settle_waiter(&self, st: &mut Input, w: Waiter, status: Status, now: Instant) {
     let rest = w.rest.len() - w.pos;
     let waited = now.saturating_duration_since(w.started);
     match status {
@@ -46,7 +46,7 @@ impl Source {
   }
 
   /// Moves waiting captures into freed room, in order; settles those fully queued.
-  pub(super) fn service_waiters(&self, st: &mut State, now: Instant) {
+  pub(super) fn service_waiters(&self, st: &mut Input, now: Instant) {
     while let Some(mut w) = st.waiters.pop_front() {
       let free = st.queue.free_chunks();
       let used = self.feed(st, &w.rest[w.pos..], free);
@@ -64,7 +64,7 @@ impl Source {
     }
   }
 
-  pub(super) fn expire(&self, st: &mut State, now: Instant) {
+  pub(super) fn expire(&self, st: &mut Input, now: Instant) {
     if st.waiters.iter().all(|w| w.deadline > now) {
       return;
     }
@@ -80,9 +80,13 @@ impl Source {
     self.service_waiters(st, now);
   }
 
-  /// Settles a waiting capture as `aborted`; None if it already settled.
+  /// Settles a waiting capture as `aborted`; None if it already settled (or if the source
+  /// was busy past the lock bound: then it settles `aborted` through the bus).
   pub fn abort(&self, id: u64) -> Option<Outcome> {
-    let mut guard = self.lock();
+    let Ok(mut guard) = self.input() else {
+      self.defer(|d| d.aborts.push(id));
+      return None;
+    };
     let st = &mut *guard;
     let idx = st.waiters.iter().position(|w| w.id == id)?;
     let w = st.waiters.remove(idx).unwrap();
