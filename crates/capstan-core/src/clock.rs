@@ -18,13 +18,16 @@ pub const TICK: Duration = Duration::from_millis(10);
 /// Ticks a late clock may catch up in one go; beyond that the time is lost, and counted.
 const MAX_CATCH_UP: u32 = 5;
 
+/// A shard's sources as of the last add or remove.
+type Snapshot = Arc<Vec<(u64, Arc<Source>)>>;
+
 #[derive(Default)]
 struct Shard {
   poke: Arc<Poke>,
   /// (id, source): ids kept inline so removal scans a dense array, not every source.
   /// Copied on write: the clock ticks a snapshot without holding this lock, so adding or
   /// removing a source never waits for a pass.
-  sources: Mutex<Arc<Vec<(u64, Arc<Source>)>>>,
+  sources: Mutex<Snapshot>,
   /// Size of `sources`, readable without its lock.
   count: AtomicUsize,
   /// Ticks lost because this thread woke too late to catch up.
@@ -65,10 +68,6 @@ impl Engine {
       .map(|n| n.get())
       .unwrap_or(1)
       .min(4)
-  }
-
-  pub fn bus(&self) -> &Arc<Bus> {
-    &self.bus
   }
 
   pub fn set_notifier(&self, n: Option<Notifier>) {

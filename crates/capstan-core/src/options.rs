@@ -93,7 +93,7 @@ impl SourceOptions {
   }
 
   pub fn validate(&self) -> Result<()> {
-    if self.queue_ms == 0 || self.queue_ms % CHUNK_MS != 0 || self.queue_ms > MAX_QUEUE_MS {
+    if self.queue_ms == 0 || !self.queue_ms.is_multiple_of(CHUNK_MS) || self.queue_ms > MAX_QUEUE_MS {
       return Err(CoreError::InvalidOption(format!(
         "queueMs must be a positive multiple of {CHUNK_MS} up to {MAX_QUEUE_MS}, got {}",
         self.queue_ms

@@ -246,7 +246,7 @@ impl Sink for Flaky {
   fn push(&mut self, chunk: &[i16]) -> Result<(), String> {
     let mut p = self.pushes.lock().unwrap();
     p.push(chunk.to_vec());
-    if p.len() % 2 == 0 {
+    if p.len().is_multiple_of(2) {
       Err(format!("wedged at push {}", p.len()))
     } else {
       Ok(())

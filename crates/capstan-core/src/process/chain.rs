@@ -14,7 +14,7 @@ use super::processor::{round_i16, Processor, Signal};
 use super::spec::Spec;
 use super::stats::{check_bypass_after, out_of_range, ChainEvent, ProcessorStats};
 use crate::error::{CoreError, Result};
-use crate::format::Format;
+use crate::format::{Format, CHUNK_MS};
 
 struct Slot {
   proc: Box<dyn Processor>,
@@ -184,7 +184,8 @@ impl Chain {
       .sum()
   }
 
-  /// Forgets every processor's history (after a clear or a segment end); counters stay.
+  /// Forgets every processor's history; counters stay. A source's output side calls it
+  /// before the first chunk captured after a `clear()`.
   pub fn reset(&mut self) {
     for s in self.slots.iter_mut() {
       let proc = &mut s.proc;
@@ -207,7 +208,7 @@ impl Chain {
         input.len()
       )));
     }
-    let at_ms = self.chunks as f64 * 10.0;
+    let at_ms = self.chunks as f64 * CHUNK_MS as f64;
     self.chunks += 1;
     self.cur.clear();
     self.cur.extend_from_slice(input);

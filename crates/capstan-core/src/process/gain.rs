@@ -27,10 +27,6 @@ impl Gain {
     })
   }
 
-  pub fn db(&self) -> f64 {
-    self.db
-  }
-
   /// The linear factor every sample is multiplied by.
   pub fn factor(&self) -> f64 {
     self.factor

@@ -219,3 +219,62 @@ impl Source {
     CaptureResult::Settled(self.outcome(st, Status::Dropped, 0, n, Duration::ZERO))
   }
 }
+
+#[cfg(test)]
+mod tests {
+  use std::sync::Arc;
+
+  use crate::events::Bus;
+  use crate::options::{Consumer, SourceOptions};
+  use crate::outcome::{CaptureResult, Outcome, Status};
+  use crate::queue::Overflow;
+  use crate::source::{FrameRef, Source};
+
+  /// 8 kHz mono (80-sample chunks), a two-chunk queue holding one chunk of `1`s.
+  fn half_full(overflow: Overflow) -> Arc<Source> {
+    let mut o = SourceOptions::new(8_000, 1).unwrap();
+    o.overflow = overflow;
+    o.consumer = Consumer::Pull;
+    o.queue_ms = 20;
+    let s = Source::new(1, o, Bus::new()).unwrap();
+    s.try_capture(FrameRef::i16(&[1; 80])).unwrap();
+    s
+  }
+
+  fn counts(o: &Outcome) -> (Status, u64, u64) {
+    (o.status, o.accepted_samples, o.dropped_samples)
+  }
+
+  #[test]
+  fn each_policy_handles_a_frame_that_does_not_fit() {
+    let two = [2i16; 160];
+    let s = half_full(Overflow::Reject);
+    assert_eq!(
+      counts(&s.try_capture(FrameRef::i16(&two)).unwrap()),
+      (Status::Dropped, 0, 160)
+    );
+    let s = half_full(Overflow::DropNewest);
+    assert_eq!(
+      counts(&s.try_capture(FrameRef::i16(&two)).unwrap()),
+      (Status::Partial, 80, 80)
+    );
+    let s = half_full(Overflow::DropOldest);
+    assert_eq!(
+      counts(&s.try_capture(FrameRef::i16(&two)).unwrap()),
+      (Status::Accepted, 160, 80)
+    );
+    assert_eq!(s.read(), crate::source::Read::Chunk(vec![2; 80]), "the oldest went");
+    let s = half_full(Overflow::Wait);
+    let CaptureResult::Settled(o) = s.capture(FrameRef::i16(&two), Some(0)).unwrap() else {
+      panic!("deadline 0 never waits");
+    };
+    assert_eq!(counts(&o), (Status::Timeout, 80, 80), "what fit is kept");
+    let s = half_full(Overflow::Wait);
+    assert!(matches!(
+      s.capture(FrameRef::i16(&two), None).unwrap(),
+      CaptureResult::Pending(_)
+    ));
+    let m = s.metrics();
+    assert_eq!((m.waiting_captures, m.waiting_samples, m.queued), (1, 80, 160));
+  }
+}

@@ -380,3 +380,72 @@ impl Source {
     }
   }
 }
+
+#[cfg(test)]
+mod tests {
+  use std::time::Instant;
+
+  use super::MAX_CHUNKS_PER_PASS;
+  use crate::events::Bus;
+  use crate::options::{Consumer, SourceOptions};
+  use crate::queue::Overflow;
+  use crate::source::{FrameRef, Read, Source};
+
+  fn source(consumer: Consumer, queue_ms: u32) -> std::sync::Arc<Source> {
+    let mut o = SourceOptions::new(8_000, 1).unwrap();
+    o.overflow = Overflow::Reject;
+    o.consumer = consumer;
+    o.queue_ms = queue_ms;
+    o.reader_chunks = 3;
+    Source::new(1, o, Bus::new()).unwrap()
+  }
+
+  #[test]
+  fn an_unpaced_pass_takes_at_most_its_bound_and_asks_for_more() {
+    let s = source(Consumer::Unpaced, 1_000);
+    s.try_capture(FrameRef::i16(&vec![1; 80 * (MAX_CHUNKS_PER_PASS + 1)]))
+      .unwrap();
+    assert!(s.tick(Instant::now(), 1), "one chunk is left");
+    assert_eq!(s.metrics().delivered, 80 * MAX_CHUNKS_PER_PASS as u64);
+    assert!(!s.tick(Instant::now(), 0));
+    assert_eq!(s.metrics().queued, 0);
+  }
+
+  #[test]
+  fn the_clock_takes_no_more_than_the_reader_has_room_for() {
+    let s = source(Consumer::Unpaced, 1_000);
+    s.set_reader(true);
+    s.try_capture(FrameRef::i16(&[1; 80 * 5])).unwrap();
+    assert!(
+      !s.tick(Instant::now(), 1),
+      "the reader is full: no point in another pass"
+    );
+    let m = s.metrics();
+    assert_eq!((m.delivered, m.queued), (240, 160));
+    for _ in 0..3 {
+      assert_eq!(s.read(), Read::Chunk(vec![1; 80]));
+    }
+    assert_eq!(s.read(), Read::Empty);
+  }
+
+  #[test]
+  fn realtime_underruns_reach_a_filling_reader_as_silence() {
+    let s = source(Consumer::Realtime, 100);
+    s.set_reader(true);
+    s.try_capture(FrameRef::i16(&[5; 80])).unwrap();
+    s.tick(Instant::now(), 3);
+    let m = s.metrics();
+    assert_eq!((m.delivered, m.underruns), (80, 2));
+    assert_eq!(s.read(), Read::Chunk(vec![5; 80]));
+    assert_eq!(s.read(), Read::Chunk(vec![0; 80]));
+    assert_eq!(s.read(), Read::Chunk(vec![0; 80]));
+    // Full reader: ticks make no progress and count nothing.
+    s.tick(Instant::now(), 5);
+    s.tick(Instant::now(), 5);
+    assert_eq!(
+      s.metrics().underruns,
+      5,
+      "3 gaps filled the reader, then it stopped the clock"
+    );
+  }
+}

@@ -109,3 +109,42 @@ impl Source {
     Some(o)
   }
 }
+
+#[cfg(test)]
+mod tests {
+  use std::time::{Duration, Instant};
+
+  use crate::events::Bus;
+  use crate::options::{Consumer, SourceOptions};
+  use crate::outcome::{CaptureResult, Status};
+  use crate::queue::Overflow;
+  use crate::source::{FrameRef, Read, Source};
+
+  #[test]
+  fn waiters_are_fed_in_order_and_expire_at_their_deadline() {
+    let mut o = SourceOptions::new(8_000, 1).unwrap();
+    o.overflow = Overflow::Wait;
+    o.consumer = Consumer::Pull;
+    o.queue_ms = 10;
+    let bus = Bus::new();
+    let s = Source::new(1, o, bus.clone()).unwrap();
+    s.try_capture(FrameRef::i16(&[1; 80])).unwrap();
+    let pending = |data: &[i16], ms| match s.capture(FrameRef::i16(data), Some(ms)).unwrap() {
+      CaptureResult::Pending(id) => id,
+      other => panic!("expected to wait, got {other:?}"),
+    };
+    let a = pending(&[2; 80], 60_000);
+    let b = pending(&[3; 80], 5);
+    // Reading frees the room: `a` moves in (and settles), `b` still waits behind it.
+    assert_eq!(s.read(), Read::Chunk(vec![1; 80]));
+    let settled: Vec<_> = bus.drain().into_iter().flat_map(|d| d.completions).collect();
+    assert_eq!(settled.len(), 1);
+    assert_eq!((settled[0].id, settled[0].outcome.status), (a, Status::Accepted));
+    // `b`'s deadline passes on the next tick.
+    s.tick(Instant::now() + Duration::from_millis(10), 1);
+    let settled: Vec<_> = bus.drain().into_iter().flat_map(|d| d.completions).collect();
+    assert_eq!((settled[0].id, settled[0].outcome.status), (b, Status::Timeout));
+    assert_eq!(settled[0].outcome.dropped_samples, 80);
+    assert_eq!(s.read(), Read::Chunk(vec![2; 80]));
+  }
+}
