@@ -28,16 +28,19 @@ pub(super) struct Deferred {
 }
 
 impl Source {
+  #[cold]
   pub(super) fn defer(&self, f: impl FnOnce(&mut Deferred)) {
-    f(&mut self.deferred.lock());
+    f(&mut self.cold.deferred.lock());
     self.has_deferred.store(true, Ordering::Release);
   }
 
   /// Applies deferred calls in the order their effects compose: aborts, clear, playout
   /// marks, reader wake-ups, close.
+  #[cold]
+  #[inline(never)]
   pub(super) fn apply_deferred(&self, st: &mut Input) {
     let d = {
-      let mut d = self.deferred.lock();
+      let mut d = self.cold.deferred.lock();
       self.has_deferred.store(false, Ordering::Release);
       std::mem::take(&mut *d)
     };
@@ -128,7 +131,7 @@ impl Source {
     st.pending.playouts.extend(ids);
     st.closed = true;
     st.pending.closed = true;
-    let reader_waits = self.sink_slot.lock().reader.as_ref().is_some_and(|r| r.close());
+    let reader_waits = self.cold.sink_slot.lock().reader.as_ref().is_some_and(|r| r.close());
     st.pending.readable = st.reader_wanted || reader_waits;
     self.remember(st);
     self.touch(st);

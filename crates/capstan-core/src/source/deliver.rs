@@ -29,6 +29,9 @@ pub(super) struct Output {
   /// Chunks taken by the current pass, back to back, to be processed.
   batch: Vec<i16>,
   sink: Box<dyn Sink>,
+  /// The sink's constant answers, asked once when it is installed.
+  discards: bool,
+  fills_gaps: bool,
   /// The input side's reset generation the processors last caught up with.
   reset_gen: u64,
   closed: bool,
@@ -41,6 +44,8 @@ impl Output {
       events: Vec::new(),
       sink_errors: Vec::new(),
       batch: Vec::new(),
+      discards: sink.discards(),
+      fills_gaps: sink.fills_gaps(),
       sink,
       reset_gen: 0,
       closed: false,
@@ -56,6 +61,8 @@ impl Output {
   }
 
   fn replace_sink(&mut self, sink: Box<dyn Sink>) {
+    self.discards = sink.discards();
+    self.fills_gaps = sink.fills_gaps();
     let mut old = std::mem::replace(&mut self.sink, sink);
     old.close();
   }
@@ -79,11 +86,37 @@ impl Source {
   /// ticks), expire deadlines, judge health, then process and deliver what was taken with
   /// the input side released. Returns whether an unpaced source has more to take now.
   pub fn tick(&self, now: Instant, ticks: u32) -> bool {
+    // A pull source without processors has no output side: JavaScript reads the queue.
+    if self.opts.consumer == Consumer::Pull && !self.has_chain {
+      if let Ok(mut st) = self.input() {
+        if !st.closed {
+          self.judge(&mut st, now);
+        }
+      }
+      return false;
+    }
+    // No processors and a discarding sink: the output side has nothing to do, the pass is
+    // the input side alone (the common realtime case, kept as cheap as one lock).
+    if !self.has_chain && self.sink_discards.load(Ordering::Relaxed) && !self.sink_requested.load(Ordering::Relaxed) {
+      let Ok(mut guard) = self.input() else {
+        return false;
+      };
+      let st = &mut *guard;
+      if st.closed {
+        return false;
+      }
+      let pass = self.take(st, now, ticks, usize::MAX, false, None);
+      self.judge(st, now);
+      return pass.more;
+    }
     let Some(mut out) = self.output.try_lock_for(LOCK_BOUND) else {
       return false;
     };
-    if let Some(sink) = self.sink_slot.lock().request.take() {
-      out.replace_sink(sink);
+    if self.sink_requested.load(Ordering::Relaxed) && self.sink_requested.swap(false, Ordering::Acquire) {
+      if let Some(sink) = self.cold.sink_slot.lock().request.take() {
+        out.replace_sink(sink);
+        self.sink_discards.store(out.discards, Ordering::Relaxed);
+      }
     }
     let (pass, reset) = {
       let Ok(mut guard) = self.input() else {
@@ -95,13 +128,13 @@ impl Source {
         out.close();
         return false;
       }
-      let pass = self.take(st, &mut out, now, ticks);
-      self.expire(st, now);
-      let backlog = !st.queue.is_empty() || !st.waiters.is_empty();
-      let q = self.queued_ms(st);
-      let t = st.health.check(now, backlog, q);
-      self.push_transition(st, t);
-      self.remember(st);
+      let room = out.sink.room();
+      // With no processors and a sink that throws audio away, nothing needs copying.
+      let copy = out.chain.is_some() || !out.discards;
+      let fills = out.fills_gaps;
+      out.batch.clear();
+      let pass = self.take(st, now, ticks, room, fills, copy.then_some(&mut out.batch));
+      self.judge(st, now);
       let reset = out.reset_gen != st.reset_gen;
       out.reset_gen = st.reset_gen;
       // Reports a busy earlier pass could not hand over.
@@ -114,7 +147,8 @@ impl Source {
         c.reset();
       }
     }
-    if pass.chunks > 0 || pass.gaps > 0 {
+    // Chunks a discarding sink would drop unprocessed were never copied: nothing to do.
+    if !out.batch.is_empty() || pass.gaps > 0 {
       self.deliver(&mut out, &pass);
     }
     let more = pass.more;
@@ -128,19 +162,29 @@ impl Source {
     more
   }
 
-  /// Takes this pass's chunks out of the queue into `out.batch`, counting them delivered,
-  /// and counts realtime underruns. Never more than the sink has room for.
-  fn take(&self, st: &mut Input, out: &mut Output, now: Instant, ticks: u32) -> Pass {
-    let room = out.sink.room();
-    // With no processors and a sink that throws audio away, nothing needs copying.
-    let copy = out.chain.is_some() || !out.sink.discards();
-    let fills = out.sink.fills_gaps();
-    out.batch.clear();
+  /// Expires deadlines and judges health, once per pass.
+  fn judge(&self, st: &mut Input, now: Instant) {
+    self.expire(st, now);
+    let backlog = !st.queue.is_empty() || !st.waiters.is_empty();
+    let q = self.queued_ms(st);
+    let t = st.health.check(now, backlog, q);
+    self.push_transition(st, t);
+  }
+
+  /// Takes this pass's chunks out of the queue (copied into `batch`, if given), counting
+  /// them delivered, and counts realtime underruns: never more than `room` chunks (and
+  /// gaps, if the sink `fills` them with silence).
+  fn take(
+    &self,
+    st: &mut Input,
+    now: Instant,
+    ticks: u32,
+    room: usize,
+    fills: bool,
+    batch: Option<&mut Vec<i16>>,
+  ) -> Pass {
     let mut pass = Pass::default();
-    let batch = copy.then_some(&mut out.batch);
     match self.opts.consumer {
-      // JavaScript reads the queue itself.
-      Consumer::Pull if out.chain.is_none() => return pass,
       Consumer::Realtime => {
         let mut batch = batch;
         for _ in 0..ticks {
@@ -192,6 +236,7 @@ impl Source {
   fn deliver(&self, out: &mut MutexGuard<'_, Output>, pass: &Pass) {
     let len = self.opts.format.chunk_len();
     let copied = !out.batch.is_empty();
+    debug_assert!(copied || pass.chunks == 0 || out.discards);
     for i in 0..pass.chunks {
       // Closing: the rest of the batch (counted delivered when taken) goes nowhere, so a
       // slow chain does not hold up `close()` or the engine's shutdown.
@@ -210,7 +255,7 @@ impl Source {
           o.sink_errors.push(e);
         }
       }
-      if self.stats_wanted.swap(false, Ordering::Relaxed) {
+      if self.stats_wanted.load(Ordering::Relaxed) && self.stats_wanted.swap(false, Ordering::Relaxed) {
         self.publish(out);
       }
       MutexGuard::bump(out);
@@ -309,7 +354,7 @@ impl Source {
     if self.opts.consumer == Consumer::Pull {
       return;
     }
-    let mut slot = self.sink_slot.lock();
+    let mut slot = self.cold.sink_slot.lock();
     if on {
       let buffer = Self::reader_buffer(&self.me, self.out_format, self.opts.reader_chunks);
       let fill = self.opts.fill_silence && self.opts.consumer == Consumer::Realtime;
@@ -323,6 +368,7 @@ impl Source {
       slot.reader = None;
       slot.request = Some(Box::new(Discard::new(self.out_format)));
     }
+    self.sink_requested.store(true, Ordering::Release);
   }
 
   /// Delivers to `sink` from the clock's next pass on (the current one is closed then):
@@ -341,19 +387,23 @@ impl Source {
         self.out_format.channels
       )));
     }
-    let mut slot = self.sink_slot.lock();
+    let mut slot = self.cold.sink_slot.lock();
     slot.reader = None;
     slot.request = Some(sink);
+    self.sink_requested.store(true, Ordering::Release);
     Ok(())
   }
 
   /// One chunk for a `frames()` reader; `Empty` arms a `Readable` event.
   pub fn read(&self) -> Read {
-    let reader = self.sink_slot.lock().reader.clone();
-    if let Some(r) = reader {
-      return r.pop();
+    // A pull source without processors is read from its queue; others through a buffer.
+    let pull = self.opts.consumer == Consumer::Pull && !self.has_chain;
+    if !pull {
+      let reader = self.cold.sink_slot.lock().reader.clone();
+      if let Some(r) = reader {
+        return r.pop();
+      }
     }
-    let pull = self.opts.consumer == Consumer::Pull;
     let Ok(mut guard) = self.input() else {
       if pull {
         self.defer(|d| d.pull_reader = true);

@@ -50,7 +50,7 @@ impl Source {
   /// past the lock bound, the last snapshot taken.
   pub fn metrics(&self) -> Metrics {
     let Ok(st) = self.input() else {
-      return self.last.metrics.lock().clone().unwrap_or_else(|| Metrics {
+      return self.cold.last.metrics.lock().clone().unwrap_or_else(|| Metrics {
         health: Some(HealthState::Healthy),
         ..Metrics::default()
       });
@@ -81,13 +81,12 @@ impl Source {
       sink_errors: c.sink_errors,
       processors: Vec::new(),
     };
-    self.remember(&st);
     drop(st);
     let m = Metrics {
       processors: self.processor_stats(),
       ..m
     };
-    *self.last.metrics.lock() = Some(m.clone());
+    *self.cold.last.metrics.lock() = Some(m.clone());
     m
   }
 }

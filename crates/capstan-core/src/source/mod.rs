@@ -141,6 +141,16 @@ struct Last {
   metrics: Mutex<Option<Metrics>>,
 }
 
+struct Cold {
+  sink_slot: Mutex<SinkSlot>,
+  /// Calls that found the input side busy, applied by the next one to take it.
+  deferred: Mutex<Deferred>,
+  last: Last,
+  /// Processor stats as last published from the output side, for `metrics()` and
+  /// `processor_enabled()` while the clock is processing.
+  published: Mutex<Vec<ProcessorStats>>,
+}
+
 pub struct Source {
   id: u64,
   opts: SourceOptions,
@@ -155,17 +165,19 @@ pub struct Source {
   out_format: Format,
   input: Mutex<Input>,
   output: Mutex<Output>,
-  sink_slot: Mutex<SinkSlot>,
-  /// Calls that found the input side busy, applied by the next one to take it.
-  deferred: Mutex<Deferred>,
+  /// Rarely touched state, boxed to keep the hot fields of a source on few cache lines.
+  cold: Box<Cold>,
+  /// `cold.sink_slot.request` is set: spares the clock a lock per tick.
+  sink_requested: AtomicBool,
+  /// The installed sink discards audio (mirrors the output side, for the clock's fast path).
+  sink_discards: AtomicBool,
+  /// Whether there are processors at all (fixed), so sources without skip their stats.
+  has_chain: bool,
+  /// `cold.deferred` holds calls that found the input side busy.
   has_deferred: AtomicBool,
   /// Set by `close()` before it looks for the output side, so a clock holding it closes
   /// the sink after its pass.
   closing: AtomicBool,
-  last: Last,
-  /// Processor stats as last published from the output side, for `metrics()` and
-  /// `processor_enabled()` while the clock is processing.
-  published: Mutex<Vec<ProcessorStats>>,
   /// A getter found the output side busy: the clock publishes stats after its next chunk.
   stats_wanted: AtomicBool,
 }
@@ -204,6 +216,7 @@ impl Source {
     };
     let out_format = chain.as_ref().map_or(opts.format, |c| c.output_format());
     let published = chain.as_ref().map(|c| c.stats()).unwrap_or_default();
+    let has_chain = chain.is_some();
     let input = Input {
       chunker: Chunker::new(chunk_len),
       queue: ChunkQueue::new(chunk_len, opts.queue_chunks()),
@@ -233,6 +246,7 @@ impl Source {
       } else {
         Box::new(Discard::new(out_format))
       };
+      let discards = sink.discards();
       Source {
         id,
         me: me.clone(),
@@ -243,12 +257,17 @@ impl Source {
         out_format,
         input: Mutex::new(input),
         output: Mutex::new(Output::new(chain, sink)),
-        sink_slot: Mutex::new(slot),
-        deferred: Mutex::new(Deferred::default()),
+        cold: Box::new(Cold {
+          sink_slot: Mutex::new(slot),
+          deferred: Mutex::new(Deferred::default()),
+          last: Last::default(),
+          published: Mutex::new(published),
+        }),
+        sink_requested: AtomicBool::new(false),
+        sink_discards: AtomicBool::new(discards),
+        has_chain,
         has_deferred: AtomicBool::new(false),
         closing: AtomicBool::new(false),
-        last: Last::default(),
-        published: Mutex::new(published),
         stats_wanted: AtomicBool::new(false),
         opts,
       }
@@ -288,6 +307,7 @@ impl Source {
 
   /// The input side, waiting at most [`LOCK_BOUND`]. Whoever gets it first applies the
   /// calls deferred while it was busy.
+  #[inline]
   fn input(&self) -> Result<MutexGuard<'_, Input>> {
     let mut st = self
       .input
@@ -310,17 +330,21 @@ impl Source {
       .samples_to_ms(st.queue.len_samples() + st.chunker.residue_len())
   }
 
-  /// Keeps what getters return if they ever cannot take the lock.
+  /// Keeps what getters return if they ever cannot take the lock (called by the getters
+  /// themselves: the last value a caller saw is the last-known one).
   fn remember(&self, st: &Input) {
     self
+      .cold
       .last
       .queued_ms
       .store(self.queued_ms(st).to_bits(), Ordering::Relaxed);
     self
+      .cold
       .last
       .delivered
       .store(self.per_ch(st.counters.delivered as usize), Ordering::Relaxed);
     self
+      .cold
       .last
       .health
       .store(health_code(st.health.state()), Ordering::Relaxed);
@@ -404,6 +428,7 @@ impl Source {
     }
     self.stats_wanted.store(true, Ordering::Relaxed);
     self
+      .cold
       .published
       .lock()
       .get(index)
@@ -412,16 +437,19 @@ impl Source {
 
   /// Processor stats now, or (while the clock processes) as last published.
   fn processor_stats(&self) -> Vec<ProcessorStats> {
+    if !self.has_chain {
+      return Vec::new();
+    }
     if let Some(out) = self.output.try_lock() {
       return self.publish(&out);
     }
     self.stats_wanted.store(true, Ordering::Relaxed);
-    self.published.lock().clone()
+    self.cold.published.lock().clone()
   }
 
   fn publish(&self, out: &Output) -> Vec<ProcessorStats> {
     let stats = out.chain.as_ref().map(|c| c.stats()).unwrap_or_default();
-    *self.published.lock() = stats.clone();
+    *self.cold.published.lock() = stats.clone();
     stats
   }
 
@@ -431,23 +459,32 @@ impl Source {
 
   pub fn health(&self) -> HealthState {
     match self.input() {
-      Ok(st) => st.health.state(),
-      Err(_) => health_from(self.last.health.load(Ordering::Relaxed)),
+      Ok(st) => {
+        self.remember(&st);
+        st.health.state()
+      }
+      Err(_) => health_from(self.cold.last.health.load(Ordering::Relaxed)),
     }
   }
 
   pub fn queued_ms_now(&self) -> f64 {
     match self.input() {
-      Ok(st) => self.queued_ms(&st),
-      Err(_) => f64::from_bits(self.last.queued_ms.load(Ordering::Relaxed)),
+      Ok(st) => {
+        self.remember(&st);
+        self.queued_ms(&st)
+      }
+      Err(_) => f64::from_bits(self.cold.last.queued_ms.load(Ordering::Relaxed)),
     }
   }
 
   /// Samples per channel the consumer has taken.
   pub fn playout_position(&self) -> u64 {
     match self.input() {
-      Ok(st) => self.per_ch(st.counters.delivered as usize),
-      Err(_) => self.last.delivered.load(Ordering::Relaxed),
+      Ok(st) => {
+        self.remember(&st);
+        self.per_ch(st.counters.delivered as usize)
+      }
+      Err(_) => self.cold.last.delivered.load(Ordering::Relaxed),
     }
   }
 }
