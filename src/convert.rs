@@ -1,6 +1,7 @@
 //! Boundary types: core values as plain JS objects, core errors as coded JS errors.
 
-use capstan_core::{CaptureResult, CoreError, Drained, Event, Metrics, Outcome, Status};
+use capstan_core::outcome::{slot, OUTCOME_SLOTS};
+use capstan_core::{CoreError, Drained, Event, Metrics, Status};
 use napi::bindgen_prelude::Float64Array;
 use napi_derive::napi;
 
@@ -67,33 +68,6 @@ impl From<JsSourceOptions> for capstan_core::RawOptions {
         .collect(),
       processor_bypass_after: o.processor_bypass_after,
       processor_budget_ms: o.processor_budget_ms,
-    }
-  }
-}
-
-/// Slots of the outcome record a capture writes into the caller's `Float64Array`:
-/// `[status, acceptedSamples, droppedSamples, queuedMs, waitedMs, id]`. Status is the index
-/// in `Status::ALL`, or `PENDING` with the id the bus will settle. Plain numbers cross the
-/// boundary far cheaper than an object with named properties.
-pub const OUTCOME_SLOTS: usize = 6;
-pub const PENDING: f64 = Status::ALL.len() as f64;
-
-pub fn write_outcome(o: &Outcome, out: &mut [f64]) {
-  out[0] = Status::ALL.iter().position(|s| *s == o.status).unwrap_or(0) as f64;
-  out[1] = o.accepted_samples as f64;
-  out[2] = o.dropped_samples as f64;
-  out[3] = o.queued_ms;
-  out[4] = o.waited_ms;
-  out[5] = 0.0;
-}
-
-pub fn write_result(r: CaptureResult, out: &mut [f64]) {
-  match r {
-    CaptureResult::Settled(o) => write_outcome(&o, out),
-    CaptureResult::Pending(id) => {
-      out[..OUTCOME_SLOTS].fill(0.0);
-      out[0] = PENDING;
-      out[5] = id as f64;
     }
   }
 }
@@ -216,6 +190,10 @@ impl From<Event> for JsEvent {
         at: Some(at),
         ..JsEvent::kind("vad")
       },
+      Event::SinkError { message } => JsEvent {
+        message: Some(message),
+        ..JsEvent::kind("sink-error")
+      },
       Event::Readable => JsEvent::kind("readable"),
       Event::Closed => JsEvent::kind("closed"),
     }
@@ -243,8 +221,8 @@ impl JsBatch {
     for d in drained {
       let sid = d.source_id as f64;
       for c in d.completions {
-        write_outcome(&c.outcome, &mut rec);
-        rec[5] = c.id as f64;
+        c.outcome.write(&mut rec);
+        rec[slot::ID] = c.id as f64;
         completions.push(sid);
         completions.extend_from_slice(&rec);
       }

@@ -6,7 +6,9 @@ use capstan_core::{declared, whole, Engine, FrameRef, Read, Samples, Source, Sou
 use napi::bindgen_prelude::*;
 use napi_derive::napi;
 
-use crate::convert::{js_err, write_outcome, write_result, JsMetrics, JsSourceOptions, OUTCOME_SLOTS};
+use capstan_core::outcome::OUTCOME_SLOTS;
+
+use crate::convert::{js_err, JsMetrics, JsSourceOptions};
 use crate::engine::NativeEngine;
 
 #[napi]
@@ -64,7 +66,7 @@ impl NativeSource {
     } else {
       self.inner.try_capture(f).map(capstan_core::CaptureResult::Settled)
     };
-    write_result(r.map_err(js_err)?, out);
+    r.map_err(js_err)?.write(out);
     Ok(())
   }
 
@@ -147,7 +149,7 @@ impl NativeSource {
     let out = slots(&mut out);
     check_out(out)?;
     let r = self.inner.flush(deadline(deadline_ms)?).map_err(js_err)?;
-    write_result(r, out);
+    r.write(out);
     Ok(())
   }
 
@@ -156,7 +158,7 @@ impl NativeSource {
   pub fn abort(&self, id: f64, mut out: Float64ArraySlice) -> Result<bool> {
     let out = slots(&mut out);
     check_out(out)?;
-    Ok(self.inner.abort(id as u64).map(|o| write_outcome(&o, out)).is_some())
+    Ok(self.inner.abort(id as u64).map(|o| o.write(out)).is_some())
   }
 
   #[napi(catch_unwind)]

@@ -96,10 +96,7 @@ fn queue(c: &mut Criterion) {
     let mut out = vec![0i16; CHUNK];
     b.iter(|| {
       q.push(black_box(&chunk));
-      q.pop_with(|a, b2| {
-        out[..a.len()].copy_from_slice(a);
-        out[a.len()..].copy_from_slice(b2);
-      });
+      q.pop_with(|a| out.copy_from_slice(a));
       black_box(out[0])
     })
   });
@@ -110,7 +107,7 @@ fn queue(c: &mut Criterion) {
       for _ in 0..20 {
         q.push(&chunk);
       }
-      while q.pop_with(|a, _| {
+      while q.pop_with(|a| {
         black_box(a[0]);
       }) {}
     })

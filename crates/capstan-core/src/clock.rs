@@ -10,36 +10,25 @@ use parking_lot::Mutex;
 
 use crate::error::Result;
 use crate::events::{Bus, Drained, Notifier};
-use crate::source::{Consumer, Source, SourceOptions};
+use crate::options::{Consumer, SourceOptions};
+use crate::source::Source;
+use crate::wake::Poke;
 
 pub const TICK: Duration = Duration::from_millis(10);
 /// Ticks a late clock may catch up in one go; beyond that the time is lost, and counted.
 const MAX_CATCH_UP: u32 = 5;
 
-/// Wakes a clock thread between ticks, for unpaced sources whose producer is waiting:
-/// they should drain as fast as the CPU allows, not once per tick.
-#[derive(Default)]
-pub struct Poke {
-  thread: Mutex<Option<std::thread::Thread>>,
-  flag: AtomicBool,
-}
-
-impl Poke {
-  pub fn poke(&self) {
-    if !self.flag.swap(true, Ordering::AcqRel) {
-      if let Some(t) = self.thread.lock().as_ref() {
-        t.unpark();
-      }
-    }
-  }
-}
+/// A shard's sources as of the last add or remove.
+type Snapshot = Arc<Vec<(u64, Arc<Source>)>>;
 
 #[derive(Default)]
 struct Shard {
   poke: Arc<Poke>,
   /// (id, source): ids kept inline so removal scans a dense array, not every source.
-  sources: Mutex<Vec<(u64, Arc<Source>)>>,
-  /// Size of `sources`, readable without the lock the clock holds while it ticks.
+  /// Copied on write: the clock ticks a snapshot without holding this lock, so adding or
+  /// removing a source never waits for a pass.
+  sources: Mutex<Snapshot>,
+  /// Size of `sources`, readable without its lock.
   count: AtomicUsize,
   /// Ticks lost because this thread woke too late to catch up.
   lost_ticks: AtomicU64,
@@ -81,10 +70,6 @@ impl Engine {
       .min(4)
   }
 
-  pub fn bus(&self) -> &Arc<Bus> {
-    &self.bus
-  }
-
   pub fn set_notifier(&self, n: Option<Notifier>) {
     self.bus.set_notifier(n);
   }
@@ -109,7 +94,12 @@ impl Engine {
       .min_by_key(|s| s.count.load(Ordering::Relaxed))
       .expect("at least one shard");
     source.set_poke(shard.poke.clone());
-    shard.sources.lock().push((id, source.clone()));
+    {
+      let mut list = shard.sources.lock();
+      let mut v = Vec::clone(&list);
+      v.push((id, source.clone()));
+      *list = Arc::new(v);
+    }
     shard.count.fetch_add(1, Ordering::Relaxed);
     if clocks.is_none() {
       *clocks = Some(self.start_clocks());
@@ -154,7 +144,9 @@ impl Engine {
     for shard in &self.shards {
       let mut list = shard.sources.lock();
       if let Some(i) = list.iter().position(|(id, _)| *id == source.id()) {
-        list.swap_remove(i);
+        let mut v = Vec::clone(&list);
+        v.swap_remove(i);
+        *list = Arc::new(v);
         shard.count.fetch_sub(1, Ordering::Relaxed);
       }
     }
@@ -180,15 +172,16 @@ impl Engine {
   /// Idempotent; after it returns no engine thread touches the notifier again.
   pub fn shutdown(&self) {
     self.bus.set_notifier(None);
-    let clocks = self.threads.lock().take();
-    Self::stop_clocks(clocks);
+    // Closed first, so a clock in the middle of a slow pass stops it at the next chunk.
     for shard in &self.shards {
       let sources = std::mem::take(&mut *shard.sources.lock());
       shard.count.store(0, Ordering::Relaxed);
-      for (_, s) in sources {
+      for (_, s) in sources.iter() {
         s.close();
       }
     }
+    let clocks = self.threads.lock().take();
+    Self::stop_clocks(clocks);
   }
 }
 
@@ -199,9 +192,11 @@ impl Drop for Engine {
 }
 
 fn run_clock(shard: Arc<Shard>, running: Arc<AtomicBool>) {
-  *shard.poke.thread.lock() = Some(std::thread::current());
+  shard.poke.attach_current();
   let start = Instant::now();
   let mut done: u64 = 0;
+  // An unpaced source stopped at its per-pass bound with audio left.
+  let mut more = false;
   while running.load(Ordering::Acquire) {
     let now = Instant::now();
     let due = (now.duration_since(start).as_nanos() / TICK.as_nanos()) as u64;
@@ -214,20 +209,26 @@ fn run_clock(shard: Arc<Shard>, running: Arc<AtomicBool>) {
           .fetch_add(behind - MAX_CATCH_UP as u64, Ordering::Relaxed);
       }
       done = due;
-      let sources = shard.sources.lock();
+      shard.poke.clear();
+      let sources = shard.sources.lock().clone();
+      more = false;
       for (_, s) in sources.iter() {
-        s.tick(now, ticks);
+        more |= s.tick(now, ticks);
       }
-      shard.poke.flag.store(false, Ordering::Release);
-    } else if shard.poke.flag.swap(false, Ordering::AcqRel) {
-      // Between ticks: only unpaced sources move (as fast as their sinks take audio).
-      let sources = shard.sources.lock();
+    } else if more || shard.poke.take() {
+      // Between ticks: only unpaced sources move, as fast as their sinks take audio, one
+      // bounded pass each in turn.
+      let sources = shard.sources.lock().clone();
+      more = false;
       for (_, s) in sources
         .iter()
         .filter(|(_, s)| s.options().consumer == Consumer::Unpaced)
       {
-        s.tick(now, 0);
+        more |= s.tick(now, 0);
       }
+    }
+    if more {
+      continue;
     }
     let next = start + TICK * (done as u32 + 1);
     let now = Instant::now();

@@ -11,6 +11,9 @@ pub enum CoreError {
   InvalidFrame(String),
   /// An option out of range or of the wrong kind.
   InvalidOption(String),
+  /// A call could not take a source's lock within its bound (never expected: critical
+  /// sections are microseconds). Nothing changed; the call may be retried.
+  Busy(String),
 }
 
 impl CoreError {
@@ -20,12 +23,13 @@ impl CoreError {
       CoreError::FormatMismatch(_) => "ERR_FORMAT_MISMATCH",
       CoreError::InvalidFrame(_) => "ERR_INVALID_FRAME",
       CoreError::InvalidOption(_) => "ERR_INVALID_OPTION",
+      CoreError::Busy(_) => "ERR_BUSY",
     }
   }
 
   pub fn message(&self) -> &str {
     match self {
-      CoreError::FormatMismatch(m) | CoreError::InvalidFrame(m) | CoreError::InvalidOption(m) => m,
+      CoreError::FormatMismatch(m) | CoreError::InvalidFrame(m) | CoreError::InvalidOption(m) | CoreError::Busy(m) => m,
     }
   }
 }

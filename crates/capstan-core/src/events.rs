@@ -7,9 +7,9 @@ use std::sync::{Arc, Weak};
 use parking_lot::{Mutex, RwLock};
 
 use crate::health::Transition;
+use crate::outcome::Outcome;
 use crate::process::ChainEvent;
 use crate::queue::Overflow;
-use crate::source::{Outcome, Source};
 
 /// A health or traffic signal for one source. Counters in `metrics()` carry the same
 /// truth; events only say when to look.
@@ -53,6 +53,11 @@ pub enum Event {
     position_ms: f64,
     at: f64,
   },
+  /// A sink refused a chunk (lost after being counted delivered); `metrics().sink_errors`
+  /// counts them all.
+  SinkError {
+    message: String,
+  },
   /// A reader waiting on `frames()` can read again.
   Readable,
   Closed,
@@ -89,7 +94,7 @@ impl From<ChainEvent> for Event {
       ChainEvent::Vad { speaking, at_ms, .. } => Event::Vad {
         speaking,
         position_ms: at_ms,
-        at: crate::epoch_ms(),
+        at: crate::health::epoch_ms(),
       },
     }
   }
@@ -112,12 +117,20 @@ pub struct Drained {
   pub playouts: Vec<u64>,
 }
 
+/// Whatever the bus collects reports from (a source). A trait, so the bus does not depend
+/// on the source and the source can depend on the bus.
+pub trait Reporter: Send + Sync {
+  fn id(&self) -> u64;
+  /// Everything pending, coalesced; leaves nothing behind.
+  fn take_pending(&self) -> Drained;
+}
+
 /// Called (from any thread) when the bus goes from empty to non-empty.
 pub type Notifier = Arc<dyn Fn() + Send + Sync>;
 
 #[derive(Default)]
 pub struct Bus {
-  dirty: Mutex<Vec<Weak<Source>>>,
+  dirty: Mutex<Vec<Weak<dyn Reporter>>>,
   signaled: AtomicBool,
   notifier: RwLock<Option<Notifier>>,
 }
@@ -132,7 +145,7 @@ impl Bus {
   }
 
   /// Lists a source with pending events; wakes the owner once until the next drain.
-  pub(crate) fn mark(&self, source: Weak<Source>) {
+  pub(crate) fn mark(&self, source: Weak<dyn Reporter>) {
     self.dirty.lock().push(source);
     if !self.signaled.swap(true, Ordering::AcqRel) {
       if let Some(n) = self.notifier.read().as_ref() {

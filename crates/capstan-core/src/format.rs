@@ -7,6 +7,8 @@ pub const MAX_RATE: u32 = 192_000;
 pub const MAX_CHANNELS: u16 = 8;
 /// The engine's step: every chunk is exactly this long.
 pub const CHUNK_MS: u32 = 10;
+/// Chunks per second: a rate must divide by this for a chunk to be whole samples.
+pub const CHUNKS_PER_SECOND: u32 = 1000 / CHUNK_MS;
 
 /// Interleaved signed 16-bit PCM at a fixed rate and channel count.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -23,9 +25,9 @@ impl Format {
         "sampleRate must be {MIN_RATE}..={MAX_RATE} Hz, got {sample_rate}"
       )));
     }
-    if sample_rate % 100 != 0 {
+    if !sample_rate.is_multiple_of(CHUNKS_PER_SECOND) {
       return Err(CoreError::InvalidOption(format!(
-        "sampleRate must be divisible by 100 so a 10 ms chunk is whole, got {sample_rate}"
+        "sampleRate must be divisible by {CHUNKS_PER_SECOND} so a {CHUNK_MS} ms chunk is whole, got {sample_rate}"
       )));
     }
     if !(1..=MAX_CHANNELS).contains(&channels) {
@@ -38,7 +40,7 @@ impl Format {
 
   /// Samples per channel in one 10 ms chunk (441 at 44.1 kHz).
   pub fn chunk_frames(&self) -> usize {
-    (self.sample_rate / 100) as usize
+    (self.sample_rate / CHUNKS_PER_SECOND) as usize
   }
 
   /// Interleaved samples in one 10 ms chunk.

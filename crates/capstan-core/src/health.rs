@@ -35,6 +35,14 @@ pub struct Transition {
   pub at: f64,
 }
 
+/// Wall-clock milliseconds since the Unix epoch, as JavaScript's `Date.now()` counts.
+pub fn epoch_ms() -> f64 {
+  std::time::SystemTime::now()
+    .duration_since(std::time::UNIX_EPOCH)
+    .map(|d| d.as_secs_f64() * 1000.0)
+    .unwrap_or(0.0)
+}
+
 /// How long a source may go without progress, while it has audio waiting, before it is
 /// `lagging` and then `stalled`; how long `recovered` lasts before `healthy`.
 #[derive(Debug, Clone, Copy)]
@@ -86,7 +94,7 @@ impl Health {
       previous: self.state,
       since_ms: since.as_secs_f64() * 1000.0,
       queued_ms,
-      at: crate::epoch_ms(),
+      at: epoch_ms(),
     };
     self.state = to;
     self.entered = now;

@@ -11,25 +11,22 @@ pub mod error;
 pub mod events;
 pub mod format;
 pub mod health;
+pub mod options;
+pub mod outcome;
 pub mod process;
 pub mod queue;
+pub mod sink;
 pub mod source;
+pub mod wake;
 
 pub use clock::Engine;
 pub use error::{CoreError, Result};
 pub use events::{Completion, Drained, Event, Notifier};
 pub use format::{declared, Format};
+pub use health::epoch_ms;
 pub use health::{HealthState, Transition};
+pub use options::{whole, Consumer, RawOptions, RawProcessor, SourceOptions};
+pub use outcome::{CaptureResult, Outcome, Status};
 pub use queue::Overflow;
-pub use source::{
-  whole, CaptureResult, Consumer, FrameRef, Metrics, Outcome, RawOptions, RawProcessor, Read, Samples, Source,
-  SourceOptions, Status,
-};
-
-/// Wall-clock milliseconds since the Unix epoch, as JavaScript's `Date.now()` counts.
-pub fn epoch_ms() -> f64 {
-  std::time::SystemTime::now()
-    .duration_since(std::time::UNIX_EPOCH)
-    .map(|d| d.as_secs_f64() * 1000.0)
-    .unwrap_or(0.0)
-}
+pub use sink::Sink;
+pub use source::{FrameRef, Metrics, Read, Samples, Source};

@@ -66,14 +66,6 @@ impl ChunkQueue {
     self.chunk_len
   }
 
-  pub fn capacity(&self) -> usize {
-    self.capacity
-  }
-
-  pub fn len_chunks(&self) -> usize {
-    self.chunks.len()
-  }
-
   pub fn len_samples(&self) -> usize {
     self.chunks.len() * self.chunk_len
   }
@@ -107,11 +99,10 @@ impl ChunkQueue {
     self.pushed_total += self.chunk_len as u64;
   }
 
-  /// Removes the oldest chunk, handing it to `take` (as one slice, then an empty one);
-  /// false when empty.
-  pub fn pop_with(&mut self, take: impl FnOnce(&[i16], &[i16])) -> bool {
+  /// Removes the oldest chunk, handing it to `take`; false when empty.
+  pub fn pop_with(&mut self, take: impl FnOnce(&[i16])) -> bool {
     let Some(b) = self.chunks.pop_front() else { return false };
-    take(&b, &[]);
+    take(&b);
     self.recycle(b);
     true
   }
@@ -125,7 +116,7 @@ impl ChunkQueue {
 
   /// Removes the oldest chunk without reading it (drop-oldest eviction).
   pub fn evict(&mut self) -> bool {
-    self.pop_with(|_, _| {})
+    self.pop_with(|_| {})
   }
 
   /// Empties the queue, returning how many samples it held.
@@ -149,10 +140,7 @@ mod tests {
     q.push(&[3, 4]);
     assert_eq!(q.free_chunks(), 1);
     let mut got = Vec::new();
-    assert!(q.pop_with(|a, b| {
-      got.extend_from_slice(a);
-      got.extend_from_slice(b)
-    }));
+    assert!(q.pop_with(|a| got.extend_from_slice(a)));
     assert_eq!(got, vec![1, 2]);
     assert!(q.evict());
     assert!(!q.evict());

@@ -9,56 +9,12 @@ use std::mem;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::time::{Duration, Instant};
 
-use super::ledger::{check_bypass_after, out_of_range, Ledger};
-use super::{round_i16, Processor, Signal, Spec};
+use super::ledger::Ledger;
+use super::processor::{round_i16, Processor, Signal};
+use super::spec::Spec;
+use super::stats::{check_bypass_after, out_of_range, ChainEvent, ProcessorStats};
 use crate::error::{CoreError, Result};
-use crate::format::Format;
-
-/// Consecutive failures before a processor is bypassed, unless the caller says otherwise.
-pub const DEFAULT_BYPASS_AFTER: u32 = 5;
-pub const MAX_BYPASS_AFTER: u32 = 1_000_000;
-
-/// Something the caller should hear about from one `process` call.
-#[derive(Debug, Clone, PartialEq)]
-pub enum ChainEvent {
-  /// The processor returned an error, panicked or produced a wrong-length chunk; the chunk
-  /// passed through it unchanged. `bypassed` is true from the failure that bypassed it on.
-  Failed {
-    index: usize,
-    name: String,
-    message: String,
-    consecutive: u32,
-    bypassed: bool,
-  },
-  /// The processor took longer than its budget; `count` is its overruns so far.
-  OverBudget {
-    index: usize,
-    name: String,
-    elapsed_us: f64,
-    budget_us: f64,
-    count: u64,
-  },
-  /// A VAD flipped; `at_ms` is the stream position of the chunk's start (10 ms per chunk).
-  Vad { index: usize, speaking: bool, at_ms: f64 },
-}
-
-/// One processor's counters, as `metrics().processors` reports them.
-#[derive(Debug, Clone, PartialEq)]
-pub struct ProcessorStats {
-  pub name: String,
-  pub enabled: bool,
-  pub bypassed: bool,
-  /// Calls made (a disabled or bypassed processor is not called).
-  pub calls: u64,
-  pub failures: u64,
-  pub consecutive_failures: u32,
-  pub over_budget: u64,
-  /// Processing time per chunk; the histogram keeps one significant digit (±6%).
-  pub p50_us: f64,
-  pub p90_us: f64,
-  pub p99_us: f64,
-  pub max_us: f64,
-}
+use crate::format::{Format, CHUNK_MS};
 
 struct Slot {
   proc: Box<dyn Processor>,
@@ -228,7 +184,8 @@ impl Chain {
       .sum()
   }
 
-  /// Forgets every processor's history (after a clear or a segment end); counters stay.
+  /// Forgets every processor's history; counters stay. A source's output side calls it
+  /// before the first chunk captured after a `clear()`.
   pub fn reset(&mut self) {
     for s in self.slots.iter_mut() {
       let proc = &mut s.proc;
@@ -251,7 +208,7 @@ impl Chain {
         input.len()
       )));
     }
-    let at_ms = self.chunks as f64 * 10.0;
+    let at_ms = self.chunks as f64 * CHUNK_MS as f64;
     self.chunks += 1;
     self.cur.clear();
     self.cur.extend_from_slice(input);

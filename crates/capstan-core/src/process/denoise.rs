@@ -10,8 +10,8 @@ use std::sync::OnceLock;
 
 use nnnoiseless::{DenoiseState, RnnModel};
 
+use super::processor::{round_i16_f32, Processor};
 use super::resample::FftStage;
-use super::{round_i16_f32, Processor};
 use crate::error::Result;
 use crate::format::Format;
 

@@ -1,7 +1,7 @@
 //! Gain in decibels: `y = round(x · 10^(db/20))`, rounded half away from zero and saturated
 //! to i16. 0 dB copies samples untouched; +6.0206 dB doubles every sample that fits.
 
-use super::{round_i16, Processor};
+use super::processor::{round_i16, Processor};
 use crate::error::{CoreError, Result};
 
 /// Gains outside this range are typos, not mixing decisions.
@@ -25,10 +25,6 @@ impl Gain {
       db,
       factor: 10f64.powf(db / 20.0),
     })
-  }
-
-  pub fn db(&self) -> f64 {
-    self.db
   }
 
   /// The linear factor every sample is multiplied by.

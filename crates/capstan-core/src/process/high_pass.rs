@@ -2,7 +2,7 @@
 //! rumble, handling noise and DC below `hz` at 12 dB/octave. Transposed direct form II in
 //! f64, one state per channel, so long runs neither drift nor leak between channels.
 
-use super::{round_i16, Processor};
+use super::processor::{round_i16, Processor};
 use crate::error::{CoreError, Result};
 use crate::format::Format;
 

@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use hdrhistogram::Histogram;
 
-use super::chain::{ChainEvent, ProcessorStats, MAX_BYPASS_AFTER};
-use crate::error::{CoreError, Result};
+use super::stats::{check_bypass_after, out_of_range, ChainEvent, ProcessorStats};
+use crate::error::Result;
 
 /// Processing times above this are recorded as this (a processor that slow is broken anyway).
 const MAX_RECORDED_NS: u64 = 1_000_000_000;
@@ -181,19 +181,6 @@ impl Ledgers {
   pub fn stats(&self) -> Vec<ProcessorStats> {
     self.items.iter().map(Ledger::stats).collect()
   }
-}
-
-pub(crate) fn check_bypass_after(bypass_after: u32) -> Result<()> {
-  if !(1..=MAX_BYPASS_AFTER).contains(&bypass_after) {
-    return Err(CoreError::InvalidOption(format!(
-      "processorBypassAfter must be 1..={MAX_BYPASS_AFTER}, got {bypass_after}"
-    )));
-  }
-  Ok(())
-}
-
-pub(crate) fn out_of_range(index: usize, len: usize) -> CoreError {
-  CoreError::InvalidOption(format!("processor index {index} out of range (chain has {len})"))
 }
 
 #[cfg(test)]

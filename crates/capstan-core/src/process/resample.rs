@@ -11,9 +11,9 @@
 use rubato::audioadapter_buffers::direct::InterleavedSlice;
 use rubato::{Fft, FixedSync, Resampler};
 
-use super::{round_i16_f32, Processor};
+use super::processor::{round_i16_f32, Processor};
 use crate::error::{CoreError, Result};
-use crate::format::Format;
+use crate::format::{Format, CHUNKS_PER_SECOND};
 
 /// A fixed-ratio FFT resampler over interleaved f32, exactly one 10 ms chunk per call.
 /// Shared with the denoiser, which runs RNNoise at 48 kHz whatever the stream's rate.
@@ -27,8 +27,8 @@ pub(crate) struct FftStage {
 
 impl FftStage {
   pub(crate) fn new(from_rate: u32, to_rate: u32, channels: u16) -> Result<Self> {
-    let in_frames = (from_rate / 100) as usize;
-    let out_frames = (to_rate / 100) as usize;
+    let in_frames = (from_rate / CHUNKS_PER_SECOND) as usize;
+    let out_frames = (to_rate / CHUNKS_PER_SECOND) as usize;
     let fft = Fft::<f32>::new(
       from_rate as usize,
       to_rate as usize,

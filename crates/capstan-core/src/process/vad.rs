@@ -7,7 +7,7 @@
 //! so pauses between words and levels hovering at the threshold do not make it flicker.
 //! Being absolute, it suits a denoised or gated signal; put it after `denoise()` on noisy input.
 
-use super::{Processor, Signal};
+use super::processor::{Processor, Signal};
 use crate::error::{CoreError, Result};
 use crate::format::Format;
 

@@ -1,0 +1,258 @@
+//! Source options: what a caller may set, the defaults, and the one place they are
+//! validated (`from_raw`), so neither the source nor the binding has to.
+
+use std::time::Duration;
+
+use crate::error::{CoreError, Result};
+use crate::format::{Format, CHUNK_MS};
+use crate::process::{Spec, VadOptions, DEFAULT_BYPASS_AFTER};
+use crate::queue::Overflow;
+
+/// Queue capacity unless the caller says otherwise.
+pub const DEFAULT_QUEUE_MS: u32 = 200;
+/// The largest queue: ten minutes of audio.
+pub const MAX_QUEUE_MS: u32 = 600_000;
+/// How long a `wait` capture may wait for room unless the caller says otherwise.
+pub const DEFAULT_DEADLINE_MS: u32 = 1000;
+/// The longest deadline: an hour.
+pub const MAX_DEADLINE_MS: u32 = 3_600_000;
+/// No consumer progress for this long (with audio waiting) is a stall.
+pub const DEFAULT_STALL_AFTER_MS: u32 = 250;
+/// Shorter than two ticks cannot be told from clock jitter.
+pub const MIN_STALL_AFTER_MS: u32 = 20;
+pub const MAX_STALL_AFTER_MS: u32 = 3_600_000;
+/// Audio a `frames()` reader on a paced source may leave unread.
+pub const DEFAULT_READER_BUFFER_MS: u32 = 50;
+pub const MAX_READER_BUFFER_MS: u32 = 10_000;
+/// Per-chunk time budget of each native processor.
+pub const DEFAULT_PROCESSOR_BUDGET_MS: u64 = 5;
+
+/// Who takes audio out of the queue.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Consumer {
+  /// The engine clock takes one chunk per 10 ms tick.
+  Realtime,
+  /// JavaScript reads with `frames()` at its own pace.
+  Pull,
+  /// The engine takes chunks as fast as the sink accepts them.
+  Unpaced,
+}
+
+impl Consumer {
+  pub fn parse(s: &str) -> Option<Self> {
+    Some(match s {
+      "realtime" => Consumer::Realtime,
+      "pull" => Consumer::Pull,
+      "unpaced" => Consumer::Unpaced,
+      _ => return None,
+    })
+  }
+}
+
+#[derive(Debug, Clone)]
+pub struct SourceOptions {
+  pub format: Format,
+  pub queue_ms: u32,
+  pub overflow: Overflow,
+  pub deadline_ms: u32,
+  pub stall_after_ms: u32,
+  pub consumer: Consumer,
+  pub fill_silence: bool,
+  /// Chunks a `frames()` reader may hold undelivered on a realtime/unpaced source.
+  pub reader_chunks: usize,
+  /// Native processors, run on engine threads on every chunk the consumer takes.
+  pub processors: Vec<Spec>,
+  /// Consecutive failures after which a processor is bypassed.
+  pub processor_bypass_after: u32,
+  /// Per-chunk time budget of each processor; overruns are counted and reported.
+  pub processor_budget: Option<Duration>,
+}
+
+impl SourceOptions {
+  /// Queue capacity in whole chunks.
+  pub fn queue_chunks(&self) -> usize {
+    (self.queue_ms / CHUNK_MS) as usize
+  }
+}
+
+impl SourceOptions {
+  pub fn new(sample_rate: u32, channels: u16) -> Result<Self> {
+    Ok(SourceOptions {
+      format: Format::new(sample_rate, channels)?,
+      queue_ms: DEFAULT_QUEUE_MS,
+      overflow: Overflow::Wait,
+      deadline_ms: DEFAULT_DEADLINE_MS,
+      stall_after_ms: DEFAULT_STALL_AFTER_MS,
+      consumer: Consumer::Realtime,
+      fill_silence: true,
+      reader_chunks: (DEFAULT_READER_BUFFER_MS / CHUNK_MS) as usize,
+      processors: Vec::new(),
+      processor_bypass_after: DEFAULT_BYPASS_AFTER,
+      processor_budget: Some(Duration::from_millis(DEFAULT_PROCESSOR_BUDGET_MS)),
+    })
+  }
+
+  pub fn validate(&self) -> Result<()> {
+    if self.queue_ms == 0 || !self.queue_ms.is_multiple_of(CHUNK_MS) || self.queue_ms > MAX_QUEUE_MS {
+      return Err(CoreError::InvalidOption(format!(
+        "queueMs must be a positive multiple of {CHUNK_MS} up to {MAX_QUEUE_MS}, got {}",
+        self.queue_ms
+      )));
+    }
+    if self.deadline_ms > MAX_DEADLINE_MS {
+      return Err(CoreError::InvalidOption(format!(
+        "deadlineMs must be at most {MAX_DEADLINE_MS}, got {}",
+        self.deadline_ms
+      )));
+    }
+    if !(MIN_STALL_AFTER_MS..=MAX_STALL_AFTER_MS).contains(&self.stall_after_ms) {
+      return Err(CoreError::InvalidOption(format!(
+        "stallAfterMs must be {MIN_STALL_AFTER_MS}..={MAX_STALL_AFTER_MS}, got {}",
+        self.stall_after_ms
+      )));
+    }
+    let max_reader_chunks = (MAX_READER_BUFFER_MS / CHUNK_MS) as usize;
+    if self.reader_chunks == 0 || self.reader_chunks > max_reader_chunks {
+      return Err(CoreError::InvalidOption(format!(
+        "readerBufferMs must be {CHUNK_MS}..={MAX_READER_BUFFER_MS}, got {}",
+        self.reader_chunks * CHUNK_MS as usize
+      )));
+    }
+    Ok(())
+  }
+}
+
+/// Options as a caller wrote them (numbers as f64, enums as strings); `from_raw`
+/// validates them all so no other layer has to.
+#[derive(Debug, Clone, Default)]
+pub struct RawOptions {
+  pub sample_rate: f64,
+  pub channels: f64,
+  pub queue_ms: Option<f64>,
+  pub overflow: Option<String>,
+  pub deadline_ms: Option<f64>,
+  pub stall_after_ms: Option<f64>,
+  pub consumer: Option<String>,
+  pub fill_silence: Option<bool>,
+  pub reader_buffer_ms: Option<f64>,
+  pub processors: Vec<RawProcessor>,
+  pub processor_bypass_after: Option<f64>,
+  pub processor_budget_ms: Option<f64>,
+}
+
+/// A native processor as a caller wrote it: `kind` plus its numeric options.
+#[derive(Debug, Clone, Default)]
+pub struct RawProcessor {
+  pub kind: String,
+  pub db: Option<f64>,
+  pub hz: Option<f64>,
+  pub to_rate: Option<f64>,
+  pub threshold_db: Option<f64>,
+  pub hysteresis_db: Option<f64>,
+  pub attack_ms: Option<f64>,
+  pub hangover_ms: Option<f64>,
+}
+
+impl RawProcessor {
+  fn spec(&self) -> Result<Spec> {
+    let need = |v: Option<f64>, what: &str| {
+      v.ok_or_else(|| CoreError::InvalidOption(format!("processor '{}' needs {what}", self.kind)))
+    };
+    Ok(match self.kind.as_str() {
+      "gain" => Spec::Gain {
+        db: need(self.db, "db")?,
+      },
+      "highPass" => Spec::HighPass {
+        hz: need(self.hz, "hz")?,
+      },
+      "resample" => Spec::Resample {
+        to_rate: whole("toRate", need(self.to_rate, "toRate")?)?,
+      },
+      "denoise" => Spec::Denoise,
+      "vad" => {
+        let mut o = VadOptions::default();
+        if let Some(v) = self.threshold_db {
+          o.threshold_db = v;
+        }
+        if let Some(v) = self.hysteresis_db {
+          o.hysteresis_db = v;
+        }
+        if let Some(v) = self.attack_ms {
+          o.attack_ms = whole("attackMs", v)?;
+        }
+        if let Some(v) = self.hangover_ms {
+          o.hangover_ms = whole("hangoverMs", v)?;
+        }
+        Spec::Vad(o)
+      }
+      k => return Err(CoreError::InvalidOption(format!("unknown native processor '{k}'"))),
+    })
+  }
+}
+
+/// A caller-supplied count (ms, Hz, channels) as a whole u32, or `ERR_INVALID_OPTION`.
+pub fn whole(name: &str, v: f64) -> Result<u32> {
+  if !v.is_finite() || v.fract() != 0.0 || v < 0.0 || v > u32::MAX as f64 {
+    return Err(CoreError::InvalidOption(format!(
+      "{name} must be a non-negative whole number, got {v}"
+    )));
+  }
+  Ok(v as u32)
+}
+
+impl SourceOptions {
+  pub fn from_raw(r: RawOptions) -> Result<Self> {
+    let channels = whole("channels", r.channels)?;
+    let mut o = SourceOptions::new(
+      whole("sampleRate", r.sample_rate)?,
+      channels.min(u16::MAX as u32) as u16,
+    )?;
+    if let Some(v) = r.queue_ms {
+      o.queue_ms = whole("queueMs", v)?;
+    }
+    if let Some(v) = r.overflow {
+      o.overflow = Overflow::parse(&v).ok_or_else(|| {
+        CoreError::InvalidOption(format!(
+          "overflow must be 'wait', 'drop-oldest', 'drop-newest' or 'reject', got '{v}'"
+        ))
+      })?;
+    }
+    if let Some(v) = r.deadline_ms {
+      o.deadline_ms = whole("deadlineMs", v)?;
+    }
+    if let Some(v) = r.stall_after_ms {
+      o.stall_after_ms = whole("stallAfterMs", v)?;
+    }
+    if let Some(v) = r.consumer {
+      o.consumer = Consumer::parse(&v).ok_or_else(|| {
+        CoreError::InvalidOption(format!("consumer must be 'realtime', 'pull' or 'unpaced', got '{v}'"))
+      })?;
+    }
+    if let Some(v) = r.fill_silence {
+      o.fill_silence = v;
+    }
+    if let Some(v) = r.reader_buffer_ms {
+      let ms = whole("readerBufferMs", v)?;
+      if ms % CHUNK_MS != 0 {
+        return Err(CoreError::InvalidOption(format!(
+          "readerBufferMs must be a multiple of {CHUNK_MS}, got {ms}"
+        )));
+      }
+      o.reader_chunks = (ms / CHUNK_MS) as usize;
+    }
+    o.processors = r.processors.iter().map(RawProcessor::spec).collect::<Result<_>>()?;
+    if let Some(v) = r.processor_bypass_after {
+      o.processor_bypass_after = whole("processorBypassAfter", v)?;
+    }
+    if let Some(v) = r.processor_budget_ms {
+      if !v.is_finite() || v < 0.0 {
+        return Err(CoreError::InvalidOption(format!(
+          "processorBudgetMs must be >= 0, got {v}"
+        )));
+      }
+      o.processor_budget = (v > 0.0).then(|| Duration::from_secs_f64(v / 1000.0));
+    }
+    o.validate()?;
+    Ok(o)
+  }
+}

@@ -1,0 +1,226 @@
+//! Calls that change a source as a whole: `clear`, `close`, and the deferral that lets
+//! every call return in bound even if the input side is ever held past it.
+//!
+//! A call that cannot take the input lock within [`LOCK_BOUND`](super::LOCK_BOUND) records
+//! what it wanted here and returns; the next call (or clock pass) to take the lock
+//! applies it before anything else, and the results reach the caller through the bus
+//! like any other settlement. The bound is never expected to run out: this makes "never"
+//! safe rather than a panic.
+
+use std::sync::atomic::Ordering;
+use std::time::Instant;
+
+use super::{Input, Source};
+use crate::outcome::Status;
+
+/// What calls that found the input side busy asked for.
+#[derive(Default)]
+pub(super) struct Deferred {
+  pub(super) aborts: Vec<u64>,
+  clear: bool,
+  /// `waitForPlayout` ids handed out without a mark yet.
+  pub(super) playouts: Vec<u64>,
+  pub(super) cancel_playouts: Vec<u64>,
+  /// A pull reader found nothing and waits for `Readable`.
+  pub(super) pull_reader: bool,
+  readable: bool,
+  close: bool,
+}
+
+impl Source {
+  #[cold]
+  pub(super) fn defer(&self, f: impl FnOnce(&mut Deferred)) {
+    f(&mut self.cold.deferred.lock());
+    self.has_deferred.store(true, Ordering::Release);
+  }
+
+  /// Applies deferred calls in the order their effects compose: aborts, clear, playout
+  /// marks, reader wake-ups, close.
+  #[cold]
+  #[inline(never)]
+  pub(super) fn apply_deferred(&self, st: &mut Input) {
+    let d = {
+      let mut d = self.cold.deferred.lock();
+      self.has_deferred.store(false, Ordering::Release);
+      std::mem::take(&mut *d)
+    };
+    let now = Instant::now();
+    for id in d.aborts {
+      if let Some(idx) = st.waiters.iter().position(|w| w.id == id) {
+        let w = st.waiters.remove(idx).expect("position is in range");
+        self.settle_waiter(st, w, Status::Aborted, now);
+      }
+    }
+    self.service_waiters(st, now);
+    if d.clear {
+      self.clear_locked(st);
+    }
+    for id in d.playouts {
+      self.mark_playout(st, id);
+    }
+    st.playouts.retain(|(id, _)| !d.cancel_playouts.contains(id));
+    if d.pull_reader {
+      st.reader_wanted = true;
+      if !st.queue.is_empty() {
+        self.wake_reader_if_pull(st);
+      }
+    }
+    if d.readable {
+      st.pending.readable = true;
+      self.touch(st);
+    }
+    if d.close {
+      self.close_locked(st);
+    }
+  }
+
+  /// `clearQueue()`: discards queued audio and the carried remainder; every waiting
+  /// capture settles `cleared`, and the processors forget their history before the next
+  /// audio. Returns samples per channel discarded from the queue (0 if deferred).
+  pub fn clear(&self) -> u64 {
+    match self.input() {
+      Ok(mut st) => self.clear_locked(&mut st),
+      Err(_) => {
+        self.defer(|d| d.clear = true);
+        0
+      }
+    }
+  }
+
+  fn clear_locked(&self, st: &mut Input) -> u64 {
+    st.reset_gen += 1;
+    self.discard_all(st, Status::Cleared)
+  }
+
+  fn discard_all(&self, st: &mut Input, status: Status) -> u64 {
+    let now = Instant::now();
+    let n = st.queue.clear() + st.chunker.clear();
+    st.counters.cleared += n as u64;
+    for w in std::mem::take(&mut st.waiters) {
+      self.settle_waiter(st, w, status, now);
+    }
+    self.resolve_playouts(st);
+    self.per_ch(n)
+  }
+
+  /// Marks the source closed: waiters settle `closed`, queued audio is counted as
+  /// cleared, a `Closed` event is queued, and the sink is closed after its last push.
+  /// Idempotent; false if it was already closed.
+  pub fn close(&self) -> bool {
+    if self.closing.swap(true, Ordering::AcqRel) {
+      return false;
+    }
+    match self.input() {
+      Ok(mut st) => self.close_locked(&mut st),
+      Err(_) => self.defer(|d| d.close = true),
+    }
+    // A clock holding the output side sees `closing` once its pass is done.
+    if let Some(mut out) = self.output.try_lock() {
+      out.close();
+    }
+    true
+  }
+
+  fn close_locked(&self, st: &mut Input) {
+    if st.closed {
+      return;
+    }
+    self.closing.store(true, Ordering::Release);
+    self.discard_all(st, Status::Closed);
+    let ids: Vec<u64> = st.playouts.drain(..).map(|(id, _)| id).collect();
+    st.pending.playouts.extend(ids);
+    st.closed = true;
+    st.pending.closed = true;
+    let reader_waits = self.cold.sink_slot.lock().reader.as_ref().is_some_and(|r| r.close());
+    st.pending.readable = st.reader_wanted || reader_waits;
+    self.remember(st);
+    self.touch(st);
+  }
+
+  /// A reader waiting on its buffer can read again.
+  pub(super) fn note_readable(&self) {
+    match self.input() {
+      Ok(mut st) => {
+        st.pending.readable = true;
+        self.touch(&mut st);
+      }
+      Err(_) => self.defer(|d| d.readable = true),
+    }
+  }
+}
+
+#[cfg(test)]
+mod tests {
+  use std::time::{Duration, Instant};
+
+  use crate::events::{Bus, Event};
+  use crate::options::{Consumer, SourceOptions};
+  use crate::outcome::{CaptureResult, Status};
+  use crate::queue::Overflow;
+  use crate::source::{FrameRef, Read, Source, LOCK_BOUND};
+
+  /// Calls made while another thread holds the input side past the bound return in
+  /// bound, without panicking, and take effect once the lock is free.
+  #[test]
+  fn calls_on_a_busy_source_return_in_bound_and_apply_later() {
+    let mut o = SourceOptions::new(8_000, 1).unwrap();
+    o.consumer = Consumer::Pull;
+    o.overflow = Overflow::Wait;
+    o.queue_ms = 20;
+    let bus = Bus::new();
+    let s = Source::new(1, o, bus.clone()).unwrap();
+    let full = vec![1i16; 160];
+    s.try_capture(FrameRef::i16(&full)).unwrap();
+    let CaptureResult::Pending(waiting) = s.capture(FrameRef::i16(&[2; 80]), Some(60_000)).unwrap() else {
+      panic!("the queue is full: the capture waits");
+    };
+    assert_eq!(s.health(), crate::HealthState::Healthy);
+    let before = s.metrics();
+
+    let held = s.input.lock();
+    let t = Instant::now();
+    std::thread::scope(|scope| {
+      scope
+        .spawn(|| {
+          let bound = LOCK_BOUND + Duration::from_millis(100);
+          let call = |f: &dyn Fn()| {
+            let t = Instant::now();
+            f();
+            assert!(t.elapsed() < bound, "a call took {:?}", t.elapsed());
+          };
+          call(&|| assert_eq!(s.queued_ms_now(), 20.0));
+          call(&|| assert_eq!(s.metrics().captured, before.captured));
+          call(&|| assert_eq!(s.read(), Read::Empty));
+          call(&|| assert_eq!(s.abort(waiting), None));
+          call(&|| assert_eq!(s.clear(), 0));
+          let o = s.try_capture(FrameRef::i16(&full)).unwrap();
+          assert_eq!(o.status, Status::Timeout);
+          call(&|| assert!(s.close()));
+          assert!(s.is_closed());
+        })
+        .join()
+        .unwrap();
+    });
+    assert!(t.elapsed() >= LOCK_BOUND);
+    drop(held);
+
+    // The next call applies what was deferred: abort, clear, close, in that order.
+    let m = s.metrics();
+    assert_eq!(m.captured, m.delivered + m.queued + m.dropped + m.cleared);
+    assert_eq!(m.cleared, 160);
+    let d = bus.drain();
+    let completions: Vec<_> = d.iter().flat_map(|x| x.completions.clone()).collect();
+    assert_eq!(completions.len(), 1);
+    assert_eq!(
+      (completions[0].id, completions[0].outcome.status),
+      (waiting, Status::Aborted)
+    );
+    let events: Vec<_> = d.iter().flat_map(|x| x.events.clone()).collect();
+    assert!(events.contains(&Event::Closed), "{events:?}");
+    assert!(
+      events.contains(&Event::Readable),
+      "the waiting reader is told: {events:?}"
+    );
+    assert_eq!(s.read(), Read::Closed);
+  }
+}

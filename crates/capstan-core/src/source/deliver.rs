@@ -1,0 +1,501 @@
+//! The consumer side: engine ticks take chunks from the queue (input side, short lock),
+//! then run them through the processors into the sink (output side, no input lock held);
+//! pull readers take chunks directly; playout marks resolve as chunks are taken.
+
+use std::sync::atomic::Ordering;
+use std::time::Instant;
+
+use parking_lot::MutexGuard;
+
+use super::{Input, Source, LOCK_BOUND};
+use crate::error::{CoreError, Result};
+use crate::options::Consumer;
+use crate::process::{Chain, ChainEvent};
+use crate::sink::{Discard, Read, ReaderSink, Sink};
+
+/// The most chunks one clock pass takes from a source (320 ms of audio). It bounds the
+/// input lock hold (one copy per chunk) and how long one source's processing keeps the
+/// clock from its other sources; an unpaced source with more queued gets another pass
+/// right away (see [`Source::tick`]'s return value).
+pub const MAX_CHUNKS_PER_PASS: usize = 32;
+
+/// The output side, owned by the clock: processors and sink. Getters never wait on it;
+/// control calls wait at most one chunk's processing (the clock yields it between chunks).
+pub(super) struct Output {
+  pub(super) chain: Option<Chain>,
+  events: Vec<ChainEvent>,
+  /// Sink failures not yet reported.
+  sink_errors: Vec<String>,
+  /// Chunks taken by the current pass, back to back, to be processed.
+  batch: Vec<i16>,
+  sink: Box<dyn Sink>,
+  /// The sink's constant answers, asked once when it is installed.
+  discards: bool,
+  fills_gaps: bool,
+  /// The input side's reset generation the processors last caught up with.
+  reset_gen: u64,
+  closed: bool,
+}
+
+impl Output {
+  pub(super) fn new(chain: Option<Chain>, sink: Box<dyn Sink>) -> Self {
+    Output {
+      chain,
+      events: Vec::new(),
+      sink_errors: Vec::new(),
+      batch: Vec::new(),
+      discards: sink.discards(),
+      fills_gaps: sink.fills_gaps(),
+      sink,
+      reset_gen: 0,
+      closed: false,
+    }
+  }
+
+  /// Closes the sink once, after its last push.
+  pub(super) fn close(&mut self) {
+    if !self.closed {
+      self.closed = true;
+      self.sink.close();
+    }
+  }
+
+  fn replace_sink(&mut self, sink: Box<dyn Sink>) {
+    self.discards = sink.discards();
+    self.fills_gaps = sink.fills_gaps();
+    let mut old = std::mem::replace(&mut self.sink, sink);
+    old.close();
+  }
+}
+
+/// What one pass took from the input side.
+#[derive(Default, Debug, PartialEq)]
+pub(super) struct Pass {
+  /// Chunks taken (and counted delivered).
+  pub(super) chunks: usize,
+  /// Realtime underrun ticks the sink fills (with silence).
+  pub(super) gaps: usize,
+  /// Whether the pass stopped at its bound with audio left: an unpaced source wants
+  /// another pass at once.
+  pub(super) more: bool,
+}
+
+impl Source {
+  /// One engine pass: pace the consumer (`ticks` ≥ 1 when the clock catches up; unpaced
+  /// and pull-with-processors sources take up to [`MAX_CHUNKS_PER_PASS`] whatever the
+  /// ticks), expire deadlines, judge health, then process and deliver what was taken with
+  /// the input side released. Returns whether an unpaced source has more to take now.
+  pub fn tick(&self, now: Instant, ticks: u32) -> bool {
+    // A pull source without processors has no output side: JavaScript reads the queue.
+    if self.opts.consumer == Consumer::Pull && !self.has_chain {
+      if let Ok(mut st) = self.input() {
+        if !st.closed {
+          self.judge(&mut st, now);
+        }
+      }
+      return false;
+    }
+    // No processors and a discarding sink: the output side has nothing to do, the pass is
+    // the input side alone (the common realtime case, kept as cheap as one lock).
+    if !self.has_chain && self.sink_discards.load(Ordering::Relaxed) && !self.sink_requested.load(Ordering::Relaxed) {
+      let Ok(mut guard) = self.input() else {
+        return false;
+      };
+      let st = &mut *guard;
+      if st.closed {
+        return false;
+      }
+      let pass = self.take(st, now, ticks, usize::MAX, false, None);
+      self.judge(st, now);
+      return pass.more;
+    }
+    let Some(mut out) = self.output.try_lock_for(LOCK_BOUND) else {
+      return false;
+    };
+    if self.sink_requested.load(Ordering::Relaxed) && self.sink_requested.swap(false, Ordering::Acquire) {
+      if let Some(sink) = self.cold.sink_slot.lock().request.take() {
+        out.replace_sink(sink);
+        self.sink_discards.store(out.discards, Ordering::Relaxed);
+      }
+    }
+    let (pass, reset) = {
+      let Ok(mut guard) = self.input() else {
+        return false;
+      };
+      let st = &mut *guard;
+      if st.closed {
+        drop(guard);
+        out.close();
+        return false;
+      }
+      let room = out.sink.room();
+      // With no processors and a sink that throws audio away, nothing needs copying.
+      let copy = out.chain.is_some() || !out.discards;
+      let fills = out.fills_gaps;
+      out.batch.clear();
+      let pass = self.take(st, now, ticks, room, fills, copy.then_some(&mut out.batch));
+      self.judge(st, now);
+      let reset = out.reset_gen != st.reset_gen;
+      out.reset_gen = st.reset_gen;
+      // Reports a busy earlier pass could not hand over.
+      self.note_chain_events(st, &mut out.events);
+      self.note_sink_errors(st, &mut out.sink_errors);
+      (pass, reset)
+    };
+    if reset {
+      if let Some(c) = out.chain.as_mut() {
+        c.reset();
+      }
+    }
+    // Chunks a discarding sink would drop unprocessed were never copied: nothing to do.
+    if !out.batch.is_empty() || pass.gaps > 0 {
+      self.deliver(&mut out, &pass);
+    }
+    let more = pass.more;
+    drop(out);
+    // `close()` found the output side busy (this pass): close the sink for it.
+    if self.closing.load(Ordering::Acquire) {
+      if let Some(mut out) = self.output.try_lock_for(LOCK_BOUND) {
+        out.close();
+      }
+    }
+    more
+  }
+
+  /// Expires deadlines and judges health, once per pass.
+  fn judge(&self, st: &mut Input, now: Instant) {
+    self.expire(st, now);
+    let backlog = !st.queue.is_empty() || !st.waiters.is_empty();
+    let q = self.queued_ms(st);
+    let t = st.health.check(now, backlog, q);
+    self.push_transition(st, t);
+  }
+
+  /// Takes this pass's chunks out of the queue (copied into `batch`, if given), counting
+  /// them delivered, and counts realtime underruns: never more than `room` chunks (and
+  /// gaps, if the sink `fills` them with silence).
+  fn take(
+    &self,
+    st: &mut Input,
+    now: Instant,
+    ticks: u32,
+    room: usize,
+    fills: bool,
+    batch: Option<&mut Vec<i16>>,
+  ) -> Pass {
+    let mut pass = Pass::default();
+    match self.opts.consumer {
+      Consumer::Realtime => {
+        let mut batch = batch;
+        for _ in 0..ticks {
+          if pass.chunks + pass.gaps >= room {
+            break;
+          }
+          if self.pop_chunk(st, now, batch.as_deref_mut()) {
+            pass.chunks += 1;
+          } else if self.underrun(st) && fills {
+            pass.gaps += 1;
+          }
+        }
+      }
+      Consumer::Unpaced | Consumer::Pull => {
+        let max = MAX_CHUNKS_PER_PASS.min(room);
+        let mut batch = batch;
+        while pass.chunks < max && self.pop_chunk(st, now, batch.as_deref_mut()) {
+          pass.chunks += 1;
+        }
+        pass.more = pass.chunks == MAX_CHUNKS_PER_PASS && !st.queue.is_empty();
+      }
+    }
+    if pass.chunks > 0 {
+      let q = self.queued_ms(st);
+      let t = st.health.progress(now, q);
+      self.push_transition(st, t);
+      self.resolve_playouts(st);
+    }
+    pass
+  }
+
+  /// Takes one chunk for the consumer (appended to `into`, if given), counts it delivered
+  /// and lets waiting captures into the room it frees.
+  fn pop_chunk(&self, st: &mut Input, now: Instant, into: Option<&mut Vec<i16>>) -> bool {
+    let popped = match into {
+      Some(b) => st.queue.pop_with(|c| b.extend_from_slice(c)),
+      None => st.queue.pop_with(|_| {}),
+    };
+    if popped {
+      st.counters.delivered += st.chunker.chunk_len() as u64;
+      st.delivered_since_underrun = true;
+      self.service_waiters(st, now);
+    }
+    popped
+  }
+
+  /// Runs the pass's chunks through the processors into the sink, holding only the output
+  /// side, which it yields to a waiting control call between chunks.
+  fn deliver(&self, out: &mut MutexGuard<'_, Output>, pass: &Pass) {
+    let len = self.opts.format.chunk_len();
+    let copied = !out.batch.is_empty();
+    debug_assert!(copied || pass.chunks == 0 || out.discards);
+    for i in 0..pass.chunks {
+      // Closing: the rest of the batch (counted delivered when taken) goes nowhere, so a
+      // slow chain does not hold up `close()` or the engine's shutdown.
+      if self.closing.load(Ordering::Relaxed) {
+        break;
+      }
+      if copied {
+        let o = &mut **out;
+        let chunk = &o.batch[i * len..(i + 1) * len];
+        let audio = match o.chain.as_mut() {
+          // A chunk the chain refused (exact chunks never are) passes unprocessed.
+          Some(c) => c.process(chunk, &mut o.events).unwrap_or(chunk),
+          None => chunk,
+        };
+        if let Err(e) = o.sink.push(audio) {
+          o.sink_errors.push(e);
+        }
+      }
+      if self.stats_wanted.load(Ordering::Relaxed) && self.stats_wanted.swap(false, Ordering::Relaxed) {
+        self.publish(out);
+      }
+      MutexGuard::bump(out);
+    }
+    for _ in 0..pass.gaps {
+      if let Err(e) = out.sink.underrun() {
+        out.sink_errors.push(e);
+      }
+    }
+    if !out.events.is_empty() || !out.sink_errors.is_empty() {
+      // Busy past the bound: the next pass reports them.
+      if let Ok(mut st) = self.input() {
+        self.note_chain_events(&mut st, &mut out.events);
+        self.note_sink_errors(&mut st, &mut out.sink_errors);
+      }
+    }
+  }
+
+  /// Counts an underrun tick (from the first capture on); true if counted.
+  fn underrun(&self, st: &mut Input) -> bool {
+    if !st.started {
+      return false;
+    }
+    st.counters.underruns += 1;
+    if st.pending.underrun_report {
+      // A report is waiting for the next drain: this tick joins it.
+      st.pending.underrun_ticks += 1;
+      return true;
+    }
+    st.underrun_unreported += 1;
+    if st.delivered_since_underrun {
+      st.delivered_since_underrun = false;
+      st.pending.underrun_ticks += st.underrun_unreported;
+      st.underrun_unreported = 0;
+      st.pending.underrun_report = true;
+      self.touch(st);
+    }
+    true
+  }
+
+  pub(super) fn resolve_playouts(&self, st: &mut Input) {
+    let removed = st.queue.removed_total();
+    let mut any = false;
+    while let Some(&(id, mark)) = st.playouts.front() {
+      if mark > removed {
+        break;
+      }
+      st.playouts.pop_front();
+      st.pending.playouts.push(id);
+      any = true;
+    }
+    if any {
+      self.touch(st);
+    }
+  }
+
+  /// `waitForPlayout()`: None when everything queued so far is already out; else an id
+  /// the bus reports once the consumer (or a clear) has taken it.
+  pub fn wait_playout(&self) -> Option<u64> {
+    let Ok(mut st) = self.input() else {
+      let id = self.next_call.fetch_add(1, Ordering::Relaxed);
+      self.defer(|d| d.playouts.push(id));
+      return Some(id);
+    };
+    if st.closed || st.queue.removed_total() >= st.queue.pushed_total() {
+      return None;
+    }
+    let id = self.next_call.fetch_add(1, Ordering::Relaxed);
+    self.mark_playout(&mut st, id);
+    Some(id)
+  }
+
+  /// Reports `id` once everything queued now is taken (at once if it already is).
+  pub(super) fn mark_playout(&self, st: &mut Input, id: u64) {
+    if st.closed || st.queue.removed_total() >= st.queue.pushed_total() {
+      st.pending.playouts.push(id);
+      self.touch(st);
+    } else {
+      let mark = st.queue.pushed_total();
+      st.playouts.push_back((id, mark));
+    }
+  }
+
+  /// Forgets a playout wait (its AbortSignal fired).
+  pub fn cancel_playout(&self, id: u64) {
+    match self.input() {
+      Ok(mut st) => st.playouts.retain(|(i, _)| *i != id),
+      Err(_) => self.defer(|d| d.cancel_playouts.push(id)),
+    }
+  }
+
+  /// Starts or stops buffering delivered chunks for a `frames()` reader on a paced source.
+  /// The clock switches sinks before its next pass; chunks it is processing now go where
+  /// they were headed.
+  pub fn set_reader(&self, on: bool) {
+    if self.opts.consumer == Consumer::Pull {
+      return;
+    }
+    let mut slot = self.cold.sink_slot.lock();
+    if on {
+      let buffer = Self::reader_buffer(&self.me, self.out_format, self.opts.reader_chunks);
+      let fill = self.opts.fill_silence && self.opts.consumer == Consumer::Realtime;
+      // Checked under the slot lock, which `close` takes after setting `closing`.
+      if self.closing.load(Ordering::Acquire) {
+        buffer.close();
+      }
+      slot.reader = Some(buffer.clone());
+      slot.request = Some(Box::new(ReaderSink::new(self.out_format, buffer, fill)));
+    } else {
+      slot.reader = None;
+      slot.request = Some(Box::new(Discard::new(self.out_format)));
+    }
+    self.sink_requested.store(true, Ordering::Release);
+  }
+
+  /// Delivers to `sink` from the clock's next pass on (the current one is closed then):
+  /// a wedged sink is replaced without recreating the source. It must take the source's
+  /// output format; a `frames()` reader, if any, stops receiving.
+  pub fn set_sink(&self, sink: Box<dyn Sink>) -> Result<()> {
+    if self.opts.consumer == Consumer::Pull {
+      return Err(CoreError::InvalidOption("a pull source's sink is its reader".into()));
+    }
+    if sink.format() != self.out_format {
+      return Err(CoreError::FormatMismatch(format!(
+        "sink takes {} Hz / {} ch, the source delivers {} Hz / {} ch",
+        sink.format().sample_rate,
+        sink.format().channels,
+        self.out_format.sample_rate,
+        self.out_format.channels
+      )));
+    }
+    let mut slot = self.cold.sink_slot.lock();
+    slot.reader = None;
+    slot.request = Some(sink);
+    self.sink_requested.store(true, Ordering::Release);
+    Ok(())
+  }
+
+  /// One chunk for a `frames()` reader; `Empty` arms a `Readable` event.
+  pub fn read(&self) -> Read {
+    // A pull source without processors is read from its queue; others through a buffer.
+    let pull = self.opts.consumer == Consumer::Pull && !self.has_chain;
+    if !pull {
+      let reader = self.cold.sink_slot.lock().reader.clone();
+      if let Some(r) = reader {
+        return r.pop();
+      }
+    }
+    let Ok(mut guard) = self.input() else {
+      if pull {
+        self.defer(|d| d.pull_reader = true);
+      }
+      return Read::Empty;
+    };
+    let st = &mut *guard;
+    if pull {
+      let mut out = Vec::with_capacity(st.chunker.chunk_len());
+      let now = Instant::now();
+      if self.pop_chunk(st, now, Some(&mut out)) {
+        let q = self.queued_ms(st);
+        let t = st.health.progress(now, q);
+        self.push_transition(st, t);
+        self.resolve_playouts(st);
+        return Read::Chunk(out);
+      }
+    }
+    if st.closed {
+      Read::Closed
+    } else {
+      st.reader_wanted = true;
+      Read::Empty
+    }
+  }
+}
+
+#[cfg(test)]
+mod tests {
+  use std::time::Instant;
+
+  use super::MAX_CHUNKS_PER_PASS;
+  use crate::events::Bus;
+  use crate::options::{Consumer, SourceOptions};
+  use crate::queue::Overflow;
+  use crate::source::{FrameRef, Read, Source};
+
+  fn source(consumer: Consumer, queue_ms: u32) -> std::sync::Arc<Source> {
+    let mut o = SourceOptions::new(8_000, 1).unwrap();
+    o.overflow = Overflow::Reject;
+    o.consumer = consumer;
+    o.queue_ms = queue_ms;
+    o.reader_chunks = 3;
+    Source::new(1, o, Bus::new()).unwrap()
+  }
+
+  #[test]
+  fn an_unpaced_pass_takes_at_most_its_bound_and_asks_for_more() {
+    let s = source(Consumer::Unpaced, 1_000);
+    s.try_capture(FrameRef::i16(&vec![1; 80 * (MAX_CHUNKS_PER_PASS + 1)]))
+      .unwrap();
+    assert!(s.tick(Instant::now(), 1), "one chunk is left");
+    assert_eq!(s.metrics().delivered, 80 * MAX_CHUNKS_PER_PASS as u64);
+    assert!(!s.tick(Instant::now(), 0));
+    assert_eq!(s.metrics().queued, 0);
+  }
+
+  #[test]
+  fn the_clock_takes_no_more_than_the_reader_has_room_for() {
+    let s = source(Consumer::Unpaced, 1_000);
+    s.set_reader(true);
+    s.try_capture(FrameRef::i16(&[1; 80 * 5])).unwrap();
+    assert!(
+      !s.tick(Instant::now(), 1),
+      "the reader is full: no point in another pass"
+    );
+    let m = s.metrics();
+    assert_eq!((m.delivered, m.queued), (240, 160));
+    for _ in 0..3 {
+      assert_eq!(s.read(), Read::Chunk(vec![1; 80]));
+    }
+    assert_eq!(s.read(), Read::Empty);
+  }
+
+  #[test]
+  fn realtime_underruns_reach_a_filling_reader_as_silence() {
+    let s = source(Consumer::Realtime, 100);
+    s.set_reader(true);
+    s.try_capture(FrameRef::i16(&[5; 80])).unwrap();
+    s.tick(Instant::now(), 3);
+    let m = s.metrics();
+    assert_eq!((m.delivered, m.underruns), (80, 2));
+    assert_eq!(s.read(), Read::Chunk(vec![5; 80]));
+    assert_eq!(s.read(), Read::Chunk(vec![0; 80]));
+    assert_eq!(s.read(), Read::Chunk(vec![0; 80]));
+    // Full reader: ticks make no progress and count nothing.
+    s.tick(Instant::now(), 5);
+    s.tick(Instant::now(), 5);
+    assert_eq!(
+      s.metrics().underruns,
+      5,
+      "3 gaps filled the reader, then it stopped the clock"
+    );
+  }
+}
