@@ -34,6 +34,20 @@ export declare class NativeEngine {
   get lostTicks(): number
 }
 
+export declare class NativeGroup {
+  constructor(engine: NativeEngine, sources: Array<NativeSource>)
+  get id(): number
+  get size(): number
+  /**
+   * One frame per member, member after member in `data`; the record goes to `out`,
+   * member statuses (when settled at once) to `statuses`.
+   */
+  captureI16(data: Int16Array, deadlineMs: number | undefined | null, wait: boolean, out: Float64Array, statuses: Uint8Array): void
+  captureF32(data: Float32Array, deadlineMs: number | undefined | null, wait: boolean, out: Float64Array, statuses: Uint8Array): void
+  /** A settled round's member statuses (once; false if unknown). */
+  takeStatuses(round: number, statuses: Uint8Array): boolean
+}
+
 export declare class NativeLedger {
   /** One ledger per processor name; `budgetUs` is the per-call time budget (0: none). */
   constructor(names: Array<string>, bypassAfter: number, budgetUs: number)

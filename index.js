@@ -836,6 +836,7 @@ function __napiStampBindingTarget(exportsObject, target) {
 module.exports.__napiBindingTarget = __napiStampBindingTarget(nativeBinding, __napiLoadedBindingTarget)
 module.exports = nativeBinding
 module.exports.NativeEngine = nativeBinding.NativeEngine
+module.exports.NativeGroup = nativeBinding.NativeGroup
 module.exports.NativeLedger = nativeBinding.NativeLedger
 module.exports.NativeSource = nativeBinding.NativeSource
 module.exports.debugPanic = nativeBinding.debugPanic

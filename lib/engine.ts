@@ -1,12 +1,12 @@
 import { native } from './errors'
-import type { JsEvent, NativeEngine as NativeEngineT, NativeSource as NativeSourceT } from '../index'
+import type { JsEvent, NativeEngine as NativeEngineT, NativeGroup as NativeGroupT, NativeSource as NativeSourceT } from '../index'
 
 // The generated napi-rs loader (index.js) picks the platform binary.
 // eslint-disable-next-line @typescript-eslint/no-require-imports
 export const binding: typeof import('../index') = require('../index.js')
 
-export const { NativeEngine, NativeSource } = binding
-export type { NativeEngineT, NativeSourceT }
+export const { NativeEngine, NativeGroup, NativeSource } = binding
+export type { NativeEngineT, NativeGroupT, NativeSourceT }
 
 /** What a source needs from the engine dispatcher. */
 export interface Dispatchable {

@@ -24,13 +24,16 @@ const waiting: Array<((v: unknown) => void) | undefined> = []
 const values: unknown[] = []
 let head = 0
 
-/** Counts one settlement; false when this turn's budget is spent (defer it). */
-export function admit(): boolean {
+/**
+ * Counts one settlement; false when this turn's budget is spent (defer it). `heavy`: the
+ * call behind it costs far more than a clock read (a group round), so look every time.
+ */
+export function admit(heavy = false): boolean {
   if (over) return false
   if (used++ === 0) {
     turnStart = performance.now()
     schedule()
-  } else if (used % CHECK_EVERY === 0 && performance.now() - turnStart > TURN_BUDGET_MS) {
+  } else if ((heavy || used % CHECK_EVERY === 0) && performance.now() - turnStart > TURN_BUDGET_MS) {
     over = true
     return false
   }
@@ -38,8 +41,8 @@ export function admit(): boolean {
 }
 
 /** A promise of `value`, settled at once when the turn has budget left, else next turn. */
-export function settleFair<T>(value: T): Promise<T> {
-  if (admit()) return Promise.resolve(value)
+export function settleFair<T>(value: T, heavy = false): Promise<T> {
+  if (admit(heavy)) return Promise.resolve(value)
   return later(value)
 }
 

@@ -1,5 +1,6 @@
 export { AudioFrame, type AudioFrameLike, type Samples } from './frame'
 export { AudioSource } from './source'
+export { SourceGroup, type GroupOutcome } from './group'
 export { AudioStream, type AudioStreamOptions } from './stream'
 export { CapstanError, type CapstanErrorCode } from './errors'
 export { shutdown } from './engine'

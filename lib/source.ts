@@ -106,6 +106,13 @@ function rejectFair<T>(e: unknown): Promise<T> {
   })
 }
 
+let nativeOfSource: (s: AudioSource) => NativeSourceT
+
+/** @internal The native handle of a source (for groups); not exported from the package. */
+export function nativeOf(s: AudioSource): NativeSourceT {
+  return nativeOfSource(s)
+}
+
 const asyncDispose: typeof Symbol.asyncDispose = Symbol.asyncDispose ?? Symbol.for('nodejs.asyncDispose')
 
 /**
@@ -127,6 +134,10 @@ export class AudioSource extends EventEmitter<AudioSourceEvents> {
   #js: JsChain | undefined
   #reading = false
   #closed = false
+
+  static {
+    nativeOfSource = (s) => s.#native
+  }
 
   constructor(options: AudioSourceOptions) {
     super()

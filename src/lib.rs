@@ -5,10 +5,12 @@
 
 mod convert;
 mod engine;
+mod group;
 mod ledger;
 mod source;
 
 pub use engine::NativeEngine;
+pub use group::NativeGroup;
 pub use ledger::NativeLedger;
 pub use source::NativeSource;
 

@@ -13,7 +13,7 @@ use crate::engine::NativeEngine;
 
 #[napi]
 pub struct NativeSource {
-  inner: Arc<Source>,
+  pub(crate) inner: Arc<Source>,
   engine: Arc<Engine>,
 }
 
@@ -29,11 +29,11 @@ fn frame<'a>(samples: Samples<'a>, sample_rate: Option<f64>, channels: Option<f6
 
 /// The caller's outcome record. Safety: the JS thread is inside this call, so nothing
 /// else touches the array while we write it.
-fn slots<'a>(out: &'a mut Float64ArraySlice) -> &'a mut [f64] {
+pub(crate) fn slots<'a>(out: &'a mut Float64ArraySlice) -> &'a mut [f64] {
   unsafe { out.as_mut() }
 }
 
-fn check_out(out: &[f64]) -> Result<()> {
+pub(crate) fn check_out(out: &[f64]) -> Result<()> {
   if out.len() < OUTCOME_SLOTS {
     return Err(Error::new(
       Status::InvalidArg,
@@ -43,7 +43,7 @@ fn check_out(out: &[f64]) -> Result<()> {
   Ok(())
 }
 
-fn deadline(ms: Option<f64>) -> Result<Option<u32>> {
+pub(crate) fn deadline(ms: Option<f64>) -> Result<Option<u32>> {
   ms.map(|v| whole("deadlineMs", v)).transpose().map_err(js_err)
 }
 

@@ -10,6 +10,7 @@ use parking_lot::Mutex;
 
 use crate::error::Result;
 use crate::events::{Bus, Drained, Notifier};
+use crate::group::Group;
 use crate::options::{Consumer, SourceOptions};
 use crate::source::Source;
 use crate::wake::Poke;
@@ -105,6 +106,13 @@ impl Engine {
       *clocks = Some(self.start_clocks());
     }
     Ok(source)
+  }
+
+  /// Groups a fixed set of this engine's sources for one-call rounds (see [`Group`]). The
+  /// group takes an id from the sources' sequence, so the bus reports it like a source.
+  pub fn add_group(&self, members: Vec<Arc<Source>>) -> Result<Arc<Group>> {
+    let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+    Group::new(id, members, self.bus.clone())
   }
 
   fn start_clocks(&self) -> Clocks {

@@ -4,12 +4,14 @@
 //! Stages in the order audio flows: [`format`] → [`chunker`] → [`queue`] → [`source`]
 //! (capture, waiters, consumer) → [`clock`] (engine threads), with [`health`] judging
 //! consumer progress and [`events`] carrying coalesced signals back to the caller.
+//! [`group`] feeds many sources from one call.
 
 pub mod chunker;
 pub mod clock;
 pub mod error;
 pub mod events;
 pub mod format;
+pub mod group;
 pub mod health;
 pub mod options;
 pub mod outcome;
@@ -23,6 +25,7 @@ pub use clock::Engine;
 pub use error::{CoreError, Result};
 pub use events::{Completion, Drained, Event, Notifier};
 pub use format::{declared, Format};
+pub use group::{Group, RoundOutcome, RoundResult};
 pub use health::epoch_ms;
 pub use health::{HealthState, Transition};
 pub use options::{whole, Consumer, RawOptions, RawProcessor, SourceOptions};

@@ -50,6 +50,14 @@ pub struct Outcome {
   pub waited_ms: f64,
 }
 
+/// Where a waiting capture reports when it settles, instead of the bus: a group round
+/// (see [`crate::group`]) joins its members' outcomes and settles once. Called on an
+/// engine or JS thread with the member source's input lock held: implementations only
+/// record and count.
+pub trait Join: Send + Sync {
+  fn settled(&self, member: u32, outcome: &Outcome);
+}
+
 /// Either settled at once, or waiting under the `wait` policy (settles through the bus).
 #[derive(Debug, Clone, PartialEq)]
 pub enum CaptureResult {

@@ -2,6 +2,7 @@
 //! a frame that does not fit.
 
 use std::sync::atomic::Ordering;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::waiters::Waiter;
@@ -9,7 +10,7 @@ use super::{FrameRef, Input, Samples, Source, LOCK_BOUND};
 use crate::error::Result;
 use crate::format::f32_to_i16;
 use crate::options::Consumer;
-use crate::outcome::{CaptureResult, Outcome, Status};
+use crate::outcome::{CaptureResult, Join, Outcome, Status};
 use crate::queue::Overflow;
 
 impl Source {
@@ -37,13 +38,25 @@ impl Source {
   /// `captureFrame`: queue what the policy allows now; under `wait`, what does not fit
   /// waits (FIFO behind earlier waiters) until room, deadline, abort, clear or close.
   pub fn capture(&self, frame: FrameRef<'_>, deadline_ms: Option<u32>) -> Result<CaptureResult> {
-    self.capture_inner(frame, deadline_ms, true, false)
+    self.capture_inner(frame, deadline_ms, true, false, None)
+  }
+
+  /// `capture` as a member of a group round: if it has to wait, it settles into `join`
+  /// (as `member`) instead of the bus. A settled result is returned as usual.
+  pub fn capture_joined(
+    &self,
+    frame: FrameRef<'_>,
+    deadline_ms: Option<u32>,
+    join: Arc<dyn Join>,
+    member: u32,
+  ) -> Result<CaptureResult> {
+    self.capture_inner(frame, deadline_ms, true, false, Some((join, member)))
   }
 
   /// `tryCaptureFrame`: never waits. Under `wait`, a frame that cannot be queued whole
   /// right now (or that would jump earlier waiters) is refused whole (`dropped`).
   pub fn try_capture(&self, frame: FrameRef<'_>) -> Result<Outcome> {
-    match self.capture_inner(frame, Some(0), false, false)? {
+    match self.capture_inner(frame, Some(0), false, false, None)? {
       CaptureResult::Settled(o) => Ok(o),
       CaptureResult::Pending(_) => unreachable!("try_capture never waits"),
     }
@@ -75,7 +88,7 @@ impl Source {
       return Ok(CaptureResult::Settled(o));
     }
     let silence = vec![0i16; pad];
-    self.capture_inner(FrameRef::i16(&silence), deadline_ms, true, true)
+    self.capture_inner(FrameRef::i16(&silence), deadline_ms, true, true, None)
   }
 
   fn capture_inner(
@@ -84,6 +97,7 @@ impl Source {
     deadline_ms: Option<u32>,
     may_wait: bool,
     padding: bool,
+    join: Option<(Arc<dyn Join>, u32)>,
   ) -> Result<CaptureResult> {
     let mut scratch = Vec::new();
     let input = self.prepare(&frame, &mut scratch)?;
@@ -116,7 +130,7 @@ impl Source {
       Overflow::Wait if !may_wait => self.reject(st, input),
       Overflow::Wait => {
         let wait = Duration::from_millis(deadline_ms.unwrap_or(self.opts.deadline_ms) as u64);
-        match self.wait(st, input, now, wait, padding) {
+        match self.wait(st, input, now, wait, padding, join) {
           Some(o) => o,
           None => return Ok(CaptureResult::Pending(st.waiters.back().expect("just queued").id)),
         }
@@ -135,7 +149,15 @@ impl Source {
   /// `wait`: what fits is queued at once (unless earlier captures wait), the rest waits
   /// for room until `wait` runs out. None: the capture is now a waiter (and its padding,
   /// if any, is counted as it goes in); `deadlineMs: 0` settles `timeout` at once.
-  fn wait(&self, st: &mut Input, input: &[i16], now: Instant, wait: Duration, padding: bool) -> Option<CaptureResult> {
+  fn wait(
+    &self,
+    st: &mut Input,
+    input: &[i16],
+    now: Instant,
+    wait: Duration,
+    padding: bool,
+    join: Option<(Arc<dyn Join>, u32)>,
+  ) -> Option<CaptureResult> {
     let n = input.len();
     let used = if st.waiters.is_empty() {
       self.feed(st, input, st.queue.free_chunks())
@@ -165,6 +187,7 @@ impl Source {
       started: now,
       deadline: now + wait,
       padding,
+      join,
     });
     if padding {
       st.counters.padded += used as u64;

@@ -301,6 +301,11 @@ impl Source {
     &self.opts
   }
 
+  /// Whether this source reports to `bus` (belongs to that engine).
+  pub(crate) fn on_bus(&self, bus: &Arc<Bus>) -> bool {
+    Arc::ptr_eq(&self.bus, bus)
+  }
+
   pub fn format(&self) -> Format {
     self.opts.format
   }

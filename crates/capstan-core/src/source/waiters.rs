@@ -1,11 +1,12 @@
 //! Captures waiting for room under the `wait` policy: fed in FIFO order as the consumer
 //! frees room, settled when fully queued, at their deadline, on abort, clear or close.
 
+use std::sync::Arc;
 use std::time::Instant;
 
 use super::{Input, Source};
 use crate::events::Completion;
-use crate::outcome::{Outcome, Status};
+use crate::outcome::{Join, Outcome, Status};
 
 pub(super) struct Waiter {
   pub(super) id: u64,
@@ -17,6 +18,8 @@ pub(super) struct Waiter {
   pub(super) deadline: Instant,
   /// Silence from `flush()`: counted in `padded` as it is taken into custody.
   pub(super) padding: bool,
+  /// A group round this capture belongs to (member index): it reports there, not to the bus.
+  pub(super) join: Option<(Arc<dyn Join>, u32)>,
 }
 
 impl Source {
@@ -38,11 +41,16 @@ impl Source {
       self.note_deadline(st, waited, rest);
     }
     let outcome = self.outcome(st, status, w.accepted, rest, waited);
-    st.pending.completions.push(Completion { id: w.id, outcome });
     if w.rest.capacity() > st.spare_rest.capacity() {
       st.spare_rest = w.rest;
     }
-    self.touch(st);
+    match w.join {
+      Some((join, member)) => join.settled(member, &outcome),
+      None => {
+        st.pending.completions.push(Completion { id: w.id, outcome });
+        self.touch(st);
+      }
+    }
   }
 
   /// Moves waiting captures into freed room, in order; settles those fully queued.
@@ -103,6 +111,9 @@ impl Source {
       rest,
       now.saturating_duration_since(w.started),
     );
+    if let Some((join, member)) = &w.join {
+      join.settled(*member, &o);
+    }
     if idx == 0 {
       self.service_waiters(st, now);
     }
