@@ -30,6 +30,28 @@ describe('the event loop keeps turning', () => {
     expect(r.invariant).toBe(true)
   })
 
+  it('overload: 10,000 plain loops with 10 ms frames degrade by real-time factor, never by the event loop', async () => {
+    const r = await scenario('overload', 60_000)
+    expect(r.maxGap).toBeLessThanOrEqual(100)
+    expect(r.stopLateMs).toBeLessThanOrEqual(100)
+    // The producers noticed the stop signal promptly too.
+    expect(r.stoppedMs).toBeLessThanOrEqual(200)
+    expect(r.ticks).toBeGreaterThan(100)
+    // Starved consumers are reported, not hidden.
+    expect(r.underrunSources).toBeGreaterThan(0)
+    expect(r.invariant).toBe(true)
+  })
+
+  it('10,000 sources fed by one SourceGroup loop: every round settles, nothing lost, timers run', async () => {
+    const r = await scenario('group', 60_000)
+    expect(r.maxGap).toBeLessThanOrEqual(100)
+    expect(r.stopLateMs).toBeLessThanOrEqual(100)
+    expect(r.rounds).toBeGreaterThan(100)
+    expect(r.statuses).toEqual({ accepted: r.rounds })
+    expect(r.captured).toBe(r.expectedCaptured)
+    expect(r.invariant).toBe(true)
+  })
+
   it('a frames() reader over 300 s of queued audio reads every frame, in order, while timers run', async () => {
     const r = await scenario('reader')
     expect(r.accepted).toBe('accepted')
