@@ -2,10 +2,11 @@
 // Scenario "N real-time sources", one library and one N per process (run by bench.mjs).
 //
 //   node benchmark/child-realtime.mjs --lib capstan|livekit --n 1000 --frame-ms 10 \
-//        --seconds 10 --warmup 2 [--collapse-stop 0.5]
+//        --seconds 10 --warmup 2 [--collapse-stop 0.5] [--group]
 //
 // Each source runs a TTS-like loop `while (!stop) await source.captureFrame(frame)` of
-// 48 kHz mono frames. Measured from t = warmup to t = seconds (or earlier if the run
+// 48 kHz mono frames. With --group (capstan), one loop feeds every source instead:
+// `while (!stop) await group.captureFrames(frames)` on a SourceGroup of all N. Measured from t = warmup to t = seconds (or earlier if the run
 // collapses). Prints one `BENCH_RESULT {json}` line.
 import {
   Hist,
@@ -34,6 +35,8 @@ const seconds = num(args, 'seconds', 10)
 const warmup = num(args, 'warmup', 2)
 const collapseBelow = num(args, 'collapse-stop', 0.5)
 const queueMs = num(args, 'queue-ms', 1000)
+const grouped = args.group === true
+if (grouped && lib !== 'capstan') throw new Error('--group is a capstan API')
 // The warm-up is extended (up to this many extra seconds) until the queues are in steady
 // state: full (average accepted audio per source >= time since its first accepted frame +
 // queue length - one frame - 50 ms), or clearly not filling because the producers are
@@ -150,7 +153,49 @@ if (lib === 'capstan') {
 }
 const eld = eventLoopMonitor()
 const tStart = performance.now()
-for (let i = 0; i < N; i++) void producer(i)
+/** The one loop of --group: a round captures one frame for every source. */
+async function groupProducer() {
+  const group = new mod.SourceGroup(sources)
+  const all = new Int16Array(N * frameSamples)
+  for (let i = 0; i < N; i++) all.set(data, i * frameSamples)
+  while (!stop) {
+    const t0 = performance.now()
+    /** @type {{ statuses: string[] }} */
+    let o
+    try {
+      o = await group.captureFrames(all)
+    } catch (e) {
+      errors++
+      firstError ??= String(e)
+      if (stop) return
+      await sleep(10)
+      continue
+    }
+    for (let i = 0; i < N; i++) {
+      const status = o.statuses[i]
+      if (status === 'accepted') {
+        acceptedAll++
+        if (hasFirst[i] === 0) {
+          hasFirst[i] = 1
+          firstSum += performance.now()
+          firstCount++
+        }
+      }
+      if (measuring) {
+        if (status === 'accepted') accepted[i]++
+        else nonAccepted[status] = (nonAccepted[status] ?? 0) + 1
+      }
+    }
+    if (measuring) {
+      lat.record(performance.now() - t0)
+      framesInWindow += N
+    }
+  }
+  group.close()
+}
+
+if (grouped) void groupProducer()
+else for (let i = 0; i < N; i++) void producer(i)
 
 await sleep(warmup * 1000 - (performance.now() - tStart))
 // Steady-state probe (see --max-extra-warmup).
@@ -295,6 +340,7 @@ const cpuUs = cpu1 - cpu0
 emit({
   scenario: 'realtime',
   lib,
+  grouped,
   n: N,
   frameMs,
   seconds,
