@@ -838,5 +838,5 @@ module.exports = nativeBinding
 module.exports.NativeEngine = nativeBinding.NativeEngine
 module.exports.NativeLedger = nativeBinding.NativeLedger
 module.exports.NativeSource = nativeBinding.NativeSource
+module.exports.contract = nativeBinding.contract
 module.exports.debugPanic = nativeBinding.debugPanic
-module.exports.outcomeStatuses = nativeBinding.outcomeStatuses
