@@ -49,8 +49,11 @@ export declare class NativeGroup {
 }
 
 export declare class NativeLedger {
-  /** One ledger per processor name; `budgetUs` is the per-call time budget (0: none). */
-  constructor(names: Array<string>, bypassAfter: number, budgetUs: number)
+  /**
+   * One ledger per processor name, with the source's `processorBypassAfter` and
+   * `processorBudgetMs` (null: the core's defaults, as for native processors).
+   */
+  constructor(names: Array<string>, bypassAfter?: number | undefined | null, budgetMs?: number | undefined | null)
   /** Whether processor `index` should be called (enabled and not bypassed). */
   active(index: number): boolean
   bypassed(index: number): boolean
@@ -61,7 +64,11 @@ export declare class NativeLedger {
 }
 
 export declare class NativeSource {
-  constructor(engine: NativeEngine, options: JsSourceOptions)
+  /**
+   * `options` is an `AudioSourceOptions` object; it is converted here rather than by
+   * napi-rs so that a value of the wrong type is `ERR_INVALID_OPTION` like any other.
+   */
+  constructor(engine: NativeEngine, options: AudioSourceOptions)
   get id(): number
   /**
    * Copies the samples (borrowed zero-copy from the caller's view) into the engine and
@@ -75,6 +82,11 @@ export declare class NativeSource {
   flush(deadlineMs: number | undefined | null, out: Float64Array): void
   /** Settles a waiting capture as aborted (record in `out`); false if it had already settled. */
   abort(id: number, out: Float64Array): boolean
+  /**
+   * Settles a capture JavaScript refused before sending it (its signal was already
+   * aborted) as `aborted`, so the engine counts it: `interleaved` samples, none taken.
+   */
+  refuseAborted(interleaved: number, out: Float64Array): void
   clear(): number
   /** Null when already played out; else an id the bus reports in `playouts`. */
   waitPlayout(): number | null
@@ -99,46 +111,88 @@ export declare class NativeSource {
 }
 
 /**
+ * `new AudioSource(options)` as the binding reads it; validated by the core
+ * (`SourceOptions::from_raw`), defaults in `contract().defaults`.
+ */
+export interface AudioSourceOptions {
+  sampleRate: number
+  channels: number
+  queueMs?: number
+  overflow?: string
+  deadlineMs?: number
+  stallAfterMs?: number
+  consumer?: string
+  fillSilence?: boolean
+  readerBufferMs?: number
+  processors?: Array<JsProcessorSpec>
+  processorBypassAfter?: number
+  processorBudgetMs?: number
+}
+
+/**
+ * The contract TypeScript reads at load instead of restating it: outcome record layout,
+ * statuses, the pending code, error codes and option defaults, all from the core.
+ */
+export declare function contract(): JsContract
+
+/**
  * Panics on purpose, so tests can prove a Rust panic surfaces as `ERR_NATIVE_PANIC`
  * instead of taking the process down.
  */
 export declare function debugPanic(message: string): void
 
 /**
- * Everything a drain found, packed: completions as `[sourceId, ...outcome record]` rows
- * (1 + OUTCOME_SLOTS numbers each, the record's `id` slot naming the capture), reached
- * playout marks as `[sourceId, id]` pairs, events as objects (they are rare and coalesced).
+ * Everything a drain found, packed: completions as rows of `contract().completionRow`
+ * numbers (`[sourceId, ...outcome record]`, the record's `id` slot naming the capture),
+ * reached playout marks as `[sourceId, id]` pairs, events as objects (rare, coalesced).
  */
 export interface JsBatch {
   /** Sources were left pending for the next drain. */
   more: boolean
   completions: Float64Array
   playouts: Float64Array
-  events: Array<JsEvent>
+  events: Array<JsSourceEvent>
 }
 
-export interface JsEvent {
-  sourceId: number
-  kind: string
-  state?: string
-  previous?: string
-  sinceMs?: number
-  queuedMs?: number
-  at?: number
-  droppedSamples?: number
-  policy?: string
-  ticks?: number
-  count?: number
-  waitedMs?: number
-  processor?: string
-  message?: string
-  consecutive?: number
-  bypassed?: boolean
-  elapsedUs?: number
-  budgetUs?: number
-  speaking?: boolean
-  positionMs?: number
+/** Everything TypeScript needs to read what the binding writes, defined by the core. */
+export interface JsContract {
+  /** Outcome statuses by the code a record's status slot carries. */
+  statuses: Array<string>
+  /** The status code of a capture still waiting (its record's `id` slot names it). */
+  pending: number
+  slots: JsSlots
+  /** Numbers per row of `JsBatch.completions`: the source id, then an outcome record. */
+  completionRow: number
+  /** The codes core errors carry in `code`. */
+  errorCodes: Array<string>
+  defaults: JsDefaults
 }
+
+/** Option defaults, as the core applies them. */
+export interface JsDefaults {
+  queueMs: number
+  overflow: string
+  deadlineMs: number
+  stallAfterMs: number
+  consumer: string
+  fillSilence: boolean
+  readerBufferMs: number
+  processorBypassAfter: number
+  processorBudgetMs: number
+}
+
+/** A source's event, tagged by `kind`: each variant carries exactly its own fields. */
+export type JsEvent =
+  | { kind: 'health'; state: string; previous: string; sinceMs: number; queuedMs: number; at: number }
+  | { kind: 'overflow'; droppedSamples: number; policy: string }
+  | { kind: 'underrun'; ticks: number }
+  | { kind: 'deadline'; count: number; waitedMs: number; droppedSamples: number }
+  | { kind: 'processor-error'; processor: string; message: string; consecutive: number; bypassed: boolean }
+  | { kind: 'processor-slow'; processor: string; elapsedUs: number; budgetUs: number; count: number }
+  | { kind: 'vad'; speaking: boolean; positionMs: number; at: number }
+  | { kind: 'sink-error'; message: string }
+  | { kind: 'readable' }
+  | { kind: 'closed' }
 
 export interface JsMetrics {
   captured: number
@@ -154,6 +208,8 @@ export interface JsMetrics {
   queuedMs: number
   playoutPosition: number
   health: string
+  /** Chunks a sink refused (each also reported as a `sink-error` event). */
+  sinkErrors: number
   captureWaitUs: JsWait
   /** Count of settled calls per status (`accepted`, `partial`, ...). */
   outcomes: Record<string, number>
@@ -183,19 +239,22 @@ export interface JsProcessorStats {
   timeUs: JsTime
 }
 
-export interface JsSourceOptions {
-  sampleRate: number
-  channels: number
-  queueMs?: number
-  overflow?: string
-  deadlineMs?: number
-  stallAfterMs?: number
-  consumer?: string
-  fillSilence?: boolean
-  readerBufferMs?: number
-  processors?: Array<JsProcessorSpec>
-  processorBypassAfter?: number
-  processorBudgetMs?: number
+/** Slot indices of an outcome record (see `capstan_core::outcome::slot`). */
+export interface JsSlots {
+  status: number
+  acceptedSamples: number
+  droppedSamples: number
+  queuedMs: number
+  waitedMs: number
+  id: number
+  /** Numbers in one record. */
+  count: number
+}
+
+/** An event and the source it is for. */
+export interface JsSourceEvent {
+  sourceId: number
+  event: JsEvent
 }
 
 export interface JsTime {
@@ -210,9 +269,3 @@ export interface JsWait {
   p99: number
   max: number
 }
-
-/**
- * Outcome statuses by the code an outcome record carries; the code one past the last
- * means "pending".
- */
-export declare function outcomeStatuses(): Array<string>

@@ -839,5 +839,5 @@ module.exports.NativeEngine = nativeBinding.NativeEngine
 module.exports.NativeGroup = nativeBinding.NativeGroup
 module.exports.NativeLedger = nativeBinding.NativeLedger
 module.exports.NativeSource = nativeBinding.NativeSource
+module.exports.contract = nativeBinding.contract
 module.exports.debugPanic = nativeBinding.debugPanic
-module.exports.outcomeStatuses = nativeBinding.outcomeStatuses

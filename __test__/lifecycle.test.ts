@@ -112,20 +112,20 @@ describe('queuedMs and playoutPosition are native state', () => {
 })
 
 describe('realtime consumer', () => {
-  it('plays 500 ms of audio out at real-time pace', async () => {
+  // Not faster than real time (a loaded machine only makes it slower); the upper bound on
+  // the pace is in load/pace.test.ts, run alone.
+  it('plays 500 ms of audio out in 10 ms steps, never faster than real time', async () => {
     const s = t.make({ sampleRate: 48000, channels: 1, queueMs: 1000 })
     const t0 = performance.now()
     expect(s.tryCaptureFrame(ramp(50 * C))).toMatchObject({ status: 'accepted', acceptedSamples: 24000 })
     const positions: number[] = []
     const poll = setInterval(() => positions.push(s.playoutPosition), 20)
     try {
-      await within(s.waitForPlayout(), 5000, 'realtime playout')
+      await within(s.waitForPlayout(), 15_000, 'realtime playout')
     } finally {
       clearInterval(poll)
     }
-    const elapsed = performance.now() - t0
-    expect(elapsed).toBeGreaterThanOrEqual(350)
-    expect(elapsed).toBeLessThan(1500)
+    expect(performance.now() - t0).toBeGreaterThanOrEqual(350)
     expect(s.playoutPosition).toBe(24000)
     // The position advanced in whole 10 ms steps, never backwards, never in one jump.
     for (const p of positions) expect(p % C).toBe(0)
@@ -153,12 +153,11 @@ describe('realtime consumer', () => {
 })
 
 describe('unpaced consumer', () => {
-  it('delivers as fast as it can', async () => {
+  // How fast is bounded in load/pace.test.ts, run alone.
+  it('delivers everything without a clock: no underruns', async () => {
     const s = t.make({ sampleRate: 48000, channels: 1, consumer: 'unpaced', queueMs: 2000 })
-    const t0 = performance.now()
     s.tryCaptureFrame(ramp(150 * C)) // 1.5 s of audio
-    await within(s.waitForPlayout(), 3000, 'unpaced playout')
-    expect(performance.now() - t0).toBeLessThan(1000)
+    await within(s.waitForPlayout(), 15_000, 'unpaced playout')
     expect(s.metrics()).toMatchObject({ delivered: 150 * C, queued: 0, underruns: 0 })
   })
 })

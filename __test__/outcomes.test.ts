@@ -227,7 +227,27 @@ describe("'aborted'", () => {
     const o = await s.captureFrame(ramp(960), { signal: AbortSignal.abort() })
     expect(o).toMatchObject({ status: 'aborted', acceptedSamples: 0, droppedSamples: 480, waitedMs: 0 })
     expect(s.metrics()).toMatchObject({ captured: 0, queued: 0, dropped: 0 })
+    expect(s.metrics().outcomes.aborted).toBe(1)
     expect(s.queuedMs).toBe(0)
+  })
+
+  it('every aborted capture is settled by the engine: one already aborted, one aborted while waiting', async () => {
+    const s = t.make({ sampleRate: 48000, channels: 1, consumer: 'pull', queueMs: 10, overflow: 'wait', deadlineMs: 10_000 })
+    s.tryCaptureFrame(ramp(C + 7, 0))
+    const pre = await s.captureFrame(ramp(C), { signal: AbortSignal.abort() })
+    // queuedMs is the engine's depth at settlement, as for any outcome.
+    expect(pre).toMatchObject({ status: 'aborted', acceptedSamples: 0, droppedSamples: C, waitedMs: 0 })
+    expect(pre.queuedMs).toBeCloseTo((C + 7) / 48, 9)
+    const ac = new AbortController()
+    const waiting = track(s.captureFrame(ramp(2 * C), { signal: ac.signal }))
+    await settleTicks(20)
+    expect(waiting.settled).toBe(false)
+    ac.abort()
+    expect(await within(waiting.promise, 1000)).toMatchObject({ status: 'aborted', acceptedSamples: 0, droppedSamples: 2 * C })
+    const m = s.metrics()
+    expect(m.outcomes.aborted).toBe(2)
+    expect(m).toMatchObject({ captured: 3 * C + 7, queued: C + 7, dropped: 2 * C, waitingCaptures: 0 })
+    expectInvariant(m)
   })
 
   it('aborting after the capture settled changes nothing', async () => {

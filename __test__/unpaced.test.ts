@@ -5,7 +5,7 @@ import { describe, expect, it } from 'vitest'
 import { AudioSource } from '../lib/index'
 
 describe('unpaced consumer', () => {
-  it('moves 30 s of audio through a 200 ms queue far faster than one queue per tick', async () => {
+  it('moves 30 s of audio through a 200 ms queue, the producer waiting for room', async () => {
     const s = new AudioSource({ sampleRate: 48000, channels: 1, consumer: 'unpaced', queueMs: 200 })
     const frame = new Int16Array(480).fill(3)
     const t0 = performance.now()
@@ -22,7 +22,8 @@ describe('unpaced consumer', () => {
     expect(m.delivered).toBe(3000 * 480)
     expect(m.captured).toBe(m.delivered + m.queued + m.dropped + m.cleared)
     expect(waited).toBeGreaterThan(100) // the queue was full: the producer really waited
-    // Draining one 200 ms queue per 10 ms tick would take 1.5 s; woken drains take ~0.1 s.
-    expect(ms).toBeLessThan(1000)
+    // How fast (woken drains, not one queue per tick) is bounded in load/pace.test.ts, run
+    // alone; here, on a machine shared with the parallel suite, only that it got through.
+    expect(ms).toBeLessThan(15_000)
   })
 })

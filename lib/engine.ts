@@ -53,6 +53,8 @@ export function release(): void {
 
 /** Captures settled per macrotask when the engine wakes us; the rest go on next turn. */
 const SLICE = 256
+/** Numbers per completion row, `[sourceId, ...outcome record]` (the core's layout; see ./outcome). */
+const ROW = binding.contract().completionRow
 /** Settled-capture rows not yet handed to their sources, oldest first. */
 const backlog: Float64Array[] = []
 let at = 0
@@ -61,8 +63,7 @@ let continuing = false
 function settle(limit: number): void {
   while (backlog.length > 0 && limit > 0) {
     const c = backlog[0]
-    // Rows of [sourceId, ...outcome record]; see ./outcome.
-    for (; at < c.length && limit > 0; at += 7, limit--) sources.get(c[at])?.settled(c, at + 1)
+    for (; at < c.length && limit > 0; at += ROW, limit--) sources.get(c[at])?.settled(c, at + 1)
     if (at >= c.length) {
       backlog.shift()
       at = 0
@@ -83,7 +84,7 @@ export function drainAll(everything = true): void {
   if (completions.length > 0) backlog.push(completions)
   settle(everything ? Infinity : SLICE)
   for (let i = 0; i < p.length; i += 2) sources.get(p[i])?.playedOut(p[i + 1])
-  for (const e of events) sources.get(e.sourceId)?.event(e)
+  for (const { sourceId, event } of events) sources.get(sourceId)?.event(event)
   if (more || backlog.length > 0) wake()
 }
 

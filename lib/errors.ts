@@ -1,9 +1,12 @@
+import { binding } from './engine'
+
 /** Stable codes for programmer errors. Everything else a capture meets is an outcome. */
 export type CapstanErrorCode =
   | 'ERR_FORMAT_MISMATCH'
   | 'ERR_INVALID_FRAME'
   | 'ERR_INVALID_OPTION'
   | 'ERR_INVALID_STATE'
+  | 'ERR_BUSY'
   | 'ERR_NATIVE_PANIC'
 
 /** The only thing capstan throws or rejects with; match on `code`, not on `message`. */
@@ -16,20 +19,23 @@ export class CapstanError extends Error {
   }
 }
 
-const CODED = /^(ERR_[A-Z_]+): ([\s\S]*)$/
+/** The codes core errors carry in `code` (the binding makes them the napi error status). */
+let coreCodes: Set<string> | undefined
 
 /**
- * Native errors arrive as `"<CODE>: <message>"` (from the core) or as a caught Rust panic
- * (napi-rs reports those with status `GenericFailure`).
+ * Native errors carry the core's code in `code`. A Rust panic caught at the boundary
+ * (`#[napi(catch_unwind)]`) arrives with napi-rs's `GenericFailure`. Anything else is not a
+ * capstan error and is passed on unchanged.
  */
 export function fromNative(e: unknown): unknown {
   if (e instanceof CapstanError || !(e instanceof Error)) return e
-  const m = CODED.exec(e.message)
-  if (m) return new CapstanError(m[1] as CapstanErrorCode, m[2], { cause: e })
-  if ((e as { code?: string }).code === 'GenericFailure') {
-    return new CapstanError('ERR_NATIVE_PANIC', `native panic: ${e.message}`, { cause: e })
+  const code = (e as { code?: unknown }).code
+  coreCodes ??= new Set(binding.contract().errorCodes)
+  if (typeof code === 'string' && coreCodes.has(code)) {
+    return new CapstanError(code as CapstanErrorCode, e.message, { cause: e })
   }
-  return new CapstanError('ERR_INVALID_OPTION', e.message, { cause: e })
+  if (code === 'GenericFailure') return new CapstanError('ERR_NATIVE_PANIC', `native panic: ${e.message}`, { cause: e })
+  return e
 }
 
 /** Runs a native call, turning its errors into `CapstanError`s. */

@@ -1,5 +1,6 @@
 import { AudioFrame, type AudioFrameLike } from './frame'
 import { binding } from './engine'
+import { native } from './errors'
 import type { FrameProcessor, FrameProcessorCredentials, FrameProcessorStreamInfo } from './processors'
 import type { ProcessorMetrics } from './types'
 import type { JsEvent, NativeLedger as NativeLedgerT } from '../index'
@@ -39,12 +40,13 @@ export class JsChain {
 
   constructor(
     procs: FrameProcessor<AudioFrame>[],
-    opts: { bypassAfter: number; budgetMs: number; autoClose: boolean },
+    /** The source's options; unset limits are the core's defaults, as for native processors. */
+    opts: { bypassAfter?: number; budgetMs?: number; autoClose: boolean },
     emit: (e: JsEvent) => void,
   ) {
     this.#procs = procs
     const names = procs.map((p) => (p as object).constructor?.name || 'FrameProcessor')
-    this.#ledger = new binding.NativeLedger(names, opts.bypassAfter, Math.round(opts.budgetMs * 1000))
+    this.#ledger = native(() => new binding.NativeLedger(names, opts.bypassAfter, opts.budgetMs))
     this.#emit = emit
     this.#autoClose = opts.autoClose
   }
@@ -106,7 +108,7 @@ export class JsChain {
     try {
       f()
     } catch (e) {
-      this.#emit({ kind: 'processor-error', sourceId: 0, processor: 'lifecycle', message: describe(e), consecutive: 0, bypassed: false })
+      this.#emit({ kind: 'processor-error', processor: 'lifecycle', message: describe(e), consecutive: 0, bypassed: false })
     }
   }
 }

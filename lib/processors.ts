@@ -1,4 +1,4 @@
-import { CapstanError } from './errors'
+import { CapstanError, native } from './errors'
 import type { NativeSourceT } from './engine'
 
 /** Stream info pushed to processors (LiveKit's `FrameProcessorStreamInfo`). */
@@ -71,7 +71,8 @@ export class NativeProcessor {
   /** `true` brings a bypassed processor back. */
   setEnabled(enabled: boolean): void {
     if (!this.#source) throw new CapstanError('ERR_INVALID_STATE', `${this.kind} processor is not attached to a source`)
-    this.#source.setProcessorEnabled(this.#index, enabled)
+    const source = this.#source
+    native(() => source.setProcessorEnabled(this.#index, enabled))
   }
 }
 

@@ -2,7 +2,7 @@ import { EventEmitter } from 'node:events'
 
 import { AudioFrame, type AudioFrameLike, type Samples } from './frame'
 import { CapstanError, fromNative, native } from './errors'
-import { PENDING, readOutcome, record } from './outcome'
+import { DEFAULTS, isPending, readOutcome, record, recordId } from './outcome'
 import { admit, later, settleFair, turn } from './fairness'
 import { NativeProcessor, type FrameProcessor, type FrameProcessorCredentials, type FrameProcessorStreamInfo } from './processors'
 import { JsChain, isFrameProcessor } from './js-processors'
@@ -13,7 +13,9 @@ import type {
   AudioSourceOptions,
   CaptureOptions,
   CaptureOutcome,
+  ConsumerMode,
   HealthState,
+  OverflowPolicy,
   SourceMetrics,
 } from './types'
 
@@ -29,28 +31,18 @@ interface Playout {
   onAbort?: () => void
 }
 
-const OPTION_TYPES: Record<string, 'number' | 'string' | 'boolean'> = {
-  sampleRate: 'number',
-  channels: 'number',
-  queueMs: 'number',
-  overflow: 'string',
-  deadlineMs: 'number',
-  stallAfterMs: 'number',
-  consumer: 'string',
-  fillSilence: 'boolean',
-  readerBufferMs: 'number',
-  processorBypassAfter: 'number',
-  processorBudgetMs: 'number',
-  autoClose: 'boolean',
-}
-
-function checkTypes(opts: unknown): AudioSourceOptions {
+/**
+ * What only TypeScript can check: the options are an object, `autoClose` (a TypeScript-side
+ * option) is a boolean, and the processors list is native processors, then JS ones. The
+ * type and range of every other option is checked natively (`ERR_INVALID_OPTION`).
+ */
+function checkOptions(opts: unknown): AudioSourceOptions {
   if (typeof opts !== 'object' || opts === null) {
     throw new CapstanError('ERR_INVALID_OPTION', 'AudioSource options must be an object')
   }
-  for (const [k, t] of Object.entries(OPTION_TYPES)) {
-    const v = (opts as Record<string, unknown>)[k]
-    if (v !== undefined && typeof v !== t) throw new CapstanError('ERR_INVALID_OPTION', `${k} must be a ${t}`)
+  const autoClose = (opts as { autoClose?: unknown }).autoClose
+  if (autoClose !== undefined && typeof autoClose !== 'boolean') {
+    throw new CapstanError('ERR_INVALID_OPTION', 'autoClose must be a boolean')
   }
   const list = (opts as { processors?: unknown }).processors
   if (list !== undefined) {
@@ -141,7 +133,7 @@ export class AudioSource extends EventEmitter<AudioSourceEvents> {
 
   constructor(options: AudioSourceOptions) {
     super()
-    const o = checkTypes(options)
+    const o = checkOptions(options)
     const all = (o.processors ?? []) as unknown[]
     const procs = all.filter((p): p is NativeProcessor => p instanceof NativeProcessor)
     const js = all.filter(isFrameProcessor) as FrameProcessor<AudioFrame>[]
@@ -159,7 +151,7 @@ export class AudioSource extends EventEmitter<AudioSourceEvents> {
       try {
         this.#js = new JsChain(
           js,
-          { bypassAfter: o.processorBypassAfter ?? 5, budgetMs: o.processorBudgetMs ?? 5, autoClose: o.autoClose ?? true },
+          { bypassAfter: o.processorBypassAfter, budgetMs: o.processorBudgetMs, autoClose: o.autoClose ?? true },
           (e) => this.event(e),
         )
       } catch (e) {
@@ -170,7 +162,7 @@ export class AudioSource extends EventEmitter<AudioSourceEvents> {
     this.#id = this.#native.id
     this.sampleRate = o.sampleRate
     this.channels = o.channels
-    this.consumer = o.consumer ?? 'realtime'
+    this.consumer = o.consumer ?? (DEFAULTS.consumer as ConsumerMode)
     register(this.#id, this)
   }
 
@@ -189,8 +181,9 @@ export class AudioSource extends EventEmitter<AudioSourceEvents> {
         deadline = checkDeadline(opts.deadlineMs)
         signal = opts.signal
         if (signal?.aborted) {
-          const n = Math.floor(data.length / (ch || this.channels))
-          return settleFair({ status: 'aborted', acceptedSamples: 0, droppedSamples: n, queuedMs: this.queuedMs, waitedMs: 0 })
+          // Never sent, but settled (and counted) by the engine like every capture.
+          this.#native.refuseAborted(data.length, record)
+          return settleFair(readOutcome(record))
         }
       }
       if (data instanceof Int16Array) this.#native.captureI16(data, rate, ch, deadline, record)
@@ -198,8 +191,8 @@ export class AudioSource extends EventEmitter<AudioSourceEvents> {
     } catch (e) {
       return rejectFair(fromNative(e))
     }
-    if (record[0] !== PENDING) return settleFair(readOutcome(record))
-    return this.#wait(record[5], signal)
+    if (!isPending(record)) return settleFair(readOutcome(record))
+    return this.#wait(recordId(record), signal)
   }
 
   /** Synchronous and never waits: the fast path for hot loops. */
@@ -224,8 +217,8 @@ export class AudioSource extends EventEmitter<AudioSourceEvents> {
     } catch (e) {
       return rejectFair(fromNative(e))
     }
-    if (record[0] !== PENDING) return settleFair(readOutcome(record))
-    return this.#wait(record[5], opts.signal)
+    if (!isPending(record)) return settleFair(readOutcome(record))
+    return this.#wait(recordId(record), opts.signal)
   }
 
   #wait(id: number, signal: AbortSignal | undefined): Promise<CaptureOutcome> {
@@ -374,7 +367,7 @@ export class AudioSource extends EventEmitter<AudioSourceEvents> {
 
   /** @internal A waiting capture settled (engine dispatcher). */
   settled(rec: Float64Array, at: number): void {
-    this.#settle(rec[at + 5], readOutcome(rec, at))
+    this.#settle(recordId(rec, at), readOutcome(rec, at))
   }
 
   /** @internal A playout mark was reached (engine dispatcher). */
@@ -394,33 +387,36 @@ export class AudioSource extends EventEmitter<AudioSourceEvents> {
         this.emit('health', {
           state: e.state as HealthState,
           previous: e.previous as HealthState,
-          sinceMs: e.sinceMs!,
-          queuedMs: e.queuedMs!,
-          at: e.at!,
+          sinceMs: e.sinceMs,
+          queuedMs: e.queuedMs,
+          at: e.at,
         })
         break
       case 'overflow':
-        this.emit('overflow', { droppedSamples: e.droppedSamples!, policy: e.policy as 'wait' })
+        this.emit('overflow', { droppedSamples: e.droppedSamples, policy: e.policy as OverflowPolicy })
         break
       case 'underrun':
-        this.emit('underrun', { ticks: e.ticks! })
+        this.emit('underrun', { ticks: e.ticks })
         break
       case 'deadline':
-        this.emit('deadline', { waitedMs: e.waitedMs!, droppedSamples: e.droppedSamples!, count: e.count! })
+        this.emit('deadline', { waitedMs: e.waitedMs, droppedSamples: e.droppedSamples, count: e.count })
         break
       case 'processor-error':
         this.emit('processor-error', {
-          processor: e.processor!,
-          message: e.message!,
-          consecutive: e.consecutive!,
-          bypassed: e.bypassed!,
+          processor: e.processor,
+          message: e.message,
+          consecutive: e.consecutive,
+          bypassed: e.bypassed,
         })
         break
       case 'processor-slow':
-        this.emit('processor-slow', { processor: e.processor!, elapsedUs: e.elapsedUs!, budgetUs: e.budgetUs!, count: e.count! })
+        this.emit('processor-slow', { processor: e.processor, elapsedUs: e.elapsedUs, budgetUs: e.budgetUs, count: e.count })
         break
       case 'vad':
-        this.emit('vad', { speaking: e.speaking!, at: e.at!, positionMs: e.positionMs! })
+        this.emit('vad', { speaking: e.speaking, at: e.at, positionMs: e.positionMs })
+        break
+      case 'sink-error':
+        this.emit('sink-error', { message: e.message })
         break
       case 'readable': {
         const wake = this.#wakeReader

@@ -129,6 +129,8 @@ export interface SourceMetrics {
   queuedMs: number
   playoutPosition: number
   health: HealthState
+  /** Chunks a sink refused (each also a `'sink-error'` event). */
+  sinkErrors: number
   captureWaitUs: { p50: number; p99: number; max: number }
   outcomes: Record<CaptureStatus, number>
   processors: ProcessorMetrics[]

@@ -1,16 +1,122 @@
-//! Boundary types: core values as plain JS objects, core errors as coded JS errors.
+//! Boundary types: core values as plain JS objects, core errors as coded JS errors, and
+//! the contract (record layout, statuses, defaults) that TypeScript reads from here.
 
-use capstan_core::outcome::{slot, OUTCOME_SLOTS};
+use capstan_core::options::{
+  DEFAULT_CONSUMER, DEFAULT_DEADLINE_MS, DEFAULT_FILL_SILENCE, DEFAULT_OVERFLOW, DEFAULT_PROCESSOR_BUDGET_MS,
+  DEFAULT_QUEUE_MS, DEFAULT_READER_BUFFER_MS, DEFAULT_STALL_AFTER_MS,
+};
+use capstan_core::outcome::{slot, OUTCOME_SLOTS, PENDING};
+use capstan_core::process::DEFAULT_BYPASS_AFTER;
 use capstan_core::{CoreError, Drained, Event, Metrics, Status};
-use napi::bindgen_prelude::Float64Array;
+use napi::bindgen_prelude::{Float64Array, FromNapiValue, Unknown};
+use napi::JsValue;
 use napi_derive::napi;
 
-/// Core errors cross as `"<CODE>: <message>"`; the TypeScript layer makes them `CapstanError`s.
-pub fn js_err(e: CoreError) -> napi::Error {
-  napi::Error::new(napi::Status::InvalidArg, e.to_string())
+/// The status of an error that crosses the boundary: the core's stable code, which
+/// napi-rs puts into the JS error's `code`.
+pub struct Code(&'static str);
+
+impl AsRef<str> for Code {
+  fn as_ref(&self) -> &str {
+    self.0
+  }
 }
 
+/// What `#[napi]` functions that can meet a core error return.
+pub type Result<T> = napi::Result<T, Code>;
+
+pub fn js_err(e: CoreError) -> napi::Error<Code> {
+  napi::Error::new(Code(e.code()), e.message().to_string())
+}
+
+/// The options object as napi-rs converts it; a value of the wrong type (or a missing
+/// `sampleRate`/`channels`) is `ERR_INVALID_OPTION`, its message naming the option.
+pub fn source_options(options: Unknown<'_>) -> Result<capstan_core::RawOptions> {
+  // Safety: `options` is a live value of the current call's scope.
+  let o = unsafe { JsSourceOptions::from_napi_value(options.value().env, options.raw()) }
+    .map_err(|e| js_err(CoreError::InvalidOption(format!("AudioSource options: {}", e.reason))))?;
+  Ok(o.into())
+}
+
+/// Numbers in one completion row of a drained batch: the source id, then an outcome record.
+pub const COMPLETION_ROW: usize = 1 + OUTCOME_SLOTS;
+
+/// Slot indices of an outcome record (see `capstan_core::outcome::slot`).
 #[napi(object)]
+pub struct JsSlots {
+  pub status: u32,
+  pub accepted_samples: u32,
+  pub dropped_samples: u32,
+  pub queued_ms: u32,
+  pub waited_ms: u32,
+  pub id: u32,
+  /// Numbers in one record.
+  pub count: u32,
+}
+
+/// Option defaults, as the core applies them.
+#[napi(object)]
+pub struct JsDefaults {
+  pub queue_ms: u32,
+  pub overflow: String,
+  pub deadline_ms: u32,
+  pub stall_after_ms: u32,
+  pub consumer: String,
+  pub fill_silence: bool,
+  pub reader_buffer_ms: u32,
+  pub processor_bypass_after: u32,
+  pub processor_budget_ms: f64,
+}
+
+/// Everything TypeScript needs to read what the binding writes, defined by the core.
+#[napi(object)]
+pub struct JsContract {
+  /// Outcome statuses by the code a record's status slot carries.
+  pub statuses: Vec<String>,
+  /// The status code of a capture still waiting (its record's `id` slot names it).
+  pub pending: u32,
+  pub slots: JsSlots,
+  /// Numbers per row of `JsBatch.completions`: the source id, then an outcome record.
+  pub completion_row: u32,
+  /// The codes core errors carry in `code`.
+  pub error_codes: Vec<String>,
+  pub defaults: JsDefaults,
+}
+
+impl JsContract {
+  pub fn new() -> Self {
+    JsContract {
+      statuses: Status::ALL.iter().map(|s| s.as_str().into()).collect(),
+      pending: PENDING as u32,
+      slots: JsSlots {
+        status: slot::STATUS as u32,
+        accepted_samples: slot::ACCEPTED_SAMPLES as u32,
+        dropped_samples: slot::DROPPED_SAMPLES as u32,
+        queued_ms: slot::QUEUED_MS as u32,
+        waited_ms: slot::WAITED_MS as u32,
+        id: slot::ID as u32,
+        count: OUTCOME_SLOTS as u32,
+      },
+      completion_row: COMPLETION_ROW as u32,
+      error_codes: CoreError::CODES.iter().map(|c| c.to_string()).collect(),
+      defaults: JsDefaults {
+        queue_ms: DEFAULT_QUEUE_MS,
+        overflow: DEFAULT_OVERFLOW.as_str().into(),
+        deadline_ms: DEFAULT_DEADLINE_MS,
+        stall_after_ms: DEFAULT_STALL_AFTER_MS,
+        consumer: DEFAULT_CONSUMER.as_str().into(),
+        fill_silence: DEFAULT_FILL_SILENCE,
+        reader_buffer_ms: DEFAULT_READER_BUFFER_MS,
+        processor_bypass_after: DEFAULT_BYPASS_AFTER,
+        processor_budget_ms: DEFAULT_PROCESSOR_BUDGET_MS as f64,
+      },
+    }
+  }
+}
+
+/// `new AudioSource(options)` as the binding reads it; validated by the core
+/// (`SourceOptions::from_raw`), defaults in `contract().defaults`.
+#[napi(object, js_name = "AudioSourceOptions")]
 pub struct JsSourceOptions {
   pub sample_rate: f64,
   pub channels: f64,
@@ -72,144 +178,134 @@ impl From<JsSourceOptions> for capstan_core::RawOptions {
   }
 }
 
-#[napi(object)]
-pub struct JsEvent {
-  pub source_id: f64,
-  pub kind: String,
-  pub state: Option<String>,
-  pub previous: Option<String>,
-  pub since_ms: Option<f64>,
-  pub queued_ms: Option<f64>,
-  pub at: Option<f64>,
-  pub dropped_samples: Option<f64>,
-  pub policy: Option<String>,
-  pub ticks: Option<f64>,
-  pub count: Option<f64>,
-  pub waited_ms: Option<f64>,
-  pub processor: Option<String>,
-  pub message: Option<String>,
-  pub consecutive: Option<f64>,
-  pub bypassed: Option<bool>,
-  pub elapsed_us: Option<f64>,
-  pub budget_us: Option<f64>,
-  pub speaking: Option<bool>,
-  pub position_ms: Option<f64>,
-}
-
-impl JsEvent {
-  fn kind(kind: &str) -> Self {
-    JsEvent {
-      source_id: 0.0,
-      kind: kind.into(),
-      state: None,
-      previous: None,
-      since_ms: None,
-      queued_ms: None,
-      at: None,
-      dropped_samples: None,
-      policy: None,
-      ticks: None,
-      count: None,
-      waited_ms: None,
-      processor: None,
-      message: None,
-      consecutive: None,
-      bypassed: None,
-      elapsed_us: None,
-      budget_us: None,
-      speaking: None,
-      position_ms: None,
-    }
-  }
+/// A source's event, tagged by `kind`: each variant carries exactly its own fields.
+#[napi(discriminant = "kind", discriminant_case = "kebab-case")]
+pub enum JsEvent {
+  Health {
+    state: String,
+    previous: String,
+    since_ms: f64,
+    queued_ms: f64,
+    at: f64,
+  },
+  Overflow {
+    dropped_samples: f64,
+    policy: String,
+  },
+  Underrun {
+    ticks: f64,
+  },
+  Deadline {
+    count: f64,
+    waited_ms: f64,
+    dropped_samples: f64,
+  },
+  ProcessorError {
+    processor: String,
+    message: String,
+    consecutive: f64,
+    bypassed: bool,
+  },
+  ProcessorSlow {
+    processor: String,
+    elapsed_us: f64,
+    budget_us: f64,
+    count: f64,
+  },
+  Vad {
+    speaking: bool,
+    position_ms: f64,
+    at: f64,
+  },
+  SinkError {
+    message: String,
+  },
+  Readable,
+  Closed,
 }
 
 impl From<Event> for JsEvent {
   fn from(e: Event) -> Self {
     match e {
-      Event::Health(t) => JsEvent {
-        state: Some(t.state.as_str().into()),
-        previous: Some(t.previous.as_str().into()),
-        since_ms: Some(t.since_ms),
-        queued_ms: Some(t.queued_ms),
-        at: Some(t.at),
-        ..JsEvent::kind("health")
+      Event::Health(t) => JsEvent::Health {
+        state: t.state.as_str().into(),
+        previous: t.previous.as_str().into(),
+        since_ms: t.since_ms,
+        queued_ms: t.queued_ms,
+        at: t.at,
       },
       Event::Overflow {
         dropped_samples,
         policy,
-      } => JsEvent {
-        dropped_samples: Some(dropped_samples as f64),
-        policy: Some(policy.as_str().into()),
-        ..JsEvent::kind("overflow")
+      } => JsEvent::Overflow {
+        dropped_samples: dropped_samples as f64,
+        policy: policy.as_str().into(),
       },
-      Event::Underrun { ticks } => JsEvent {
-        ticks: Some(ticks as f64),
-        ..JsEvent::kind("underrun")
-      },
+      Event::Underrun { ticks } => JsEvent::Underrun { ticks: ticks as f64 },
       Event::Deadline {
         count,
         waited_ms,
         dropped_samples,
-      } => JsEvent {
-        count: Some(count as f64),
-        waited_ms: Some(waited_ms),
-        dropped_samples: Some(dropped_samples as f64),
-        ..JsEvent::kind("deadline")
+      } => JsEvent::Deadline {
+        count: count as f64,
+        waited_ms,
+        dropped_samples: dropped_samples as f64,
       },
       Event::ProcessorError {
         processor,
         message,
         consecutive,
         bypassed,
-      } => JsEvent {
-        processor: Some(processor),
-        message: Some(message),
-        consecutive: Some(consecutive as f64),
-        bypassed: Some(bypassed),
-        ..JsEvent::kind("processor-error")
+      } => JsEvent::ProcessorError {
+        processor,
+        message,
+        consecutive: consecutive as f64,
+        bypassed,
       },
       Event::ProcessorSlow {
         processor,
         elapsed_us,
         budget_us,
         count,
-      } => JsEvent {
-        processor: Some(processor),
-        elapsed_us: Some(elapsed_us),
-        budget_us: Some(budget_us),
-        count: Some(count as f64),
-        ..JsEvent::kind("processor-slow")
+      } => JsEvent::ProcessorSlow {
+        processor,
+        elapsed_us,
+        budget_us,
+        count: count as f64,
       },
       Event::Vad {
         speaking,
         position_ms,
         at,
-      } => JsEvent {
-        speaking: Some(speaking),
-        position_ms: Some(position_ms),
-        at: Some(at),
-        ..JsEvent::kind("vad")
+      } => JsEvent::Vad {
+        speaking,
+        position_ms,
+        at,
       },
-      Event::SinkError { message } => JsEvent {
-        message: Some(message),
-        ..JsEvent::kind("sink-error")
-      },
-      Event::Readable => JsEvent::kind("readable"),
-      Event::Closed => JsEvent::kind("closed"),
+      Event::SinkError { message } => JsEvent::SinkError { message },
+      Event::Readable => JsEvent::Readable,
+      Event::Closed => JsEvent::Closed,
     }
   }
 }
 
-/// Everything a drain found, packed: completions as `[sourceId, ...outcome record]` rows
-/// (1 + OUTCOME_SLOTS numbers each, the record's `id` slot naming the capture), reached
-/// playout marks as `[sourceId, id]` pairs, events as objects (they are rare and coalesced).
+/// An event and the source it is for.
+#[napi(object)]
+pub struct JsSourceEvent {
+  pub source_id: f64,
+  pub event: JsEvent,
+}
+
+/// Everything a drain found, packed: completions as rows of `contract().completionRow`
+/// numbers (`[sourceId, ...outcome record]`, the record's `id` slot naming the capture),
+/// reached playout marks as `[sourceId, id]` pairs, events as objects (rare, coalesced).
 #[napi(object)]
 pub struct JsBatch {
   /// Sources were left pending for the next drain.
   pub more: bool,
   pub completions: Float64Array,
   pub playouts: Float64Array,
-  pub events: Vec<JsEvent>,
+  pub events: Vec<JsSourceEvent>,
 }
 
 impl JsBatch {
@@ -217,21 +313,21 @@ impl JsBatch {
     let mut completions = Vec::new();
     let mut playouts = Vec::new();
     let mut events = Vec::new();
-    let mut rec = [0.0; OUTCOME_SLOTS];
+    let mut row = [0.0; COMPLETION_ROW];
     for d in drained {
       let sid = d.source_id as f64;
       for c in d.completions {
-        c.outcome.write(&mut rec);
-        rec[slot::ID] = c.id as f64;
-        completions.push(sid);
-        completions.extend_from_slice(&rec);
+        row[0] = sid;
+        c.outcome.write(&mut row[1..]);
+        row[1 + slot::ID] = c.id as f64;
+        completions.extend_from_slice(&row);
       }
       for p in d.playouts {
         playouts.extend_from_slice(&[sid, p as f64]);
       }
-      events.extend(d.events.into_iter().map(|e| JsEvent {
+      events.extend(d.events.into_iter().map(|e| JsSourceEvent {
         source_id: sid,
-        ..JsEvent::from(e)
+        event: e.into(),
       }));
     }
     JsBatch {
@@ -265,6 +361,8 @@ pub struct JsMetrics {
   pub queued_ms: f64,
   pub playout_position: f64,
   pub health: String,
+  /// Chunks a sink refused (each also reported as a `sink-error` event).
+  pub sink_errors: f64,
   pub capture_wait_us: JsWait,
   /// Count of settled calls per status (`accepted`, `partial`, ...).
   pub outcomes: std::collections::HashMap<String, f64>,
@@ -326,7 +424,8 @@ impl From<Metrics> for JsMetrics {
       stalls: m.stalls as f64,
       queued_ms: m.queued_ms,
       playout_position: m.playout_position as f64,
-      health: m.health.map(|h| h.as_str()).unwrap_or("healthy").into(),
+      health: m.health.as_str().into(),
+      sink_errors: m.sink_errors as f64,
       capture_wait_us: JsWait {
         p50: m.capture_wait_p50_us as f64,
         p99: m.capture_wait_p99_us as f64,

@@ -2,12 +2,12 @@
 
 use std::time::Duration;
 
+use capstan_core::options::processor_limits;
 use capstan_core::process::Ledgers;
-use capstan_core::{whole, Event};
-use napi::bindgen_prelude::*;
+use capstan_core::Event;
 use napi_derive::napi;
 
-use crate::convert::{js_err, JsEvent, JsProcessorStats};
+use crate::convert::{js_err, JsEvent, JsProcessorStats, Result};
 
 #[napi]
 pub struct NativeLedger {
@@ -16,12 +16,11 @@ pub struct NativeLedger {
 
 #[napi]
 impl NativeLedger {
-  /// One ledger per processor name; `budgetUs` is the per-call time budget (0: none).
-  #[napi(constructor)]
-  pub fn new(names: Vec<String>, bypass_after: f64, budget_us: f64) -> Result<Self> {
-    let bypass_after = whole("processorBypassAfter", bypass_after).map_err(js_err)?;
-    let budget = whole("processorBudgetUs", budget_us).map_err(js_err)?;
-    let budget = (budget > 0).then(|| Duration::from_micros(budget as u64));
+  /// One ledger per processor name, with the source's `processorBypassAfter` and
+  /// `processorBudgetMs` (null: the core's defaults, as for native processors).
+  #[napi(constructor, catch_unwind)]
+  pub fn new(names: Vec<String>, bypass_after: Option<f64>, budget_ms: Option<f64>) -> Result<Self> {
+    let (bypass_after, budget) = processor_limits(bypass_after, budget_ms).map_err(js_err)?;
     Ok(NativeLedger {
       inner: Ledgers::new(&names, bypass_after, budget).map_err(js_err)?,
     })

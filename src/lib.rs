@@ -14,11 +14,11 @@ pub use group::NativeGroup;
 pub use ledger::NativeLedger;
 pub use source::NativeSource;
 
-/// Outcome statuses by the code an outcome record carries; the code one past the last
-/// means "pending".
-#[napi_derive::napi]
-pub fn outcome_statuses() -> Vec<&'static str> {
-  capstan_core::Status::ALL.iter().map(|s| s.as_str()).collect()
+/// The contract TypeScript reads at load instead of restating it: outcome record layout,
+/// statuses, the pending code, error codes and option defaults, all from the core.
+#[napi_derive::napi(catch_unwind)]
+pub fn contract() -> convert::JsContract {
+  convert::JsContract::new()
 }
 
 /// Panics on purpose, so tests can prove a Rust panic surfaces as `ERR_NATIVE_PANIC`

@@ -2,13 +2,13 @@
 
 use std::sync::Arc;
 
-use capstan_core::{declared, whole, Engine, FrameRef, Read, Samples, Source, SourceOptions};
+use capstan_core::{declared, whole, CoreError, Engine, FrameRef, Read, Samples, Source, SourceOptions, Status};
 use napi::bindgen_prelude::*;
 use napi_derive::napi;
 
 use capstan_core::outcome::OUTCOME_SLOTS;
 
-use crate::convert::{js_err, JsMetrics, JsSourceOptions};
+use crate::convert::{js_err, source_options, JsMetrics, Result};
 use crate::engine::NativeEngine;
 
 #[napi]
@@ -35,10 +35,9 @@ pub(crate) fn slots<'a>(out: &'a mut Float64ArraySlice) -> &'a mut [f64] {
 
 pub(crate) fn check_out(out: &[f64]) -> Result<()> {
   if out.len() < OUTCOME_SLOTS {
-    return Err(Error::new(
-      Status::InvalidArg,
-      format!("outcome record needs {OUTCOME_SLOTS} slots"),
-    ));
+    return Err(js_err(CoreError::InvalidOption(format!(
+      "outcome record needs {OUTCOME_SLOTS} slots"
+    ))));
   }
   Ok(())
 }
@@ -49,9 +48,11 @@ pub(crate) fn deadline(ms: Option<f64>) -> Result<Option<u32>> {
 
 #[napi]
 impl NativeSource {
-  #[napi(constructor)]
-  pub fn new(engine: &NativeEngine, options: JsSourceOptions) -> Result<Self> {
-    let opts = SourceOptions::from_raw(options.into()).map_err(js_err)?;
+  /// `options` is an `AudioSourceOptions` object; it is converted here rather than by
+  /// napi-rs so that a value of the wrong type is `ERR_INVALID_OPTION` like any other.
+  #[napi(constructor, catch_unwind)]
+  pub fn new(engine: &NativeEngine, #[napi(ts_arg_type = "AudioSourceOptions")] options: Unknown) -> Result<Self> {
+    let opts = SourceOptions::from_raw(source_options(options)?).map_err(js_err)?;
     let inner = engine.inner.add_source(opts).map_err(js_err)?;
     Ok(NativeSource {
       inner,
@@ -70,7 +71,7 @@ impl NativeSource {
     Ok(())
   }
 
-  #[napi(getter)]
+  #[napi(getter, catch_unwind)]
   pub fn id(&self) -> f64 {
     self.inner.id() as f64
   }
@@ -161,6 +162,16 @@ impl NativeSource {
     Ok(self.inner.abort(id as u64).map(|o| o.write(out)).is_some())
   }
 
+  /// Settles a capture JavaScript refused before sending it (its signal was already
+  /// aborted) as `aborted`, so the engine counts it: `interleaved` samples, none taken.
+  #[napi(catch_unwind)]
+  pub fn refuse_aborted(&self, interleaved: f64, mut out: Float64ArraySlice) -> Result<()> {
+    let out = slots(&mut out);
+    check_out(out)?;
+    self.inner.refuse(interleaved as usize, Status::Aborted).write(out);
+    Ok(())
+  }
+
   #[napi(catch_unwind)]
   pub fn clear(&self) -> f64 {
     self.inner.clear() as f64
@@ -194,7 +205,7 @@ impl NativeSource {
   }
 
   /// The rate audio leaves at (a resampling processor changes it).
-  #[napi(getter)]
+  #[napi(getter, catch_unwind)]
   pub fn output_sample_rate(&self) -> u32 {
     self.inner.output_format().sample_rate
   }
@@ -212,22 +223,22 @@ impl NativeSource {
     self.inner.processor_enabled(index as usize)
   }
 
-  #[napi(getter)]
+  #[napi(getter, catch_unwind)]
   pub fn closed(&self) -> bool {
     self.inner.is_closed()
   }
 
-  #[napi(getter)]
+  #[napi(getter, catch_unwind)]
   pub fn queued_ms(&self) -> f64 {
     self.inner.queued_ms_now()
   }
 
-  #[napi(getter)]
+  #[napi(getter, catch_unwind)]
   pub fn playout_position(&self) -> f64 {
     self.inner.playout_position() as f64
   }
 
-  #[napi(getter)]
+  #[napi(getter, catch_unwind)]
   pub fn health(&self) -> String {
     self.inner.health().as_str().into()
   }

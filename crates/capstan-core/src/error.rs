@@ -17,6 +17,9 @@ pub enum CoreError {
 }
 
 impl CoreError {
+  /// Every code [`CoreError::code`] returns.
+  pub const CODES: [&'static str; 4] = ["ERR_FORMAT_MISMATCH", "ERR_INVALID_FRAME", "ERR_INVALID_OPTION", "ERR_BUSY"];
+
   /// The stable code users match on.
   pub fn code(&self) -> &'static str {
     match self {
@@ -41,5 +44,21 @@ impl fmt::Display for CoreError {
 }
 
 impl std::error::Error for CoreError {}
+
+#[cfg(test)]
+mod tests {
+  use super::CoreError;
+
+  #[test]
+  fn codes_lists_every_code() {
+    let all = [
+      CoreError::FormatMismatch(String::new()),
+      CoreError::InvalidFrame(String::new()),
+      CoreError::InvalidOption(String::new()),
+      CoreError::Busy(String::new()),
+    ];
+    assert_eq!(all.map(|e| e.code()), CoreError::CODES);
+  }
+}
 
 pub type Result<T> = std::result::Result<T, CoreError>;

@@ -2,8 +2,9 @@
 
 use std::time::{Duration, Instant};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum HealthState {
+  #[default]
   Healthy,
   Lagging,
   Stalled,

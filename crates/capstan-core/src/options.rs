@@ -26,6 +26,12 @@ pub const DEFAULT_READER_BUFFER_MS: u32 = 50;
 pub const MAX_READER_BUFFER_MS: u32 = 10_000;
 /// Per-chunk time budget of each native processor.
 pub const DEFAULT_PROCESSOR_BUDGET_MS: u64 = 5;
+/// What a capture does with a frame that does not fit, unless the caller says otherwise.
+pub const DEFAULT_OVERFLOW: Overflow = Overflow::Wait;
+/// Who takes audio out of the queue unless the caller says otherwise.
+pub const DEFAULT_CONSUMER: Consumer = Consumer::Realtime;
+/// A realtime underrun tick sends silence unless the caller says otherwise.
+pub const DEFAULT_FILL_SILENCE: bool = true;
 
 /// Who takes audio out of the queue.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -46,6 +52,14 @@ impl Consumer {
       "unpaced" => Consumer::Unpaced,
       _ => return None,
     })
+  }
+
+  pub fn as_str(&self) -> &'static str {
+    match self {
+      Consumer::Realtime => "realtime",
+      Consumer::Pull => "pull",
+      Consumer::Unpaced => "unpaced",
+    }
   }
 }
 
@@ -80,11 +94,11 @@ impl SourceOptions {
     Ok(SourceOptions {
       format: Format::new(sample_rate, channels)?,
       queue_ms: DEFAULT_QUEUE_MS,
-      overflow: Overflow::Wait,
+      overflow: DEFAULT_OVERFLOW,
       deadline_ms: DEFAULT_DEADLINE_MS,
       stall_after_ms: DEFAULT_STALL_AFTER_MS,
-      consumer: Consumer::Realtime,
-      fill_silence: true,
+      consumer: DEFAULT_CONSUMER,
+      fill_silence: DEFAULT_FILL_SILENCE,
       reader_chunks: (DEFAULT_READER_BUFFER_MS / CHUNK_MS) as usize,
       processors: Vec::new(),
       processor_bypass_after: DEFAULT_BYPASS_AFTER,
@@ -200,6 +214,25 @@ pub fn whole(name: &str, v: f64) -> Result<u32> {
   Ok(v as u32)
 }
 
+/// `processorBypassAfter` and `processorBudgetMs` as a caller wrote them (None: the
+/// default), validated: one rule for native processors and for those run in JavaScript.
+pub fn processor_limits(bypass_after: Option<f64>, budget_ms: Option<f64>) -> Result<(u32, Option<Duration>)> {
+  let bypass_after = match bypass_after {
+    Some(v) => whole("processorBypassAfter", v)?,
+    None => DEFAULT_BYPASS_AFTER,
+  };
+  let budget = match budget_ms {
+    Some(v) if !v.is_finite() || v < 0.0 => {
+      return Err(CoreError::InvalidOption(format!(
+        "processorBudgetMs must be >= 0, got {v}"
+      )))
+    }
+    Some(v) => (v > 0.0).then(|| Duration::from_secs_f64(v / 1000.0)),
+    None => Some(Duration::from_millis(DEFAULT_PROCESSOR_BUDGET_MS)),
+  };
+  Ok((bypass_after, budget))
+}
+
 impl SourceOptions {
   pub fn from_raw(r: RawOptions) -> Result<Self> {
     let channels = whole("channels", r.channels)?;
@@ -241,17 +274,8 @@ impl SourceOptions {
       o.reader_chunks = (ms / CHUNK_MS) as usize;
     }
     o.processors = r.processors.iter().map(RawProcessor::spec).collect::<Result<_>>()?;
-    if let Some(v) = r.processor_bypass_after {
-      o.processor_bypass_after = whole("processorBypassAfter", v)?;
-    }
-    if let Some(v) = r.processor_budget_ms {
-      if !v.is_finite() || v < 0.0 {
-        return Err(CoreError::InvalidOption(format!(
-          "processorBudgetMs must be >= 0, got {v}"
-        )));
-      }
-      o.processor_budget = (v > 0.0).then(|| Duration::from_secs_f64(v / 1000.0));
-    }
+    (o.processor_bypass_after, o.processor_budget) =
+      processor_limits(r.processor_bypass_after, r.processor_budget_ms)?;
     o.validate()?;
     Ok(o)
   }

@@ -256,7 +256,7 @@ fn pull_source_without_reads_lags_stalls_and_recovers() {
     "{settle:?}"
   );
   assert_eq!(s.health(), HealthState::Healthy);
-  assert_eq!(s.metrics().health, Some(HealthState::Healthy));
+  assert_eq!(s.metrics().health, HealthState::Healthy);
   assert_eq!(s.metrics().stalls, 1);
   engine.shutdown();
 }

@@ -102,7 +102,6 @@ impl Source {
     let mut scratch = Vec::new();
     let input = self.prepare(&frame, &mut scratch)?;
     let n = input.len();
-    let now = Instant::now();
     let Ok(mut guard) = self.input() else {
       // Counted as captured and dropped, so the invariant holds for refused audio too.
       self.contended.fetch_add(n as u64, Ordering::Relaxed);
@@ -129,6 +128,9 @@ impl Source {
       // `tryCaptureFrame` under `wait`: refused whole rather than waiting.
       Overflow::Wait if !may_wait => self.reject(st, input),
       Overflow::Wait => {
+        // Read only here: a capture that fits never needs the clock (a clock read is
+        // about a fifth of an uncontended capture + tick).
+        let now = Instant::now();
         let wait = Duration::from_millis(deadline_ms.unwrap_or(self.opts.deadline_ms) as u64);
         match self.wait(st, input, now, wait, padding, join) {
           Some(o) => o,

@@ -8,10 +8,10 @@
 //! safe rather than a panic.
 
 use std::sync::atomic::Ordering;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use super::{Input, Source};
-use crate::outcome::Status;
+use crate::outcome::{Outcome, Status};
 
 /// What calls that found the input side busy asked for.
 #[derive(Default)]
@@ -25,6 +25,8 @@ pub(super) struct Deferred {
   pub(super) pull_reader: bool,
   readable: bool,
   close: bool,
+  /// Settlements `refuse` made without the lock, still to be counted.
+  refused: Vec<Status>,
 }
 
 impl Source {
@@ -45,6 +47,9 @@ impl Source {
       std::mem::take(&mut *d)
     };
     let now = Instant::now();
+    for status in d.refused {
+      st.counters.outcomes[status.code()] += 1;
+    }
     for id in d.aborts {
       if let Some(idx) = st.waiters.iter().position(|w| w.id == id) {
         let w = st.waiters.remove(idx).expect("position is in range");
@@ -149,6 +154,29 @@ impl Source {
   }
 }
 
+impl Source {
+  /// Settles a call JavaScript refuses before it reaches the queue (its `AbortSignal` was
+  /// already aborted) with `status`: counted in `metrics().outcomes` like every
+  /// settlement, nothing taken into custody (`interleaved` samples reported dropped),
+  /// `queuedMs` as the source has it now. If the input side is busy past its bound, the
+  /// count is deferred and `queuedMs` is the last-known depth.
+  pub fn refuse(&self, interleaved: usize, status: Status) -> Outcome {
+    match self.input() {
+      Ok(mut st) => self.outcome(&mut st, status, 0, interleaved, Duration::ZERO),
+      Err(_) => {
+        self.defer(|d| d.refused.push(status));
+        Outcome {
+          status,
+          accepted_samples: 0,
+          dropped_samples: self.per_ch(interleaved),
+          queued_ms: f64::from_bits(self.cold.last.queued_ms.load(Ordering::Relaxed)),
+          waited_ms: 0.0,
+        }
+      }
+    }
+  }
+}
+
 #[cfg(test)]
 mod tests {
   use std::time::{Duration, Instant};
@@ -192,6 +220,7 @@ mod tests {
           call(&|| assert_eq!(s.metrics().captured, before.captured));
           call(&|| assert_eq!(s.read(), Read::Empty));
           call(&|| assert_eq!(s.abort(waiting), None));
+          call(&|| assert_eq!(s.refuse(80, Status::Aborted).dropped_samples, 80));
           call(&|| assert_eq!(s.clear(), 0));
           let o = s.try_capture(FrameRef::i16(&full)).unwrap();
           assert_eq!(o.status, Status::Timeout);
@@ -208,6 +237,8 @@ mod tests {
     let m = s.metrics();
     assert_eq!(m.captured, m.delivered + m.queued + m.dropped + m.cleared);
     assert_eq!(m.cleared, 160);
+    // The deferred abort and the refused call are both counted.
+    assert_eq!(m.outcomes[Status::Aborted.code()], 2);
     let d = bus.drain();
     let completions: Vec<_> = d.iter().flat_map(|x| x.completions.clone()).collect();
     assert_eq!(completions.len(), 1);
@@ -222,5 +253,20 @@ mod tests {
       "the waiting reader is told: {events:?}"
     );
     assert_eq!(s.read(), Read::Closed);
+  }
+
+  /// A refused call is an outcome like any other: counted, nothing taken into custody.
+  #[test]
+  fn refused_calls_are_counted_and_take_nothing() {
+    let mut o = SourceOptions::new(8_000, 2).unwrap();
+    o.consumer = Consumer::Pull;
+    let s = Source::new(1, o, Bus::new()).unwrap();
+    s.try_capture(FrameRef::i16(&[1; 200])).unwrap();
+    let r = s.refuse(160, Status::Aborted);
+    assert_eq!((r.status, r.accepted_samples, r.dropped_samples), (Status::Aborted, 0, 80));
+    assert_eq!((r.queued_ms, r.waited_ms), (12.5, 0.0));
+    let m = s.metrics();
+    assert_eq!((m.captured, m.dropped, m.outcomes[Status::Aborted.code()]), (100, 0, 1));
+    assert_eq!(m.captured, m.delivered + m.queued + m.dropped + m.cleared);
   }
 }

@@ -26,8 +26,7 @@ pub struct Metrics {
   pub capture_wait_max_us: u64,
   pub queued_ms: f64,
   pub playout_position: u64,
-  /// Always `Some` (an `Option` for older callers).
-  pub health: Option<HealthState>,
+  pub health: HealthState,
   /// Chunks a sink refused (each also reported as a `SinkError` event).
   pub sink_errors: u64,
   /// Per processor; while the clock is processing, as it last published them.
@@ -50,10 +49,7 @@ impl Source {
   /// past the lock bound, the last snapshot taken.
   pub fn metrics(&self) -> Metrics {
     let Ok(st) = self.input() else {
-      return self.cold.last.metrics.lock().clone().unwrap_or_else(|| Metrics {
-        health: Some(HealthState::Healthy),
-        ..Metrics::default()
-      });
+      return self.cold.last.metrics.lock().clone().unwrap_or_default();
     };
     let contended = self.contended.load(Ordering::Relaxed);
     let c = &st.counters;
@@ -77,7 +73,7 @@ impl Source {
       capture_wait_max_us: st.wait_us.as_ref().map_or(0, |h| h.max()),
       queued_ms: self.queued_ms(&st),
       playout_position: c.delivered / ch,
-      health: Some(st.health.state()),
+      health: st.health.state(),
       sink_errors: c.sink_errors,
       processors: Vec::new(),
     };

@@ -164,7 +164,9 @@ pub struct Source {
   /// The format audio leaves in (the processors' output); fixed at construction.
   out_format: Format,
   input: Mutex<Input>,
-  output: Mutex<Output>,
+  /// Boxed: the common realtime pass (no processors, discarding sink) never touches it,
+  /// and inline it would push the input side's hot fields onto more cache lines.
+  output: Box<Mutex<Output>>,
   /// Rarely touched state, boxed to keep the hot fields of a source on few cache lines.
   cold: Box<Cold>,
   /// `cold.sink_slot.request` is set: spares the clock a lock per tick.
@@ -180,6 +182,12 @@ pub struct Source {
   closing: AtomicBool,
   /// A getter found the output side busy: the clock publishes stats after its next chunk.
   stats_wanted: AtomicBool,
+}
+
+#[cold]
+#[inline(never)]
+fn input_busy() -> CoreError {
+  CoreError::Busy("the source's input side was busy past its bound".into())
 }
 
 fn health_code(h: HealthState) -> u8 {
@@ -256,7 +264,7 @@ impl Source {
         poke: OnceLock::new(),
         out_format,
         input: Mutex::new(input),
-        output: Mutex::new(Output::new(chain, sink)),
+        output: Box::new(Mutex::new(Output::new(chain, sink))),
         cold: Box::new(Cold {
           sink_slot: Mutex::new(slot),
           deferred: Mutex::new(Deferred::default()),
@@ -312,12 +320,13 @@ impl Source {
 
   /// The input side, waiting at most [`LOCK_BOUND`]. Whoever gets it first applies the
   /// calls deferred while it was busy.
-  #[inline]
+  /// Inlined into every call and pass (two per capture + tick); the error is built out of
+  /// line, so the hot path is a compare-and-swap and a flag load.
+  #[inline(always)]
   fn input(&self) -> Result<MutexGuard<'_, Input>> {
-    let mut st = self
-      .input
-      .try_lock_for(LOCK_BOUND)
-      .ok_or_else(|| CoreError::Busy("the source's input side was busy past its bound".into()))?;
+    let Some(mut st) = self.input.try_lock_for(LOCK_BOUND) else {
+      return Err(input_busy());
+    };
     if self.has_deferred.load(Ordering::Acquire) {
       self.apply_deferred(&mut st);
     }

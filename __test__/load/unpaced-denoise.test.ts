@@ -1,0 +1,23 @@
+// The crash reproduction (issue 11): a child process with a deadline, run alone because it
+// bounds how long single calls take.
+import { describe, expect, it } from 'vitest'
+
+import { fixture, lastJson, runNode } from '../spawn'
+
+describe('unpaced + denoise, 100 s of audio in a 120 s queue', () => {
+  it('queuedMs, metrics() and tryCaptureFrame answer within milliseconds while the engine denoises, and the process exits 0', async () => {
+    const r = await runNode([fixture('unpaced-denoise.cjs')], { timeoutMs: 20_000 })
+    expect(r.timedOut, `did not finish: ${r.stderr}`).toBe(false)
+    expect(r.stderr).toBe('')
+    expect(r.code).toBe(0)
+    const out = lastJson(r.stdout)
+    expect(out.first).toBe('accepted')
+    // The engine was denoising all along (100 s of audio takes seconds), and the calls ran.
+    expect(out.processing).toBe(true)
+    expect(out.calls).toBeGreaterThan(1000)
+    for (const [call, ms] of Object.entries(out.slowest as Record<string, number>)) {
+      expect(ms, `slowest ${call}`).toBeLessThan(50)
+    }
+    expect(out.invariant).toBe(true)
+  })
+})
