@@ -2,7 +2,7 @@ import { CapstanError, fromNative, native } from './errors'
 import { NativeGroup, getEngine, hold, register, release, unregister, type NativeGroupT } from './engine'
 import { admit, later, settleFair } from './fairness'
 import type { Samples } from './frame'
-import { PENDING, STATUSES, readOutcome, record } from './outcome'
+import { STATUSES, isPending, readOutcome, record, recordId } from './outcome'
 import { AudioSource, nativeOf } from './source'
 import type { CaptureOutcome, CaptureStatus } from './types'
 
@@ -60,8 +60,8 @@ export class SourceGroup {
       const err = fromNative(e)
       return admit(true) ? Promise.reject(err) : later(undefined).then(() => Promise.reject(err))
     }
-    if (record[0] !== PENDING) return settleFair(this.#outcome(record, 0, statuses), true)
-    const id = record[5]
+    if (!isPending(record)) return settleFair(this.#outcome(record, 0, statuses), true)
+    const id = recordId(record)
     return new Promise<GroupOutcome>((resolve) => {
       this.#waiting.set(id, resolve)
       hold()
@@ -106,7 +106,7 @@ export class SourceGroup {
 
   /** @internal A waiting round settled (engine dispatcher). */
   settled(rec: Float64Array, at: number): void {
-    const id = rec[at + 5]
+    const id = recordId(rec, at)
     const resolve = this.#waiting.get(id)
     if (!resolve) return
     this.#waiting.delete(id)

@@ -6,7 +6,7 @@ use capstan_core::{Group, RoundResult, Samples};
 use napi::bindgen_prelude::*;
 use napi_derive::napi;
 
-use crate::convert::js_err;
+use crate::convert::{js_err, Result};
 use crate::engine::NativeEngine;
 use crate::source::{check_out, deadline, slots, NativeSource};
 

@@ -18,7 +18,12 @@ pub enum CoreError {
 
 impl CoreError {
   /// Every code [`CoreError::code`] returns.
-  pub const CODES: [&'static str; 4] = ["ERR_FORMAT_MISMATCH", "ERR_INVALID_FRAME", "ERR_INVALID_OPTION", "ERR_BUSY"];
+  pub const CODES: [&'static str; 4] = [
+    "ERR_FORMAT_MISMATCH",
+    "ERR_INVALID_FRAME",
+    "ERR_INVALID_OPTION",
+    "ERR_BUSY",
+  ];
 
   /// The stable code users match on.
   pub fn code(&self) -> &'static str {

@@ -274,8 +274,7 @@ impl SourceOptions {
       o.reader_chunks = (ms / CHUNK_MS) as usize;
     }
     o.processors = r.processors.iter().map(RawProcessor::spec).collect::<Result<_>>()?;
-    (o.processor_bypass_after, o.processor_budget) =
-      processor_limits(r.processor_bypass_after, r.processor_budget_ms)?;
+    (o.processor_bypass_after, o.processor_budget) = processor_limits(r.processor_bypass_after, r.processor_budget_ms)?;
     o.validate()?;
     Ok(o)
   }

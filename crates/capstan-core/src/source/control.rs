@@ -263,7 +263,10 @@ mod tests {
     let s = Source::new(1, o, Bus::new()).unwrap();
     s.try_capture(FrameRef::i16(&[1; 200])).unwrap();
     let r = s.refuse(160, Status::Aborted);
-    assert_eq!((r.status, r.accepted_samples, r.dropped_samples), (Status::Aborted, 0, 80));
+    assert_eq!(
+      (r.status, r.accepted_samples, r.dropped_samples),
+      (Status::Aborted, 0, 80)
+    );
     assert_eq!((r.queued_ms, r.waited_ms), (12.5, 0.0));
     let m = s.metrics();
     assert_eq!((m.captured, m.dropped, m.outcomes[Status::Aborted.code()]), (100, 0, 1));
