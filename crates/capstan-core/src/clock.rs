@@ -95,12 +95,9 @@ impl Engine {
       .min_by_key(|s| s.count.load(Ordering::Relaxed))
       .expect("at least one shard");
     source.set_poke(shard.poke.clone());
-    {
-      let mut list = shard.sources.lock();
-      let mut v = Vec::clone(&list);
-      v.push((id, source.clone()));
-      *list = Arc::new(v);
-    }
+    // In place unless a pass holds the snapshot right now (then copied once: the copy is
+    // this shard's own until the next pass), so adding N sources costs O(N), not O(N²).
+    Arc::make_mut(&mut shard.sources.lock()).push((id, source.clone()));
     shard.count.fetch_add(1, Ordering::Relaxed);
     if clocks.is_none() {
       *clocks = Some(self.start_clocks());
@@ -152,9 +149,7 @@ impl Engine {
     for shard in &self.shards {
       let mut list = shard.sources.lock();
       if let Some(i) = list.iter().position(|(id, _)| *id == source.id()) {
-        let mut v = Vec::clone(&list);
-        v.swap_remove(i);
-        *list = Arc::new(v);
+        Arc::make_mut(&mut list).swap_remove(i);
         shard.count.fetch_sub(1, Ordering::Relaxed);
       }
     }
