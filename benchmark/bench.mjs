@@ -29,7 +29,7 @@ const USAGE = `usage: node benchmark/bench.mjs [options]
   --n LIST                realtime N list for every library (overrides the defaults below)
   --n-capstan LIST        default: 100,1000,3000,10000 @10 ms; 100,1000,10000 @100 ms
   --n-livekit LIST        default: 100,200,400 @10 ms; 100,500,1000 @100 ms
-  --n-group LIST          capstan fed by one SourceGroup loop (10 ms frames; default 3000,10000; smoke 20)
+  (also: capstan fed by one SourceGroup loop: 3000 and 10000 @10 ms, 10000 @100 ms; smoke 20 @10 ms)
   --seconds T             realtime run length, warm-up included (default 10)
   --warmup W              realtime warm-up excluded from measurement (default 2)
   --max-extra-warmup S    extend the warm-up until queues are steady, at most S s (default 10)
@@ -124,17 +124,18 @@ if (scenarios.includes('realtime')) {
     }
   }
 }
-if (scenarios.includes('realtime') && libs.includes('capstan') && frameMsList.includes(10)) {
-  for (const n of list('n-group', smoke ? [20] : [3000, 10000])) {
+if (scenarios.includes('realtime') && libs.includes('capstan')) {
+  const groupRuns = smoke ? [[10, 20]] : [[10, 3000], [10, 10000], [100, 10000]]
+  for (const [frameMs, n] of groupRuns.filter(([ms]) => frameMsList.includes(ms))) {
     jobs.push({
-      key: `realtime/10/${n}/capstan-group`,
+      key: `realtime/${frameMs}/${n}/capstan-group`,
       scenario: 'realtime',
       lib: 'capstan',
       script: 'child-realtime.mjs',
-      argv: ['--lib', 'capstan', '--n', `${n}`, '--frame-ms', '10', '--seconds', `${seconds}`, '--warmup', `${warmup}`,
+      argv: ['--lib', 'capstan', '--n', `${n}`, '--frame-ms', `${frameMs}`, '--seconds', `${seconds}`, '--warmup', `${warmup}`,
         '--max-extra-warmup', `${maxExtraWarmup}`, '--collapse-stop', `${collapseStop}`, '--group'],
       timeoutMs: (seconds + maxExtraWarmup + 40) * 1000 + n * 5,
-      label: `realtime capstan SourceGroup N=${n} 10 ms frames`,
+      label: `realtime capstan SourceGroup N=${n} ${frameMs} ms frames`,
     })
   }
 }
@@ -486,6 +487,7 @@ if (rt.length && !smoke) {
   check(10, 3000)
   check(100, 10000)
   check(10, 10000, true)
+  check(100, 10000, true)
 }
 if (tr && !tr.failed) {
   const t = tr.results[0]
