@@ -39,11 +39,18 @@ export declare class NativeGroup {
   get id(): number
   get size(): number
   /**
-   * One frame per member, member after member in `data`; the record goes to `out`,
-   * member statuses (when settled at once) to `statuses`.
+   * Starts a round of `total` samples (one frame per member, validated here); returns
+   * its id. `wait`: members apply their own policy; otherwise they never wait.
    */
-  captureI16(data: Int16Array, deadlineMs: number | undefined | null, wait: boolean, out: Float64Array, statuses: Uint8Array): void
-  captureF32(data: Float32Array, deadlineMs: number | undefined | null, wait: boolean, out: Float64Array, statuses: Uint8Array): void
+  begin(total: number, deadlineMs: number | undefined | null, wait: boolean): number
+  /** Captures the frames of members `first..` (whole frames, in member order). */
+  feedI16(round: number, data: Int16Array, first: number): void
+  feedF32(round: number, data: Float32Array, first: number): void
+  /**
+   * Closes a round: its record goes to `out` (`PENDING` and the round id while members
+   * still wait) and, when settled, each member's status code to `statuses`.
+   */
+  end(round: number, out: Float64Array, statuses: Uint8Array): void
   /** A settled round's member statuses (once; false if unknown). */
   takeStatuses(round: number, statuses: Uint8Array): boolean
 }

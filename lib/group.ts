@@ -6,6 +6,9 @@ import { STATUSES, isPending, readOutcome, record, recordId } from './outcome'
 import { AudioSource, nativeOf } from './source'
 import type { CaptureOutcome, CaptureStatus } from './types'
 
+/** Bytes of samples copied per native call of a round (~0.25 ms of copying and queueing). */
+const SLICE_BYTES = 256 * 1024
+
 /** How a group round settled: the members' outcomes joined, and each member's status. */
 export interface GroupOutcome extends CaptureOutcome {
   /**
@@ -29,6 +32,8 @@ export class SourceGroup {
   readonly #native: NativeGroupT
   readonly #id: number
   readonly #waiting = new Map<number, (o: GroupOutcome) => void>()
+  /** Rounds whose caller already got an error: their completion is dropped. */
+  readonly #orphans = new Set<number>()
   #closed = false
 
   constructor(sources: Iterable<AudioSource>) {
@@ -48,22 +53,43 @@ export class SourceGroup {
 
   /**
    * `data` holds one frame per member, member after member (all the same length, whole
-   * sample frames, the members' format). The samples are copied at once. Each member
-   * applies its own overflow policy; `deadlineMs` overrides the members' own for `wait`.
+   * sample frames, the members' format). Each member applies its own overflow policy;
+   * `deadlineMs` overrides the members' own for `wait`. The samples are copied in slices
+   * of about SLICE_BYTES, with the event loop's turn in between when the fairness budget
+   * is spent, so even a round of 10,000 × 100 ms never holds timers back for long.
    * Rejects only on programmer errors (`CapstanError`).
    */
-  captureFrames(data: Samples, opts: { deadlineMs?: number } = {}): Promise<GroupOutcome> {
+  async captureFrames(data: Samples, opts: { deadlineMs?: number } = {}): Promise<GroupOutcome> {
     const statuses = new Uint8Array(this.sources.length)
+    let id: number
     try {
-      this.#round(data, opts.deadlineMs, true, statuses)
+      id = this.#begin(data, opts.deadlineMs, true)
     } catch (e) {
       const err = fromNative(e)
-      return admit(true) ? Promise.reject(err) : later(undefined).then(() => Promise.reject(err))
+      if (!admit(true)) await later(undefined)
+      throw err
+    }
+    const per = data.length / this.sources.length
+    const step = Math.max(1, Math.floor(SLICE_BYTES / (per * data.BYTES_PER_ELEMENT)))
+    let failed: unknown
+    for (let first = 0; first < this.sources.length; first += step) {
+      try {
+        this.#feed(id, data.subarray(first * per, Math.min(this.sources.length, first + step) * per), first)
+      } catch (e) {
+        failed = fromNative(e)
+        break
+      }
+      if (first + step < this.sources.length && !admit(true)) await later(undefined)
+    }
+    native(() => this.#native.end(id, record, statuses))
+    if (failed !== undefined) {
+      this.#orphans.add(id)
+      throw failed
     }
     if (!isPending(record)) return settleFair(this.#outcome(record, 0, statuses), true)
-    const id = recordId(record)
+    const wait = recordId(record)
     return new Promise<GroupOutcome>((resolve) => {
-      this.#waiting.set(id, resolve)
+      this.#waiting.set(wait, resolve)
       hold()
     })
   }
@@ -71,22 +97,31 @@ export class SourceGroup {
   /** Synchronous and never waits: a member that cannot take its frame now drops it. */
   tryCaptureFrames(data: Samples): GroupOutcome {
     const statuses = new Uint8Array(this.sources.length)
+    const id = native(() => this.#begin(data, undefined, false))
     try {
-      this.#round(data, undefined, false, statuses)
+      this.#feed(id, data, 0)
     } catch (e) {
+      this.#native.end(id, record, statuses)
       throw fromNative(e)
     }
+    native(() => this.#native.end(id, record, statuses))
     return this.#outcome(record, 0, statuses)
   }
 
-  #round(data: Samples, deadlineMs: unknown, wait: boolean, statuses: Uint8Array): void {
+  #begin(data: Samples, deadlineMs: unknown, wait: boolean): number {
     if (this.#closed) throw new CapstanError('ERR_INVALID_STATE', 'this SourceGroup is closed')
     if (deadlineMs !== undefined && typeof deadlineMs !== 'number') {
       throw new CapstanError('ERR_INVALID_OPTION', 'deadlineMs must be a number')
     }
-    if (data instanceof Int16Array) this.#native.captureI16(data, deadlineMs, wait, record, statuses)
-    else if (data instanceof Float32Array) this.#native.captureF32(data, deadlineMs, wait, record, statuses)
-    else throw new CapstanError('ERR_INVALID_FRAME', 'captureFrames takes an Int16Array or a Float32Array holding one frame per source')
+    if (!(data instanceof Int16Array) && !(data instanceof Float32Array)) {
+      throw new CapstanError('ERR_INVALID_FRAME', 'captureFrames takes an Int16Array or a Float32Array holding one frame per source')
+    }
+    return this.#native.begin(data.length, deadlineMs, wait)
+  }
+
+  #feed(id: number, data: Samples, first: number): void {
+    if (data instanceof Int16Array) this.#native.feedI16(id, data, first)
+    else this.#native.feedF32(id, data as Float32Array, first)
   }
 
   #outcome(rec: Float64Array, at: number, statuses: Uint8Array): GroupOutcome {
@@ -108,7 +143,10 @@ export class SourceGroup {
   settled(rec: Float64Array, at: number): void {
     const id = recordId(rec, at)
     const resolve = this.#waiting.get(id)
-    if (!resolve) return
+    if (!resolve) {
+      if (this.#orphans.delete(id)) this.#native.takeStatuses(id, new Uint8Array(0))
+      return
+    }
     this.#waiting.delete(id)
     release()
     const statuses = new Uint8Array(this.sources.length)

@@ -49,49 +49,44 @@ impl NativeGroup {
     self.inner.len() as u32
   }
 
-  fn round(
-    &self,
-    samples: Samples<'_>,
-    deadline_ms: Option<f64>,
-    may_wait: bool,
-    out: &mut [f64],
-    statuses: &mut [u8],
-  ) -> Result<()> {
-    check_out(out)?;
-    let r = self
+  /// Starts a round of `total` samples (one frame per member, validated here); returns
+  /// its id. `wait`: members apply their own policy; otherwise they never wait.
+  #[napi(catch_unwind)]
+  pub fn begin(&self, total: f64, deadline_ms: Option<f64>, wait: bool) -> Result<f64> {
+    let id = self
       .inner
-      .capture(samples, deadline(deadline_ms)?, may_wait)
+      .begin(total as usize, deadline(deadline_ms)?, wait)
       .map_err(js_err)?;
-    write(&r, out, statuses);
+    Ok(id as f64)
+  }
+
+  /// Captures the frames of members `first..` (whole frames, in member order).
+  #[napi(catch_unwind)]
+  pub fn feed_i16(&self, round: f64, data: Int16ArraySlice, first: u32) -> Result<()> {
+    self
+      .inner
+      .feed(round as u64, Samples::I16(&data), first as usize)
+      .map_err(js_err)
+  }
+
+  #[napi(catch_unwind)]
+  pub fn feed_f32(&self, round: f64, data: Float32ArraySlice, first: u32) -> Result<()> {
+    self
+      .inner
+      .feed(round as u64, Samples::F32(&data), first as usize)
+      .map_err(js_err)
+  }
+
+  /// Closes a round: its record goes to `out` (`PENDING` and the round id while members
+  /// still wait) and, when settled, each member's status code to `statuses`.
+  #[napi(catch_unwind)]
+  pub fn end(&self, round: f64, mut out: Float64ArraySlice, mut statuses: Uint8ArraySlice) -> Result<()> {
+    let out = slots(&mut out);
+    check_out(out)?;
+    let st = unsafe { statuses.as_mut() };
+    let r = self.inner.end(round as u64).map_err(js_err)?;
+    write(&r, out, st);
     Ok(())
-  }
-
-  /// One frame per member, member after member in `data`; the record goes to `out`,
-  /// member statuses (when settled at once) to `statuses`.
-  #[napi(catch_unwind)]
-  pub fn capture_i16(
-    &self,
-    data: Int16ArraySlice,
-    deadline_ms: Option<f64>,
-    wait: bool,
-    mut out: Float64ArraySlice,
-    mut statuses: Uint8ArraySlice,
-  ) -> Result<()> {
-    let st = unsafe { statuses.as_mut() };
-    self.round(Samples::I16(&data), deadline_ms, wait, slots(&mut out), st)
-  }
-
-  #[napi(catch_unwind)]
-  pub fn capture_f32(
-    &self,
-    data: Float32ArraySlice,
-    deadline_ms: Option<f64>,
-    wait: bool,
-    mut out: Float64ArraySlice,
-    mut statuses: Uint8ArraySlice,
-  ) -> Result<()> {
-    let st = unsafe { statuses.as_mut() };
-    self.round(Samples::F32(&data), deadline_ms, wait, slots(&mut out), st)
   }
 
   /// A settled round's member statuses (once; false if unknown).

@@ -98,6 +98,17 @@ struct Reports {
   statuses: HashMap<u64, Vec<u8>>,
 }
 
+/// A round between `begin` and `end`.
+struct Open {
+  round: Arc<Round>,
+  /// Samples per member frame.
+  per: usize,
+  deadline_ms: Option<u32>,
+  may_wait: bool,
+  /// The next member a slice must start at.
+  next: usize,
+}
+
 /// A fixed set of sources of one format, captured together.
 pub struct Group {
   id: u64,
@@ -106,6 +117,7 @@ pub struct Group {
   bus: Arc<Bus>,
   me: Weak<Group>,
   next_round: AtomicU64,
+  open: Mutex<HashMap<u64, Open>>,
   reports: Mutex<Reports>,
 }
 
@@ -154,6 +166,7 @@ impl Group {
       bus,
       me: me.clone(),
       next_round: AtomicU64::new(1),
+      open: Mutex::new(HashMap::new()),
       reports: Mutex::new(Reports::default()),
     }))
   }
@@ -179,22 +192,28 @@ impl Group {
   /// waits up to `deadline_ms` or its source's default); without, a member that cannot
   /// take its frame now refuses it (`dropped`), as `try_capture` does.
   pub fn capture(&self, samples: Samples<'_>, deadline_ms: Option<u32>, may_wait: bool) -> Result<RoundResult> {
-    let mut scratch = Vec::new();
-    let data: &[i16] = match samples {
-      Samples::I16(d) => d,
-      Samples::F32(f) => {
-        f32_to_i16(f, &mut scratch)?;
-        &scratch
-      }
+    let len = match samples {
+      Samples::I16(d) => d.len(),
+      Samples::F32(f) => f.len(),
     };
+    let id = self.begin(len, deadline_ms, may_wait)?;
+    let fed = self.feed(id, samples, 0);
+    let end = self.end(id);
+    fed?;
+    end
+  }
+
+  /// Starts a round of `total` samples (one frame per member) that [`Group::feed`] fills in
+  /// slices, so a caller can yield between them; [`Group::end`] closes it. Validates the
+  /// length once, up front.
+  pub fn begin(&self, total: usize, deadline_ms: Option<u32>, may_wait: bool) -> Result<u64> {
     let n = self.members.len();
-    if data.len() % n != 0 {
+    if total % n != 0 {
       return Err(CoreError::InvalidFrame(format!(
-        "a group round needs one frame per source: {} samples do not split evenly over {n} sources",
-        data.len()
+        "a group round needs one frame per source: {total} samples do not split evenly over {n} sources"
       )));
     }
-    let per = data.len() / n;
+    let per = total / n;
     self.format.check_len(per)?;
     let round = Arc::new(Round {
       id: self.next_round.fetch_add(1, Ordering::Relaxed),
@@ -208,7 +227,59 @@ impl Group {
         waited_ms: 0.0,
       }),
     });
-    for (i, (m, frame)) in self.members.iter().zip(data.chunks_exact(per)).enumerate() {
+    let id = round.id;
+    self.open.lock().insert(
+      id,
+      Open {
+        round,
+        per,
+        deadline_ms,
+        may_wait,
+        next: 0,
+      },
+    );
+    Ok(id)
+  }
+
+  /// Captures the frames of members `first..` held in `samples` (whole frames, in member
+  /// order, continuing where the previous slice stopped).
+  pub fn feed(&self, id: u64, samples: Samples<'_>, first: usize) -> Result<()> {
+    let (round, per, deadline_ms, may_wait) = {
+      let open = self.open.lock();
+      let o = open
+        .get(&id)
+        .ok_or_else(|| CoreError::InvalidOption(format!("group round {id} is not open")))?;
+      (o.round.clone(), o.per, o.deadline_ms, o.may_wait)
+    };
+    let mut scratch = Vec::new();
+    let data: &[i16] = match samples {
+      Samples::I16(d) => d,
+      Samples::F32(f) => {
+        f32_to_i16(f, &mut scratch)?;
+        &scratch
+      }
+    };
+    let count = data.len() / per;
+    if data.len() % per != 0 || first + count > self.members.len() {
+      return Err(CoreError::InvalidFrame(format!(
+        "a round slice holds whole frames of {per} samples for members that exist: {} samples from member {first}",
+        data.len()
+      )));
+    }
+    {
+      let mut open = self.open.lock();
+      let o = open.get_mut(&id).expect("checked above");
+      if o.next != first {
+        return Err(CoreError::InvalidOption(format!(
+          "group round {id} continues at member {}, not {first}",
+          o.next
+        )));
+      }
+      o.next = first + count;
+    }
+    for (k, frame) in data.chunks_exact(per).enumerate() {
+      let i = first + k;
+      let m = &self.members[i];
       let r = if may_wait {
         m.capture_joined(FrameRef::i16(frame), deadline_ms, round.clone(), i as u32)?
       } else {
@@ -219,10 +290,34 @@ impl Group {
         round.release();
       }
     }
-    if round.release() {
-      return Ok(RoundResult::Settled(round.outcome()));
+    Ok(())
+  }
+
+  /// Closes a round: settled if every member already has, else pending (it settles
+  /// through the bus). Members never fed (a round ended early) count as `dropped`.
+  pub fn end(&self, id: u64) -> Result<RoundResult> {
+    let o = self
+      .open
+      .lock()
+      .remove(&id)
+      .ok_or_else(|| CoreError::InvalidOption(format!("group round {id} is not open")))?;
+    for i in o.next..self.members.len() {
+      o.round.record(
+        i as u32,
+        &Outcome {
+          status: Status::Dropped,
+          accepted_samples: 0,
+          dropped_samples: 0,
+          queued_ms: 0.0,
+          waited_ms: 0.0,
+        },
+      );
+      o.round.release();
     }
-    Ok(RoundResult::Pending(round.id))
+    if o.round.release() {
+      return Ok(RoundResult::Settled(o.round.outcome()));
+    }
+    Ok(RoundResult::Pending(id))
   }
 
   /// A round's member statuses, once its completion was drained (then forgotten).
@@ -353,6 +448,36 @@ mod tests {
     );
     // The members counted their own outcomes.
     assert_eq!(g.members[1].metrics().outcomes[Status::Timeout.code()], 1);
+  }
+
+  #[test]
+  fn a_round_fed_in_slices_is_one_round() {
+    let bus = Bus::new();
+    let g = Group::new(100, sources(&bus, 4, 20), bus.clone()).unwrap();
+    let data: Vec<i16> = (0..320).map(|i| i as i16).collect();
+    let id = g.begin(320, None, true).unwrap();
+    g.feed(id, Samples::I16(&data[..160]), 0).unwrap();
+    assert!(
+      g.feed(id, Samples::I16(&data[160..240]), 3).is_err(),
+      "slices continue in order"
+    );
+    g.feed(id, Samples::I16(&data[160..]), 2).unwrap();
+    let RoundResult::Settled(r) = g.end(id).unwrap() else {
+      panic!("room for all");
+    };
+    assert_eq!((r.outcome.status, r.outcome.accepted_samples), (Status::Accepted, 320));
+    for (i, m) in g.members.iter().enumerate() {
+      let want: Vec<i16> = (i * 80..i * 80 + 80).map(|v| v as i16).collect();
+      assert_eq!(m.read(), crate::source::Read::Chunk(want));
+    }
+    // A round ended before every member was fed: the rest count as dropped.
+    let id = g.begin(320, None, true).unwrap();
+    g.feed(id, Samples::I16(&data[..80]), 0).unwrap();
+    let RoundResult::Settled(r) = g.end(id).unwrap() else {
+      panic!("nothing waits");
+    };
+    assert_eq!(r.statuses, vec![0, 2, 2, 2]);
+    assert!(g.end(id).is_err(), "ended once");
   }
 
   #[test]
