@@ -370,6 +370,7 @@ if (rt.length) {
       if (r.warmupUsedS > warmup + 0.4) notes.push(`warm-up extended to ${f(r.warmupUsedS, 1)} s`)
       if (!r.steadyAtWindowStart) notes.push(`not steady at window start (accepted rate ${f(r.probeRate)}x, queued ${f(r.queuedAtWindowStartS * 1000, 0)} ms)`)
       if (r.loopStalled) notes.push(`**event loop stalled** (longest timer gap ${f(r.gaps.max, 0)} ms, stop timer ${f(r.stopLateMs, 0)} ms late)`)
+      if (r.startLoopMs > 20) notes.push(`the synchronous loop starting the producers took ${f(r.startLoopMs, 0)} ms`)
       if (r.lib === 'capstan' && r.healthReported && Object.keys(r.healthReported).length) {
         notes.push(`health reported: ${Object.entries(r.healthReported).map(([k, v]) => `${k} ${v}`).join(', ')} sources`)
       }
