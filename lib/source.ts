@@ -4,6 +4,7 @@ import { AudioFrame, type AudioFrameLike, type Samples } from './frame'
 import { CapstanError, fromNative, native } from './errors'
 import { DEFAULTS, isPending, readOutcome, record, recordId } from './outcome'
 import { admit, later, settleFair, turn } from './fairness'
+import { enroll, hooks, retire } from './census'
 import { NativeProcessor, type FrameProcessor, type FrameProcessorCredentials, type FrameProcessorStreamInfo } from './processors'
 import { JsChain, isFrameProcessor } from './js-processors'
 import { NativeSource, drainAll, getEngine, hold, register, release, unregister, type NativeSourceT } from './engine'
@@ -43,6 +44,11 @@ function checkOptions(opts: unknown): AudioSourceOptions {
   const autoClose = (opts as { autoClose?: unknown }).autoClose
   if (autoClose !== undefined && typeof autoClose !== 'boolean') {
     throw new CapstanError('ERR_INVALID_OPTION', 'autoClose must be a boolean')
+  }
+  // A metrics label only: the engine never sees it.
+  const name = (opts as { name?: unknown }).name
+  if (name !== undefined && typeof name !== 'string') {
+    throw new CapstanError('ERR_INVALID_OPTION', 'name must be a string')
   }
   const list = (opts as { processors?: unknown }).processors
   if (list !== undefined) {
@@ -116,6 +122,8 @@ export class AudioSource extends EventEmitter<AudioSourceEvents> {
   readonly sampleRate: number
   readonly channels: number
   readonly consumer: NonNullable<AudioSourceOptions['consumer']>
+  /** The `name` option: a label for exported metrics (`''` when unnamed). */
+  readonly name: string
   /** The rate `frames()` yields (a resampling processor changes it). */
   readonly outputSampleRate: number
   readonly #native: NativeSourceT
@@ -163,7 +171,9 @@ export class AudioSource extends EventEmitter<AudioSourceEvents> {
     this.sampleRate = o.sampleRate
     this.channels = o.channels
     this.consumer = o.consumer ?? (DEFAULTS.consumer as ConsumerMode)
+    this.name = o.name ?? ''
     register(this.#id, this)
+    enroll(this)
   }
 
   /**
@@ -353,6 +363,7 @@ export class AudioSource extends EventEmitter<AudioSourceEvents> {
       native(() => this.#native.close())
       drainAll()
       unregister(this.#id)
+      retire(this, this.metrics())
       // Audio the engine already handed to a reader's buffer is still read, and still goes
       // through the JS processors: they close when that reader ends, after its last
       // process(). Without a reader, none can be mid-process() here.
@@ -367,7 +378,9 @@ export class AudioSource extends EventEmitter<AudioSourceEvents> {
 
   /** @internal A waiting capture settled (engine dispatcher). */
   settled(rec: Float64Array, at: number): void {
-    this.#settle(recordId(rec, at), readOutcome(rec, at))
+    const o = readOutcome(rec, at)
+    hooks.wait?.(this, o.waitedMs)
+    this.#settle(recordId(rec, at), o)
   }
 
   /** @internal A playout mark was reached (engine dispatcher). */
@@ -428,6 +441,7 @@ export class AudioSource extends EventEmitter<AudioSourceEvents> {
         // Also reached when shutdown() closed the source natively.
         this.#closed = true
         unregister(this.#id)
+        retire(this, this.metrics())
         const wake = this.#wakeReader
         this.#wakeReader = undefined
         wake?.()

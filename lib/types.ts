@@ -9,6 +9,8 @@ export type CaptureStatus = 'accepted' | 'partial' | 'dropped' | 'timeout' | 'ab
 export interface AudioSourceOptions {
   sampleRate: number
   channels: number
+  /** A label for exported metrics (`collectMetrics`); sources sharing a name aggregate. */
+  name?: string
   /** Queue capacity in ms, a multiple of 10. Default 200. */
   queueMs?: number
   /** What a capture does when the queue is full. Default `'wait'`. */

@@ -1,0 +1,181 @@
+import type { Registry } from 'prom-client'
+
+import { add, emptyTotals, hooks, liveSources, retiredTotals, type Totals } from './census'
+import { CapstanError } from './errors'
+import type { HealthState } from './types'
+
+export interface CollectMetricsOptions {
+  /** Metric name prefix. Default `'capstan_'`. */
+  prefix?: string
+  /** Buckets of the capture-wait histogram, in seconds. */
+  waitBuckets?: number[]
+}
+
+const HEALTH: HealthState[] = ['healthy', 'lagging', 'stalled', 'recovered']
+/** A scrape reads every live source once; its metrics share that snapshot for this long. */
+const SNAPSHOT_MS = 250
+
+interface ByName {
+  totals: Totals
+  queuedMs: number
+  health: Record<HealthState, number>
+  /** processor name → largest p50 / p99 over this name's sources (µs), calls, failures. */
+  processors: Map<string, { p50: number; p99: number; calls: number; failures: number }>
+}
+
+function snapshot(): Map<string, ByName> {
+  const out = new Map<string, ByName>()
+  const entry = (name: string): ByName => {
+    let e = out.get(name)
+    if (!e) {
+      e = { totals: emptyTotals(), queuedMs: 0, health: { healthy: 0, lagging: 0, stalled: 0, recovered: 0 }, processors: new Map() }
+      out.set(name, e)
+    }
+    return e
+  }
+  for (const [name, t] of retiredTotals()) add(entry(name).totals, t)
+  for (const s of liveSources()) {
+    const m = s.metrics()
+    const e = entry(s.name)
+    add(e.totals, m)
+    e.queuedMs += m.queuedMs
+    e.health[m.health]++
+    for (const p of m.processors) {
+      const q = e.processors.get(p.name) ?? { p50: 0, p99: 0, calls: 0, failures: 0 }
+      q.p50 = Math.max(q.p50, p.timeUs.p50)
+      q.p99 = Math.max(q.p99, p.timeUs.p99)
+      q.calls += p.calls
+      q.failures += p.failures
+      e.processors.set(p.name, q)
+    }
+  }
+  return out
+}
+
+/**
+ * Registers capstan's metrics on a `prom-client` registry (default: its global one):
+ * sample counters, captures by status, underruns, stalls, sink errors, queue depth,
+ * sources by health, processor time and a histogram of capture waits. Series are labelled
+ * by the `name` option of each source (unnamed sources share `source=""`), so cardinality
+ * stays as small as the set of names. Closed sources keep counting in the totals.
+ * Returns a function that unregisters them. `prom-client` is an optional peer dependency.
+ */
+export function collectMetrics(register?: Registry, opts: CollectMetricsOptions = {}): () => void {
+  let client: typeof import('prom-client')
+  try {
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    client = require('prom-client')
+  } catch (e) {
+    throw new CapstanError('ERR_INVALID_STATE', 'collectMetrics needs the prom-client package (npm install prom-client)', { cause: e })
+  }
+  const reg = register ?? client.register
+  const p = opts.prefix ?? 'capstan_'
+  let snap: Map<string, ByName> | undefined
+  let snapAt = -Infinity
+  const current = (): Map<string, ByName> => {
+    const now = performance.now()
+    if (!snap || now - snapAt > SNAPSHOT_MS) {
+      snap = snapshot()
+      snapAt = now
+    }
+    return snap
+  }
+  const names: string[] = []
+  const counter = (name: string, help: string, value: (t: Totals) => number) => {
+    names.push(p + name)
+    new client.Counter({
+      name: p + name,
+      help,
+      labelNames: ['source'],
+      registers: [reg],
+      collect() {
+        this.reset()
+        for (const [source, e] of current()) this.inc({ source }, value(e.totals))
+      },
+    })
+  }
+  counter('captured_samples_total', 'Samples per channel taken into custody (queued, or lost and counted).', (t) => t.captured)
+  counter('delivered_samples_total', 'Samples per channel delivered to the consumer.', (t) => t.delivered)
+  counter('dropped_samples_total', 'Samples per channel lost to an overflow policy, a deadline or an abort.', (t) => t.dropped)
+  counter('cleared_samples_total', 'Samples per channel discarded by clearQueue() or close().', (t) => t.cleared)
+  counter('padded_samples_total', 'Silence added by flush() (part of captured).', (t) => t.padded)
+  counter('underruns_total', 'Consumer ticks that found the queue empty.', (t) => t.underruns)
+  counter('stalls_total', 'Times a source went stalled.', (t) => t.stalls)
+  counter('sink_errors_total', 'Chunks a sink refused.', (t) => t.sinkErrors)
+
+  names.push(p + 'captures_total')
+  new client.Counter({
+    name: p + 'captures_total',
+    help: 'Settled captures by status.',
+    labelNames: ['source', 'status'],
+    registers: [reg],
+    collect() {
+      this.reset()
+      for (const [source, e] of current()) {
+        for (const [status, n] of Object.entries(e.totals.outcomes)) this.inc({ source, status }, n ?? 0)
+      }
+    },
+  })
+  names.push(p + 'queued_seconds')
+  new client.Gauge({
+    name: p + 'queued_seconds',
+    help: 'Audio queued (including the carried remainder), summed over open sources.',
+    labelNames: ['source'],
+    registers: [reg],
+    collect() {
+      this.reset()
+      for (const [source, e] of current()) this.set({ source }, e.queuedMs / 1000)
+    },
+  })
+  names.push(p + 'sources')
+  new client.Gauge({
+    name: p + 'sources',
+    help: 'Open sources by health state.',
+    labelNames: ['source', 'health'],
+    registers: [reg],
+    collect() {
+      this.reset()
+      for (const [source, e] of current()) for (const h of HEALTH) this.set({ source, health: h }, e.health[h])
+    },
+  })
+  names.push(p + 'processor_time_seconds')
+  new client.Gauge({
+    name: p + 'processor_time_seconds',
+    help: 'Time a native processor takes per 10 ms chunk (largest quantile over the sources of a name).',
+    labelNames: ['source', 'processor', 'quantile'],
+    registers: [reg],
+    collect() {
+      this.reset()
+      for (const [source, e] of current()) {
+        for (const [processor, q] of e.processors) {
+          this.set({ source, processor, quantile: '0.5' }, q.p50 / 1e6)
+          this.set({ source, processor, quantile: '0.99' }, q.p99 / 1e6)
+        }
+      }
+    },
+  })
+  names.push(p + 'processor_calls_total')
+  new client.Counter({
+    name: p + 'processor_calls_total',
+    help: 'Processor calls (open sources).',
+    labelNames: ['source', 'processor'],
+    registers: [reg],
+    collect() {
+      this.reset()
+      for (const [source, e] of current()) for (const [processor, q] of e.processors) this.inc({ source, processor }, q.calls)
+    },
+  })
+  names.push(p + 'capture_wait_seconds')
+  const wait = new client.Histogram({
+    name: p + 'capture_wait_seconds',
+    help: 'How long captures that had to wait for room waited, from the call to its settlement.',
+    labelNames: ['source'],
+    buckets: opts.waitBuckets ?? [0.001, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1, 2, 5],
+    registers: [reg],
+  })
+  hooks.wait = (s, ms) => wait.observe({ source: s.name }, ms / 1000)
+  return () => {
+    hooks.wait = undefined
+    for (const n of names) reg.removeSingleMetric(n)
+  }
+}
