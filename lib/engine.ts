@@ -84,7 +84,18 @@ export function drainAll(everything = true): void {
   if (completions.length > 0) backlog.push(completions)
   settle(everything ? Infinity : SLICE)
   for (let i = 0; i < p.length; i += 2) sources.get(p[i])?.playedOut(p[i + 1])
-  for (const { sourceId, event } of events) sources.get(sourceId)?.event(event)
+  for (const { sourceId, event } of events) {
+    try {
+      sources.get(sourceId)?.event(event)
+    } catch (e) {
+      // A listener that throws is the caller's bug, reported as Node reports any throwing
+      // listener (an uncaught exception), but never at the cost of the other sources'
+      // events and settlements in this batch.
+      process.nextTick(() => {
+        throw e
+      })
+    }
+  }
   if (more || backlog.length > 0) wake()
 }
 
