@@ -37,6 +37,9 @@ export class JsChain {
   #info: FrameProcessorStreamInfo | null = null
   #creds: FrameProcessorCredentials | null = null
   #closed = false
+  /** Inside run(): a close() now (from a process() or an event listener) waits for it to end. */
+  #running = false
+  #closeAfterRun = false
 
   constructor(
     procs: FrameProcessor<AudioFrame>[],
@@ -57,6 +60,16 @@ export class JsChain {
 
   /** Runs one frame through every enabled, non-bypassed processor. */
   run(frame: AudioFrame): AudioFrame {
+    this.#running = true
+    try {
+      return this.#runAll(frame)
+    } finally {
+      this.#running = false
+      if (this.#closeAfterRun) this.#teardown()
+    }
+  }
+
+  #runAll(frame: AudioFrame): AudioFrame {
     let cur = frame
     this.#procs.forEach((p, i) => {
       // A processor the ledger bypassed and the user re-enabled comes back.
@@ -94,10 +107,20 @@ export class JsChain {
     return this.#ledger.stats() as ProcessorMetrics[]
   }
 
-  /** Detaches: clears what was pushed, then closes the processors unless `autoClose: false`. */
+  /**
+   * Detaches: clears what was pushed, then closes the processors unless `autoClose: false`.
+   * Called during run() (re-entrantly), it happens when run() returns: the frame in flight
+   * is finished first, so close() always comes after the last process() returned.
+   */
   close(): void {
     if (this.#closed) return
     this.#closed = true
+    if (this.#running) this.#closeAfterRun = true
+    else this.#teardown()
+  }
+
+  #teardown(): void {
+    this.#closeAfterRun = false
     if (this.#info) this.setStreamInfo(null)
     if (this.#creds) this.setCredentials(null)
     if (this.#autoClose) for (const p of this.#procs) this.#call(() => p.close())

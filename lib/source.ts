@@ -125,6 +125,8 @@ export class AudioSource extends EventEmitter<AudioSourceEvents> {
   #wakeReader: (() => void) | undefined
   #js: JsChain | undefined
   #reading = false
+  /** close() ended the reader: its JS processors are closed, it must not process again. */
+  #readerStopped = false
   #closed = false
 
   static {
@@ -284,6 +286,7 @@ export class AudioSource extends EventEmitter<AudioSourceEvents> {
     if (paced) native(() => this.#native.setReader(true))
     try {
       for (;;) {
+        if (this.#readerStopped) return
         const chunk = native(() => this.#native.read())
         if (chunk === null) {
           hold()
@@ -298,12 +301,14 @@ export class AudioSource extends EventEmitter<AudioSourceEvents> {
         // A deep buffer is read without waiting: give the event loop its turn now and then.
         const next = turn()
         if (next) await next
+        if (this.#readerStopped) return
         const frame = new AudioFrame(chunk, this.outputSampleRate, this.channels)
         yield this.#js ? this.#js.run(frame) : frame
       }
     } finally {
       this.#wakeReader = undefined
       this.#reading = false
+      // Closed by endInput() while this reader still had audio to read: its last process() is done.
       if (this.#closed) this.#js?.close()
       if (paced && !this.#closed) native(() => this.#native.setReader(false))
     }
@@ -348,17 +353,33 @@ export class AudioSource extends EventEmitter<AudioSourceEvents> {
    * the source leaves the engine clock (the last one stops the clock threads).
    */
   close(): Promise<void> {
-    if (!this.#closed) {
-      this.#closed = true
-      native(() => this.#native.close())
-      drainAll()
-      unregister(this.#id)
-      // Audio the engine already handed to a reader's buffer is still read, and still goes
-      // through the JS processors: they close when that reader ends, after its last
-      // process(). Without a reader, none can be mid-process() here.
-      if (!this.#reading) this.#js?.close()
+    this.#end()
+    // JS processors hold resources (a model, a connection) that must not wait for a reader
+    // that may never call next() again: they close now (JsChain defers it past a process()
+    // in flight), and the reader's next next() ends the iteration, processing nothing more.
+    if (this.#js) {
+      this.#readerStopped = true
+      this.#js.close()
     }
     return Promise.resolve()
+  }
+
+  /**
+   * @internal The end of an AudioStream's input: closes the source but lets the reader read
+   * (and process) what is already buffered for it; the JS processors close when it ends, or
+   * at once on a later close().
+   */
+  endInput(): void {
+    this.#end()
+    if (!this.#reading) this.#js?.close()
+  }
+
+  #end(): void {
+    if (this.#closed) return
+    this.#closed = true
+    native(() => this.#native.close())
+    drainAll()
+    unregister(this.#id)
   }
 
   [asyncDispose](): Promise<void> {

@@ -86,7 +86,8 @@ export class AudioStream extends EventEmitter<AudioSourceEvents> implements Asyn
         yield frame
         this.#readerBusy = false
       }
-      ended = true
+      // Ended by close() while the reader was away: an early exit, not the input's end.
+      ended = !this.#stopped
     } finally {
       this.#stopped = true
       await this.close()
@@ -137,8 +138,9 @@ export class AudioStream extends EventEmitter<AudioSourceEvents> implements Asyn
       this.#error = e
     } finally {
       this.#closeInput()
-      // Ends frames() once what is buffered has been read.
-      await this.#source.close()
+      // The input ended (or failed): frames() ends once what is buffered has been read. A
+      // stopped stream was closed already (close() ends the reader at once).
+      if (!this.#stopped) this.#source.endInput()
     }
   }
 
