@@ -20,15 +20,24 @@ import type {
 } from './types'
 
 interface Waiting {
-  resolve(o: CaptureOutcome): void
+  resolve(o: CaptureOutcome | PromiseLike<CaptureOutcome>): void
   signal?: AbortSignal
-  onAbort?: () => void
 }
 
 interface Playout {
-  resolve(): void
+  resolve(v?: void | PromiseLike<void>): void
   signal?: AbortSignal
-  onAbort?: () => void
+}
+
+/**
+ * The waits of one AbortSignal on one source and the single listener that aborts them all:
+ * a signal shared by many calls gets one listener per source, not one per call (Node warns
+ * past ten), removed when the last of its waits settles.
+ */
+interface SignalWaits {
+  captures: Set<number>
+  playouts: Set<number>
+  onAbort: () => void
 }
 
 /**
@@ -122,6 +131,7 @@ export class AudioSource extends EventEmitter<AudioSourceEvents> {
   readonly #id: number
   readonly #waiting = new Map<number, Waiting>()
   readonly #playouts = new Map<number, Playout>()
+  readonly #signals = new Map<AbortSignal, SignalWaits>()
   #wakeReader: (() => void) | undefined
   #js: JsChain | undefined
   #reading = false
@@ -225,25 +235,60 @@ export class AudioSource extends EventEmitter<AudioSourceEvents> {
 
   #wait(id: number, signal: AbortSignal | undefined): Promise<CaptureOutcome> {
     return new Promise<CaptureOutcome>((resolve) => {
-      const w: Waiting = { resolve, signal }
-      if (signal) {
-        w.onAbort = () => {
-          if (native(() => this.#native.abort(id, record))) this.#settle(id, readOutcome(record))
-        }
-        signal.addEventListener('abort', w.onAbort, { once: true })
-      }
-      this.#waiting.set(id, w)
+      if (signal) this.#waitsOf(signal).captures.add(id)
+      this.#waiting.set(id, { resolve, signal })
       hold()
     })
   }
 
-  #settle(id: number, o: CaptureOutcome): void {
+  /** `fair`: settled by JavaScript (an abort), so it shares the turn's budget (./fairness). */
+  #settle(id: number, o: CaptureOutcome, fair = false): void {
     const w = this.#waiting.get(id)
     if (!w) return
     this.#waiting.delete(id)
     release()
-    if (w.onAbort) w.signal?.removeEventListener('abort', w.onAbort)
-    w.resolve(o)
+    if (w.signal) this.#unlisten(w.signal, 'captures', id)
+    w.resolve(fair ? settleFair(o) : o)
+  }
+
+  /** The waits of `signal` on this source, listening to it from the first one on. */
+  #waitsOf(signal: AbortSignal): SignalWaits {
+    let waits = this.#signals.get(signal)
+    if (!waits) {
+      const mine: SignalWaits = { captures: new Set(), playouts: new Set(), onAbort: () => this.#aborted(signal, mine) }
+      waits = mine
+      this.#signals.set(signal, waits)
+      signal.addEventListener('abort', waits.onAbort, { once: true })
+    }
+    return waits
+  }
+
+  #unlisten(signal: AbortSignal, kind: 'captures' | 'playouts', id: number): void {
+    const waits = this.#signals.get(signal)
+    if (!waits) return
+    waits[kind].delete(id)
+    if (waits.captures.size === 0 && waits.playouts.size === 0) {
+      this.#signals.delete(signal)
+      signal.removeEventListener('abort', waits.onAbort)
+    }
+  }
+
+  /** `signal` fired: every capture and playout wait of it on this source ends. */
+  #aborted(signal: AbortSignal, waits: SignalWaits): void {
+    // Forgotten first: the settlements below then have no listener left to remove.
+    if (this.#signals.get(signal) === waits) this.#signals.delete(signal)
+    for (const id of waits.captures) {
+      // The engine settles and counts it; false: it settled already and is on its way here.
+      if (native(() => this.#native.abort(id, record))) this.#settle(id, readOutcome(record), true)
+    }
+    for (const id of waits.playouts) {
+      const p = this.#playouts.get(id)
+      if (!p) continue
+      native(() => this.#native.cancelPlayout(id))
+      this.#playouts.delete(id)
+      release()
+      p.resolve(rejectFair<void>(signal.reason))
+    }
   }
 
   /** Discards queued audio and settles every waiting capture `'cleared'`. */
@@ -258,18 +303,9 @@ export class AudioSource extends EventEmitter<AudioSourceEvents> {
     if (signal?.aborted) return rejectFair(signal.reason)
     const id = native(() => this.#native.waitPlayout())
     if (id === null) return settleFair(undefined)
-    return new Promise<void>((resolve, reject) => {
-      const p: Playout = { resolve, signal }
-      if (signal) {
-        p.onAbort = () => {
-          this.#native.cancelPlayout(id)
-          this.#playouts.delete(id)
-          release()
-          reject(signal.reason)
-        }
-        signal.addEventListener('abort', p.onAbort, { once: true })
-      }
-      this.#playouts.set(id, p)
+    return new Promise<void>((resolve) => {
+      if (signal) this.#waitsOf(signal).playouts.add(id)
+      this.#playouts.set(id, { resolve, signal })
       hold()
     })
   }
@@ -397,7 +433,7 @@ export class AudioSource extends EventEmitter<AudioSourceEvents> {
     if (!p) return
     this.#playouts.delete(id)
     release()
-    if (p.onAbort) p.signal?.removeEventListener('abort', p.onAbort)
+    if (p.signal) this.#unlisten(p.signal, 'playouts', id)
     p.resolve()
   }
 
