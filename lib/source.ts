@@ -99,6 +99,33 @@ function checkDeadline(d: unknown): number | undefined {
   return d
 }
 
+/** AbortSignal's shape (not `instanceof`: a signal from another realm or a polyfill works). */
+function isSignal(s: unknown): s is AbortSignal {
+  const o = s as Record<string, unknown> | null
+  return (
+    typeof o === 'object' &&
+    o !== null &&
+    typeof o.aborted === 'boolean' &&
+    typeof o.addEventListener === 'function' &&
+    typeof o.removeEventListener === 'function'
+  )
+}
+
+/**
+ * A call's `{ signal?, deadlineMs? }`, checked before anything reaches the engine: a bad one
+ * is `ERR_INVALID_OPTION`, never a TypeError after the capture was already sent. The range
+ * of `deadlineMs` is the core's to check.
+ */
+function callOptions(opts: unknown): { deadline?: number; signal?: AbortSignal } {
+  if (opts === undefined) return {}
+  if (typeof opts !== 'object' || opts === null) {
+    throw new CapstanError('ERR_INVALID_OPTION', 'call options must be an object ({ signal?, deadlineMs? })')
+  }
+  const { signal, deadlineMs } = opts as CaptureOptions
+  if (signal !== undefined && !isSignal(signal)) throw new CapstanError('ERR_INVALID_OPTION', 'signal must be an AbortSignal')
+  return { deadline: checkDeadline(deadlineMs), signal }
+}
+
 /** A rejection that, like every settlement, leaves the event loop its turn. */
 function rejectFair<T>(e: unknown): Promise<T> {
   if (admit()) return Promise.reject(e)
@@ -190,11 +217,11 @@ export class AudioSource extends EventEmitter<AudioSourceEvents> {
       if (frame instanceof Int16Array) data = frame
       else [data, rate, ch] = unpack(frame)
       if (opts !== undefined) {
-        deadline = checkDeadline(opts.deadlineMs)
-        signal = opts.signal
+        ;({ deadline, signal } = callOptions(opts))
         if (signal?.aborted) {
-          // Never sent, but settled (and counted) by the engine like every capture.
-          this.#native.refuseAborted(data.length, record)
+          // Never sent, but validated, settled and counted by the engine like every capture.
+          if (data instanceof Int16Array) this.#native.refuseAbortedI16(data, rate, ch, deadline, record)
+          else this.#native.refuseAbortedF32(data, rate, ch, deadline, record)
           return settleFair(readOutcome(record))
         }
       }
@@ -223,14 +250,17 @@ export class AudioSource extends EventEmitter<AudioSourceEvents> {
   }
 
   /** Ends the segment: the carried remainder (< 10 ms) is padded with silence and queued. */
-  flush(opts: CaptureOptions = {}): Promise<CaptureOutcome> {
+  flush(opts?: CaptureOptions): Promise<CaptureOutcome> {
+    let signal: AbortSignal | undefined
     try {
-      this.#native.flush(checkDeadline(opts.deadlineMs), record)
+      let deadline: number | undefined
+      ;({ deadline, signal } = callOptions(opts))
+      this.#native.flush(deadline, record)
     } catch (e) {
       return rejectFair(fromNative(e))
     }
     if (!isPending(record)) return settleFair(readOutcome(record))
-    return this.#wait(recordId(record), opts.signal)
+    return this.#wait(recordId(record), signal)
   }
 
   #wait(id: number, signal: AbortSignal | undefined): Promise<CaptureOutcome> {
@@ -298,8 +328,13 @@ export class AudioSource extends EventEmitter<AudioSourceEvents> {
   }
 
   /** Resolves once everything queued so far has been delivered (or cleared). */
-  waitForPlayout(opts: { signal?: AbortSignal } = {}): Promise<void> {
-    const { signal } = opts
+  waitForPlayout(opts?: { signal?: AbortSignal }): Promise<void> {
+    let signal: AbortSignal | undefined
+    try {
+      ;({ signal } = callOptions(opts))
+    } catch (e) {
+      return rejectFair(e)
+    }
     if (signal?.aborted) return rejectFair(signal.reason)
     const id = native(() => this.#native.waitPlayout())
     if (id === null) return settleFair(undefined)

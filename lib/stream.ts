@@ -45,7 +45,10 @@ export class AudioStream extends EventEmitter<AudioSourceEvents> implements Asyn
     if (!it || (typeof it[Symbol.asyncIterator] !== 'function' && typeof it[Symbol.iterator] !== 'function')) {
       throw new CapstanError('ERR_INVALID_OPTION', 'AudioStream input must be an iterable or async iterable of frames')
     }
-    const queueFrames = options?.queueFrames ?? 50
+    if (typeof options !== 'object' || options === null) {
+      throw new CapstanError('ERR_INVALID_OPTION', 'AudioStream options must be an object ({ sampleRate, channels, ... })')
+    }
+    const queueFrames = options.queueFrames ?? 50
     if (!Number.isInteger(queueFrames) || queueFrames < 1) {
       throw new CapstanError('ERR_INVALID_OPTION', `queueFrames must be a positive integer, got ${queueFrames}`)
     }
