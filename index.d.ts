@@ -89,11 +89,8 @@ export declare class NativeSource {
   flush(deadlineMs: number | undefined | null, out: Float64Array): void
   /** Settles a waiting capture as aborted (record in `out`); false if it had already settled. */
   abort(id: number, out: Float64Array): boolean
-  /**
-   * Settles a capture JavaScript refused before sending it (its signal was already
-   * aborted) as `aborted`, so the engine counts it: `interleaved` samples, none taken.
-   */
-  refuseAborted(interleaved: number, out: Float64Array): void
+  refuseAbortedI16(data: Int16Array, sampleRate: number | undefined | null, channels: number | undefined | null, deadlineMs: number | undefined | null, out: Float64Array): void
+  refuseAbortedF32(data: Float32Array, sampleRate: number | undefined | null, channels: number | undefined | null, deadlineMs: number | undefined | null, out: Float64Array): void
   clear(): number
   /** Null when already played out; else an id the bus reports in `playouts`. */
   waitPlayout(): number | null

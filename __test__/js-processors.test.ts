@@ -763,3 +763,188 @@ describe('AudioStream break with an idle input', () => {
     release()
   })
 })
+
+describe('close() while the reader is suspended between next() calls (issue 10, defect 1)', () => {
+  /** A LiveKit-shaped processor holding a resource (a model, a connection) that close() frees. */
+  class RtcModel extends RtcFrameProcessor<RtcAudioFrame> {
+    #enabled = true
+    open = true
+    closes = 0
+    readonly log: string[] = []
+    /** Called inside process(), before it returns (to act while a process() is in flight). */
+    during: (() => void) | undefined
+    isEnabled(): boolean {
+      return this.#enabled
+    }
+    setEnabled(enabled: boolean): void {
+      this.#enabled = enabled
+    }
+    process(frame: RtcAudioFrame): RtcAudioFrame {
+      if (!this.open) throw new Error('process() after close()')
+      this.log.push('process')
+      this.during?.()
+      this.log.push('process-returned')
+      return new RtcAudioFrame(Int16Array.from(frame.data, (x) => -x), frame.sampleRate, frame.channels, frame.samplesPerChannel)
+    }
+    calls(): number {
+      return this.log.filter((e) => e === 'process').length
+    }
+    close(): void {
+      this.closes++
+      this.open = false
+      this.log.push('close')
+    }
+  }
+
+  /** A pull source with `p`, ten frames queued, and a reader that has taken two and holds. */
+  async function suspendedReader(p: RtcModel, opts: { autoClose?: boolean } = {}) {
+    const s = t.make({ sampleRate: 16000, channels: 1, consumer: 'pull', processors: [p], ...opts })
+    const inputs = Array.from({ length: 10 }, (_, k) => signal(160, k * 160))
+    for (const x of inputs) expect(s.tryCaptureFrame(x).status).toBe('accepted')
+    const it = s.frames()
+    const got = await readFrames(it, 2)
+    expect(arr(got[1].data)).toEqual(map(inputs[1], (x) => -x))
+    expect(p.calls()).toBe(2)
+    return { s, it }
+  }
+
+  it('source.close(): processor.close() once, at once; the reader coming back ends cleanly with no process() after close()', async () => {
+    const p = new RtcModel()
+    const { s, it } = await suspendedReader(p)
+    // The reader is elsewhere (holding its frame, awaiting something else).
+    await s.close()
+    expect(p.closes).toBe(1)
+    expect(p.log.at(-1)).toBe('close')
+    const r = await within(it.next(), 2000, 'the reader to end')
+    expect(r.done).toBe(true)
+    expect((await it.next()).done).toBe(true)
+    await s.close()
+    expect(p.closes).toBe(1)
+    expect(p.log).toEqual(['process', 'process-returned', 'process', 'process-returned', 'close'])
+    expectInvariant(s.metrics())
+  })
+
+  it('source.close() with a reader that never comes back: close() is still called, once', async () => {
+    const p = new RtcModel()
+    const { s } = await suspendedReader(p)
+    await s.close()
+    await sleep(20)
+    expect(p.closes).toBe(1)
+    expect(p.log.slice(p.log.indexOf('close'))).toEqual(['close'])
+  })
+
+  it('autoClose: false: never closed by capstan, whether or not the reader comes back', async () => {
+    const p = new RtcModel()
+    const { s, it } = await suspendedReader(p, { autoClose: false })
+    await s.close()
+    expect(p.closes).toBe(0)
+    expect((await within(it.next(), 2000, 'the reader to end')).done).toBe(true)
+    expect(p.closes).toBe(0)
+    expect(p.calls()).toBe(2)
+  })
+
+  it('close() from inside process() (a process() in flight) waits for it to return, then closes once', async () => {
+    const p = new RtcModel()
+    const s = t.make({ sampleRate: 16000, channels: 1, consumer: 'pull', processors: [p] })
+    for (let k = 0; k < 4; k++) s.tryCaptureFrame(signal(160, k * 160))
+    p.during = () => {
+      p.during = undefined
+      void s.close()
+      // Not yet: this process() has not returned.
+      expect(p.closes).toBe(0)
+    }
+    const it = s.frames()
+    const r = await within(it.next(), 2000, 'the first frame')
+    expect(r.done).toBe(false)
+    expect(p.closes).toBe(1)
+    expect((await within(it.next(), 2000, 'the reader to end')).done).toBe(true)
+    expect(p.log).toEqual(['process', 'process-returned', 'close'])
+  })
+
+  it("close() from a 'processor-error' listener while a later processor is still to run: close() after the chain's last process()", async () => {
+    const log: string[] = []
+    const failing = new Recorder(log)
+    failing.process = () => {
+      log.push('fail')
+      throw new Error('boom')
+    }
+    const after = new Recorder(log)
+    const s = t.make({ sampleRate: 16000, channels: 1, consumer: 'pull', processors: [failing, after] })
+    s.on('processor-error', () => void s.close())
+    s.tryCaptureFrame(signal(160))
+    s.tryCaptureFrame(signal(160, 160))
+    const it = s.frames()
+    expect((await within(it.next(), 2000, 'the first frame')).done).toBe(false)
+    expect((await within(it.next(), 2000, 'the reader to end')).done).toBe(true)
+    expect(log).toEqual(['fail', 'process', 'close', 'close'])
+    expect([failing.closes, after.closes]).toEqual([1, 1])
+  })
+
+  it('a realtime source with a frames() sink: the same', async () => {
+    const p = new RtcModel()
+    const s = t.make({ sampleRate: 16000, channels: 1, consumer: 'realtime', processors: [p] })
+    for (let k = 0; k < 10; k++) s.tryCaptureFrame(signal(160, k * 160))
+    const it = s.frames()
+    await readFrames(it, 2)
+    await s.close()
+    expect(p.closes).toBe(1)
+    expect((await within(it.next(), 2000, 'the reader to end')).done).toBe(true)
+    expect(p.log.slice(p.log.indexOf('close'))).toEqual(['close'])
+  })
+
+  it('AudioStream.close() with the reader suspended in its loop body: close() once, at once; the loop then ends', async () => {
+    const p = new RtcModel()
+    let pulled = 0
+    async function* input(): AsyncGenerator<AudioFrame> {
+      for (let k = 0; ; k++) {
+        pulled++
+        if (k % 4 === 3) await sleep(1)
+        yield new AudioFrame(signal(160, k * 160), 16000, 1)
+      }
+    }
+    const s = stream(input(), { sampleRate: 16000, channels: 1, processors: [p] })
+    let release!: () => void
+    const held = new Promise<void>((r) => (release = r))
+    let frames = 0
+    let closesSeenInLoop = -1
+    const loop = (async () => {
+      for await (const f of s) {
+        expect(f.data.length).toBe(160)
+        frames++
+        if (frames === 3) {
+          // Suspended between next() calls: the stream is closed meanwhile.
+          await held
+          closesSeenInLoop = p.closes
+        }
+      }
+    })()
+    await waitUntil(() => frames === 3, 2000, 'three frames')
+    await s.close()
+    expect(p.closes).toBe(1)
+    release()
+    await within(loop, 2000, 'the loop to end')
+    expect(closesSeenInLoop).toBe(1)
+    expect(frames).toBe(3)
+    expect(p.closes).toBe(1)
+    expect(p.log.slice(p.log.indexOf('close'))).toEqual(['close'])
+    expect(pulled).toBeGreaterThan(0)
+    expectInvariant(s.metrics())
+  })
+
+  it('AudioStream.close() with a reader that never comes back: close() is still called, once', async () => {
+    const p = new RtcModel()
+    async function* input(): AsyncGenerator<AudioFrame> {
+      for (let k = 0; ; k++) {
+        await sleep(1)
+        yield new AudioFrame(signal(160, k * 160), 16000, 1)
+      }
+    }
+    const s = stream(input(), { sampleRate: 16000, channels: 1, processors: [p] })
+    const it = s[Symbol.asyncIterator]()
+    expect((await within(it.next(), 2000, 'a frame')).done).toBe(false)
+    await s.close()
+    await sleep(20)
+    expect(p.closes).toBe(1)
+    expect(p.log.slice(p.log.indexOf('close'))).toEqual(['close'])
+  })
+})

@@ -1,5 +1,7 @@
 // Every CaptureOutcome status, with exact accepted/dropped counts (samples per channel),
 // the accounting invariant, and what actually ends up in the queue.
+import { getEventListeners } from 'node:events'
+
 import { afterEach, describe, expect, it } from 'vitest'
 
 import { AudioFrame, type CaptureOutcome } from '../lib/index'
@@ -305,5 +307,109 @@ describe("'closed'", () => {
     expect(m.outcomes.closed).toBe(3)
     expectInvariant(m)
     expect(s.closed).toBe(true)
+  })
+})
+
+describe('one AbortSignal shared by many waiting calls (issue 10, defect 2)', () => {
+  const listeners = (sig: AbortSignal): number => getEventListeners(sig, 'abort').length
+
+  /** Collects process warnings (MaxListenersExceededWarning) while `f` runs. */
+  async function warningsDuring(f: () => Promise<void>): Promise<string[]> {
+    const seen: string[] = []
+    const on = (w: Error) => seen.push(`${w.name}: ${w.message}`)
+    process.on('warning', on)
+    try {
+      await f()
+      // Warnings are emitted on the next tick.
+      await sleep(10)
+    } finally {
+      process.off('warning', on)
+    }
+    return seen
+  }
+
+  it('50 waiting captures on one source: one listener, no warning; abort settles all 50 aborted, counted; listener gone', async () => {
+    const s = t.make({ sampleRate: 48000, channels: 1, consumer: 'pull', queueMs: 10, overflow: 'wait', deadlineMs: 10_000 })
+    s.tryCaptureFrame(ramp(C, 0))
+    const ac = new AbortController()
+    let ps: Array<ReturnType<typeof track<CaptureOutcome>>> = []
+    const warnings = await warningsDuring(async () => {
+      ps = Array.from({ length: 50 }, (_, k) => track(s.captureFrame(ramp(C, k * C), { signal: ac.signal })))
+      await sleep(20)
+    })
+    expect(warnings).toEqual([])
+    expect(listeners(ac.signal)).toBe(1)
+    expect(ps.every((p) => !p.settled)).toBe(true)
+    expect(s.metrics()).toMatchObject({ waitingCaptures: 50, waitingSamples: 50 * C })
+    ac.abort()
+    const outs = await within(Promise.all(ps.map((p) => p.promise)), 2000, 'the 50 captures')
+    for (const o of outs) expect(o).toMatchObject({ status: 'aborted', acceptedSamples: 0, droppedSamples: C })
+    expect(listeners(ac.signal)).toBe(0)
+    const m = s.metrics()
+    // An aborted wait's samples are taken into custody and counted dropped (as for one capture).
+    expect(m).toMatchObject({ captured: 51 * C, queued: C, dropped: 50 * C, waitingCaptures: 0, waitingSamples: 0 })
+    expect(m.outcomes.aborted).toBe(50)
+    expectInvariant(m)
+  })
+
+  it('the listener is removed once the last of them settles another way (cleared), and the signal may be reused', async () => {
+    const s = t.make({ sampleRate: 48000, channels: 1, consumer: 'pull', queueMs: 10, overflow: 'wait', deadlineMs: 10_000 })
+    s.tryCaptureFrame(ramp(C, 0))
+    const ac = new AbortController()
+    const ps = Array.from({ length: 20 }, (_, k) => s.captureFrame(ramp(C, k * C), { signal: ac.signal }))
+    const f = s.flush({ signal: ac.signal })
+    expect(listeners(ac.signal)).toBe(1)
+    s.clearQueue()
+    const outs = await within(Promise.all([...ps, f]), 2000, 'the cleared captures')
+    expect(outs.slice(0, 20).every((o) => o.status === 'cleared')).toBe(true)
+    expect(listeners(ac.signal)).toBe(0)
+    expect(s.metrics().outcomes.cleared).toBe(20)
+    // A later wait on the same signal gets its own listener again, and aborting settles it.
+    s.tryCaptureFrame(ramp(C, 0))
+    const again = s.captureFrame(ramp(C, 5), { signal: ac.signal })
+    expect(listeners(ac.signal)).toBe(1)
+    ac.abort()
+    expect(await within(again, 1000)).toMatchObject({ status: 'aborted' })
+    expect(listeners(ac.signal)).toBe(0)
+    expectInvariant(s.metrics())
+  })
+
+  it('waitForPlayout({ signal }) x 30 plus 30 captures on one signal: one listener; abort rejects every playout with the reason', async () => {
+    const s = t.make({ sampleRate: 48000, channels: 1, consumer: 'pull', queueMs: 10, overflow: 'wait', deadlineMs: 10_000 })
+    s.tryCaptureFrame(ramp(C, 0))
+    const ac = new AbortController()
+    const warnings = await warningsDuring(async () => {
+      const plays = Array.from({ length: 30 }, () => s.waitForPlayout({ signal: ac.signal }).then(() => 'resolved', (e: unknown) => e))
+      const caps = Array.from({ length: 30 }, (_, k) => s.captureFrame(ramp(C, k), { signal: ac.signal }))
+      expect(listeners(ac.signal)).toBe(1)
+      ac.abort('stop')
+      expect(await within(Promise.all(plays), 2000, 'the playouts')).toEqual(Array(30).fill('stop'))
+      const outs = await within(Promise.all(caps), 2000, 'the captures')
+      expect(outs.map((o) => o.status)).toEqual(Array(30).fill('aborted'))
+    })
+    expect(warnings).toEqual([])
+    expect(listeners(ac.signal)).toBe(0)
+    expect(s.metrics().outcomes.aborted).toBe(30)
+    // The playouts were cancelled natively: reading the chunk later resolves nothing twice.
+    await readFrames(s.frames(), 1)
+    expectInvariant(s.metrics())
+  })
+
+  it('two sources sharing one signal: one listener each, each removed when its own waits settle', async () => {
+    const mk = () => t.make({ sampleRate: 48000, channels: 1, consumer: 'pull', queueMs: 10, overflow: 'wait', deadlineMs: 10_000 })
+    const a = mk()
+    const b = mk()
+    a.tryCaptureFrame(ramp(C))
+    b.tryCaptureFrame(ramp(C))
+    const ac = new AbortController()
+    const pa = Array.from({ length: 15 }, () => a.captureFrame(ramp(C), { signal: ac.signal }))
+    const pb = Array.from({ length: 15 }, () => b.captureFrame(ramp(C), { signal: ac.signal }))
+    expect(listeners(ac.signal)).toBe(2)
+    await a.close()
+    expect((await Promise.all(pa)).every((o) => o.status === 'closed')).toBe(true)
+    expect(listeners(ac.signal)).toBe(1)
+    ac.abort()
+    expect((await within(Promise.all(pb), 1000)).every((o) => o.status === 'aborted')).toBe(true)
+    expect(listeners(ac.signal)).toBe(0)
   })
 })

@@ -37,6 +37,9 @@ export class SourceGroup {
   #closed = false
 
   constructor(sources: Iterable<AudioSource>) {
+    if (typeof (sources as { [Symbol.iterator]?: unknown } | null)?.[Symbol.iterator] !== 'function') {
+      throw new CapstanError('ERR_INVALID_OPTION', 'SourceGroup takes an iterable of AudioSources')
+    }
     const list = [...sources]
     for (const s of list) {
       if (!(s instanceof AudioSource)) throw new CapstanError('ERR_INVALID_OPTION', 'SourceGroup members must be AudioSources')

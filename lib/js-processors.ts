@@ -1,6 +1,6 @@
 import { AudioFrame, type AudioFrameLike } from './frame'
 import { binding } from './engine'
-import { native } from './errors'
+import { CapstanError, native } from './errors'
 import type { FrameProcessor, FrameProcessorCredentials, FrameProcessorStreamInfo } from './processors'
 import type { ProcessorMetrics } from './types'
 import type { JsEvent, NativeLedger as NativeLedgerT } from '../index'
@@ -16,6 +16,41 @@ export function isFrameProcessor(p: unknown): p is FrameProcessor<AudioFrame> {
     typeof o.setEnabled === 'function' &&
     typeof o.close === 'function'
   )
+}
+
+/**
+ * Open chains holding each JS processor: `closing` with autoClose (they will close it),
+ * `sharing` without. A processor some chain will close belongs to that chain alone: in a
+ * second one it would be closed while still in use there (or closed twice).
+ */
+const holders = new WeakMap<object, { closing: number; sharing: number }>()
+
+function hold(procs: FrameProcessor<AudioFrame>[], autoClose: boolean): void {
+  const taken: FrameProcessor<AudioFrame>[] = []
+  for (const p of procs) {
+    const h = holders.get(p) ?? { closing: 0, sharing: 0 }
+    if (h.closing > 0 || (autoClose && h.sharing > 0)) {
+      letGo(taken, autoClose)
+      throw new CapstanError(
+        'ERR_INVALID_STATE',
+        `a FrameProcessor (${p.constructor?.name || 'FrameProcessor'}) is already in use by an open source that closes it; ` +
+          'to share one, pass autoClose: false everywhere it is used',
+      )
+    }
+    if (autoClose) h.closing++
+    else h.sharing++
+    holders.set(p, h)
+    taken.push(p)
+  }
+}
+
+function letGo(procs: FrameProcessor<AudioFrame>[], autoClose: boolean): void {
+  for (const p of procs) {
+    const h = holders.get(p)
+    if (!h) continue
+    if (autoClose) h.closing--
+    else h.sharing--
+  }
 }
 
 function describe(e: unknown): string {
@@ -37,6 +72,9 @@ export class JsChain {
   #info: FrameProcessorStreamInfo | null = null
   #creds: FrameProcessorCredentials | null = null
   #closed = false
+  /** Inside run(): a close() now (from a process() or an event listener) waits for it to end. */
+  #running = false
+  #closeAfterRun = false
 
   constructor(
     procs: FrameProcessor<AudioFrame>[],
@@ -46,7 +84,13 @@ export class JsChain {
   ) {
     this.#procs = procs
     const names = procs.map((p) => (p as object).constructor?.name || 'FrameProcessor')
-    this.#ledger = native(() => new binding.NativeLedger(names, opts.bypassAfter, opts.budgetMs))
+    hold(procs, opts.autoClose)
+    try {
+      this.#ledger = native(() => new binding.NativeLedger(names, opts.bypassAfter, opts.budgetMs))
+    } catch (e) {
+      letGo(procs, opts.autoClose)
+      throw e
+    }
     this.#emit = emit
     this.#autoClose = opts.autoClose
   }
@@ -57,6 +101,16 @@ export class JsChain {
 
   /** Runs one frame through every enabled, non-bypassed processor. */
   run(frame: AudioFrame): AudioFrame {
+    this.#running = true
+    try {
+      return this.#runAll(frame)
+    } finally {
+      this.#running = false
+      if (this.#closeAfterRun) this.#teardown()
+    }
+  }
+
+  #runAll(frame: AudioFrame): AudioFrame {
     let cur = frame
     this.#procs.forEach((p, i) => {
       // A processor the ledger bypassed and the user re-enabled comes back.
@@ -94,13 +148,25 @@ export class JsChain {
     return this.#ledger.stats() as ProcessorMetrics[]
   }
 
-  /** Detaches: clears what was pushed, then closes the processors unless `autoClose: false`. */
+  /**
+   * Detaches: clears what was pushed, then closes the processors unless `autoClose: false`.
+   * Called during run() (re-entrantly), it happens when run() returns: the frame in flight
+   * is finished first, so close() always comes after the last process() returned.
+   */
   close(): void {
     if (this.#closed) return
     this.#closed = true
+    if (this.#running) this.#closeAfterRun = true
+    else this.#teardown()
+  }
+
+  #teardown(): void {
+    this.#closeAfterRun = false
     if (this.#info) this.setStreamInfo(null)
     if (this.#creds) this.setCredentials(null)
     if (this.#autoClose) for (const p of this.#procs) this.#call(() => p.close())
+    // Free for another source once this one is done with it.
+    letGo(this.#procs, this.#autoClose)
   }
 
   /** Lifecycle callbacks that throw are reported, never propagated into the audio path. */

@@ -21,15 +21,24 @@ import type {
 } from './types'
 
 interface Waiting {
-  resolve(o: CaptureOutcome): void
+  resolve(o: CaptureOutcome | PromiseLike<CaptureOutcome>): void
   signal?: AbortSignal
-  onAbort?: () => void
 }
 
 interface Playout {
-  resolve(): void
+  resolve(v?: void | PromiseLike<void>): void
   signal?: AbortSignal
-  onAbort?: () => void
+}
+
+/**
+ * The waits of one AbortSignal on one source and the single listener that aborts them all:
+ * a signal shared by many calls gets one listener per source, not one per call (Node warns
+ * past ten), removed when the last of its waits settles.
+ */
+interface SignalWaits {
+  captures: Set<number>
+  playouts: Set<number>
+  onAbort: () => void
 }
 
 /**
@@ -96,6 +105,33 @@ function checkDeadline(d: unknown): number | undefined {
   return d
 }
 
+/** AbortSignal's shape (not `instanceof`: a signal from another realm or a polyfill works). */
+function isSignal(s: unknown): s is AbortSignal {
+  const o = s as Record<string, unknown> | null
+  return (
+    typeof o === 'object' &&
+    o !== null &&
+    typeof o.aborted === 'boolean' &&
+    typeof o.addEventListener === 'function' &&
+    typeof o.removeEventListener === 'function'
+  )
+}
+
+/**
+ * A call's `{ signal?, deadlineMs? }`, checked before anything reaches the engine: a bad one
+ * is `ERR_INVALID_OPTION`, never a TypeError after the capture was already sent. The range
+ * of `deadlineMs` is the core's to check.
+ */
+function callOptions(opts: unknown): { deadline?: number; signal?: AbortSignal } {
+  if (opts === undefined) return {}
+  if (typeof opts !== 'object' || opts === null) {
+    throw new CapstanError('ERR_INVALID_OPTION', 'call options must be an object ({ signal?, deadlineMs? })')
+  }
+  const { signal, deadlineMs } = opts as CaptureOptions
+  if (signal !== undefined && !isSignal(signal)) throw new CapstanError('ERR_INVALID_OPTION', 'signal must be an AbortSignal')
+  return { deadline: checkDeadline(deadlineMs), signal }
+}
+
 /** A rejection that, like every settlement, leaves the event loop its turn. */
 function rejectFair<T>(e: unknown): Promise<T> {
   if (admit()) return Promise.reject(e)
@@ -130,9 +166,12 @@ export class AudioSource extends EventEmitter<AudioSourceEvents> {
   readonly #id: number
   readonly #waiting = new Map<number, Waiting>()
   readonly #playouts = new Map<number, Playout>()
+  readonly #signals = new Map<AbortSignal, SignalWaits>()
   #wakeReader: (() => void) | undefined
   #js: JsChain | undefined
   #reading = false
+  /** close() ended the reader: its JS processors are closed, it must not process again. */
+  #readerStopped = false
   #closed = false
 
   static {
@@ -188,11 +227,11 @@ export class AudioSource extends EventEmitter<AudioSourceEvents> {
       if (frame instanceof Int16Array) data = frame
       else [data, rate, ch] = unpack(frame)
       if (opts !== undefined) {
-        deadline = checkDeadline(opts.deadlineMs)
-        signal = opts.signal
+        ;({ deadline, signal } = callOptions(opts))
         if (signal?.aborted) {
-          // Never sent, but settled (and counted) by the engine like every capture.
-          this.#native.refuseAborted(data.length, record)
+          // Never sent, but validated, settled and counted by the engine like every capture.
+          if (data instanceof Int16Array) this.#native.refuseAbortedI16(data, rate, ch, deadline, record)
+          else this.#native.refuseAbortedF32(data, rate, ch, deadline, record)
           return settleFair(readOutcome(record))
         }
       }
@@ -221,37 +260,75 @@ export class AudioSource extends EventEmitter<AudioSourceEvents> {
   }
 
   /** Ends the segment: the carried remainder (< 10 ms) is padded with silence and queued. */
-  flush(opts: CaptureOptions = {}): Promise<CaptureOutcome> {
+  flush(opts?: CaptureOptions): Promise<CaptureOutcome> {
+    let signal: AbortSignal | undefined
     try {
-      this.#native.flush(checkDeadline(opts.deadlineMs), record)
+      let deadline: number | undefined
+      ;({ deadline, signal } = callOptions(opts))
+      this.#native.flush(deadline, record)
     } catch (e) {
       return rejectFair(fromNative(e))
     }
     if (!isPending(record)) return settleFair(readOutcome(record))
-    return this.#wait(recordId(record), opts.signal)
+    return this.#wait(recordId(record), signal)
   }
 
   #wait(id: number, signal: AbortSignal | undefined): Promise<CaptureOutcome> {
     return new Promise<CaptureOutcome>((resolve) => {
-      const w: Waiting = { resolve, signal }
-      if (signal) {
-        w.onAbort = () => {
-          if (native(() => this.#native.abort(id, record))) this.#settle(id, readOutcome(record))
-        }
-        signal.addEventListener('abort', w.onAbort, { once: true })
-      }
-      this.#waiting.set(id, w)
+      if (signal) this.#waitsOf(signal).captures.add(id)
+      this.#waiting.set(id, { resolve, signal })
       hold()
     })
   }
 
-  #settle(id: number, o: CaptureOutcome): void {
+  /** `fair`: settled by JavaScript (an abort), so it shares the turn's budget (./fairness). */
+  #settle(id: number, o: CaptureOutcome, fair = false): void {
     const w = this.#waiting.get(id)
     if (!w) return
     this.#waiting.delete(id)
     release()
-    if (w.onAbort) w.signal?.removeEventListener('abort', w.onAbort)
-    w.resolve(o)
+    if (w.signal) this.#unlisten(w.signal, 'captures', id)
+    w.resolve(fair ? settleFair(o) : o)
+  }
+
+  /** The waits of `signal` on this source, listening to it from the first one on. */
+  #waitsOf(signal: AbortSignal): SignalWaits {
+    let waits = this.#signals.get(signal)
+    if (!waits) {
+      const mine: SignalWaits = { captures: new Set(), playouts: new Set(), onAbort: () => this.#aborted(signal, mine) }
+      waits = mine
+      this.#signals.set(signal, waits)
+      signal.addEventListener('abort', waits.onAbort, { once: true })
+    }
+    return waits
+  }
+
+  #unlisten(signal: AbortSignal, kind: 'captures' | 'playouts', id: number): void {
+    const waits = this.#signals.get(signal)
+    if (!waits) return
+    waits[kind].delete(id)
+    if (waits.captures.size === 0 && waits.playouts.size === 0) {
+      this.#signals.delete(signal)
+      signal.removeEventListener('abort', waits.onAbort)
+    }
+  }
+
+  /** `signal` fired: every capture and playout wait of it on this source ends. */
+  #aborted(signal: AbortSignal, waits: SignalWaits): void {
+    // Forgotten first: the settlements below then have no listener left to remove.
+    if (this.#signals.get(signal) === waits) this.#signals.delete(signal)
+    for (const id of waits.captures) {
+      // The engine settles and counts it; false: it settled already and is on its way here.
+      if (native(() => this.#native.abort(id, record))) this.#settle(id, readOutcome(record), true)
+    }
+    for (const id of waits.playouts) {
+      const p = this.#playouts.get(id)
+      if (!p) continue
+      native(() => this.#native.cancelPlayout(id))
+      this.#playouts.delete(id)
+      release()
+      p.resolve(rejectFair<void>(signal.reason))
+    }
   }
 
   /** Discards queued audio and settles every waiting capture `'cleared'`. */
@@ -261,23 +338,19 @@ export class AudioSource extends EventEmitter<AudioSourceEvents> {
   }
 
   /** Resolves once everything queued so far has been delivered (or cleared). */
-  waitForPlayout(opts: { signal?: AbortSignal } = {}): Promise<void> {
-    const { signal } = opts
+  waitForPlayout(opts?: { signal?: AbortSignal }): Promise<void> {
+    let signal: AbortSignal | undefined
+    try {
+      ;({ signal } = callOptions(opts))
+    } catch (e) {
+      return rejectFair(e)
+    }
     if (signal?.aborted) return rejectFair(signal.reason)
     const id = native(() => this.#native.waitPlayout())
     if (id === null) return settleFair(undefined)
-    return new Promise<void>((resolve, reject) => {
-      const p: Playout = { resolve, signal }
-      if (signal) {
-        p.onAbort = () => {
-          this.#native.cancelPlayout(id)
-          this.#playouts.delete(id)
-          release()
-          reject(signal.reason)
-        }
-        signal.addEventListener('abort', p.onAbort, { once: true })
-      }
-      this.#playouts.set(id, p)
+    return new Promise<void>((resolve) => {
+      if (signal) this.#waitsOf(signal).playouts.add(id)
+      this.#playouts.set(id, { resolve, signal })
       hold()
     })
   }
@@ -294,6 +367,7 @@ export class AudioSource extends EventEmitter<AudioSourceEvents> {
     if (paced) native(() => this.#native.setReader(true))
     try {
       for (;;) {
+        if (this.#readerStopped) return
         const chunk = native(() => this.#native.read())
         if (chunk === null) {
           hold()
@@ -308,12 +382,14 @@ export class AudioSource extends EventEmitter<AudioSourceEvents> {
         // A deep buffer is read without waiting: give the event loop its turn now and then.
         const next = turn()
         if (next) await next
+        if (this.#readerStopped) return
         const frame = new AudioFrame(chunk, this.outputSampleRate, this.channels)
         yield this.#js ? this.#js.run(frame) : frame
       }
     } finally {
       this.#wakeReader = undefined
       this.#reading = false
+      // Closed by endInput() while this reader still had audio to read: its last process() is done.
       if (this.#closed) this.#js?.close()
       if (paced && !this.#closed) native(() => this.#native.setReader(false))
     }
@@ -358,18 +434,34 @@ export class AudioSource extends EventEmitter<AudioSourceEvents> {
    * the source leaves the engine clock (the last one stops the clock threads).
    */
   close(): Promise<void> {
-    if (!this.#closed) {
-      this.#closed = true
-      native(() => this.#native.close())
-      drainAll()
-      unregister(this.#id)
-      retire(this, this.metrics())
-      // Audio the engine already handed to a reader's buffer is still read, and still goes
-      // through the JS processors: they close when that reader ends, after its last
-      // process(). Without a reader, none can be mid-process() here.
-      if (!this.#reading) this.#js?.close()
+    this.#end()
+    // JS processors hold resources (a model, a connection) that must not wait for a reader
+    // that may never call next() again: they close now (JsChain defers it past a process()
+    // in flight), and the reader's next next() ends the iteration, processing nothing more.
+    if (this.#js) {
+      this.#readerStopped = true
+      this.#js.close()
     }
     return Promise.resolve()
+  }
+
+  /**
+   * @internal The end of an AudioStream's input: closes the source but lets the reader read
+   * (and process) what is already buffered for it; the JS processors close when it ends, or
+   * at once on a later close().
+   */
+  endInput(): void {
+    this.#end()
+    if (!this.#reading) this.#js?.close()
+  }
+
+  #end(): void {
+    if (this.#closed) return
+    this.#closed = true
+    native(() => this.#native.close())
+    drainAll()
+    unregister(this.#id)
+    retire(this, this.metrics())
   }
 
   [asyncDispose](): Promise<void> {
@@ -389,7 +481,7 @@ export class AudioSource extends EventEmitter<AudioSourceEvents> {
     if (!p) return
     this.#playouts.delete(id)
     release()
-    if (p.onAbort) p.signal?.removeEventListener('abort', p.onAbort)
+    if (p.signal) this.#unlisten(p.signal, 'playouts', id)
     p.resolve()
   }
 

@@ -45,7 +45,10 @@ export class AudioStream extends EventEmitter<AudioSourceEvents> implements Asyn
     if (!it || (typeof it[Symbol.asyncIterator] !== 'function' && typeof it[Symbol.iterator] !== 'function')) {
       throw new CapstanError('ERR_INVALID_OPTION', 'AudioStream input must be an iterable or async iterable of frames')
     }
-    const queueFrames = options?.queueFrames ?? 50
+    if (typeof options !== 'object' || options === null) {
+      throw new CapstanError('ERR_INVALID_OPTION', 'AudioStream options must be an object ({ sampleRate, channels, ... })')
+    }
+    const queueFrames = options.queueFrames ?? 50
     if (!Number.isInteger(queueFrames) || queueFrames < 1) {
       throw new CapstanError('ERR_INVALID_OPTION', `queueFrames must be a positive integer, got ${queueFrames}`)
     }
@@ -86,7 +89,8 @@ export class AudioStream extends EventEmitter<AudioSourceEvents> implements Asyn
         yield frame
         this.#readerBusy = false
       }
-      ended = true
+      // Ended by close() while the reader was away: an early exit, not the input's end.
+      ended = !this.#stopped
     } finally {
       this.#stopped = true
       await this.close()
@@ -137,8 +141,9 @@ export class AudioStream extends EventEmitter<AudioSourceEvents> implements Asyn
       this.#error = e
     } finally {
       this.#closeInput()
-      // Ends frames() once what is buffered has been read.
-      await this.#source.close()
+      // The input ended (or failed): frames() ends once what is buffered has been read. A
+      // stopped stream was closed already (close() ends the reader at once).
+      if (!this.#stopped) this.#source.endInput()
     }
   }
 

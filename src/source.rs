@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use capstan_core::{declared, whole, CoreError, Engine, FrameRef, Read, Samples, Source, SourceOptions, Status};
+use capstan_core::{deadline_ms, declared, CoreError, Engine, FrameRef, Read, Samples, Source, SourceOptions, Status};
 use napi::bindgen_prelude::*;
 use napi_derive::napi;
 
@@ -43,7 +43,7 @@ pub(crate) fn check_out(out: &[f64]) -> Result<()> {
 }
 
 pub(crate) fn deadline(ms: Option<f64>) -> Result<Option<u32>> {
-  ms.map(|v| whole("deadlineMs", v)).transpose().map_err(js_err)
+  ms.map(deadline_ms).transpose().map_err(js_err)
 }
 
 #[napi]
@@ -163,13 +163,45 @@ impl NativeSource {
   }
 
   /// Settles a capture JavaScript refused before sending it (its signal was already
-  /// aborted) as `aborted`, so the engine counts it: `interleaved` samples, none taken.
-  #[napi(catch_unwind)]
-  pub fn refuse_aborted(&self, interleaved: f64, mut out: Float64ArraySlice) -> Result<()> {
-    let out = slots(&mut out);
+  /// aborted) as `aborted`, so the engine counts it, none of it taken. The frame and the
+  /// deadline are validated as a capture's are: a programmer error is still one.
+  fn refuse_aborted(&self, f: FrameRef<'_>, deadline_ms: Option<f64>, out: &mut [f64]) -> Result<()> {
     check_out(out)?;
-    self.inner.refuse(interleaved as usize, Status::Aborted).write(out);
+    deadline(deadline_ms)?;
+    self.inner.refuse_frame(f, Status::Aborted).map_err(js_err)?.write(out);
     Ok(())
+  }
+
+  #[napi(catch_unwind)]
+  pub fn refuse_aborted_i16(
+    &self,
+    data: Int16ArraySlice,
+    sample_rate: Option<f64>,
+    channels: Option<f64>,
+    deadline_ms: Option<f64>,
+    mut out: Float64ArraySlice,
+  ) -> Result<()> {
+    self.refuse_aborted(
+      frame(Samples::I16(&data), sample_rate, channels)?,
+      deadline_ms,
+      slots(&mut out),
+    )
+  }
+
+  #[napi(catch_unwind)]
+  pub fn refuse_aborted_f32(
+    &self,
+    data: Float32ArraySlice,
+    sample_rate: Option<f64>,
+    channels: Option<f64>,
+    deadline_ms: Option<f64>,
+    mut out: Float64ArraySlice,
+  ) -> Result<()> {
+    self.refuse_aborted(
+      frame(Samples::F32(&data), sample_rate, channels)?,
+      deadline_ms,
+      slots(&mut out),
+    )
   }
 
   #[napi(catch_unwind)]

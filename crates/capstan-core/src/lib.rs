@@ -28,7 +28,7 @@ pub use format::{declared, Format};
 pub use group::{Group, RoundOutcome, RoundResult};
 pub use health::epoch_ms;
 pub use health::{HealthState, Transition};
-pub use options::{whole, Consumer, RawOptions, RawProcessor, SourceOptions};
+pub use options::{deadline_ms, whole, Consumer, RawOptions, RawProcessor, SourceOptions};
 pub use outcome::{CaptureResult, Outcome, Status};
 pub use queue::Overflow;
 pub use sink::Sink;

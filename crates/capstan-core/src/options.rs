@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use crate::error::{CoreError, Result};
 use crate::format::{Format, CHUNK_MS};
-use crate::process::{Spec, VadOptions, DEFAULT_BYPASS_AFTER};
+use crate::process::{check_bypass_after, Spec, VadOptions, DEFAULT_BYPASS_AFTER};
 use crate::queue::Overflow;
 
 /// Queue capacity unless the caller says otherwise.
@@ -113,12 +113,7 @@ impl SourceOptions {
         self.queue_ms
       )));
     }
-    if self.deadline_ms > MAX_DEADLINE_MS {
-      return Err(CoreError::InvalidOption(format!(
-        "deadlineMs must be at most {MAX_DEADLINE_MS}, got {}",
-        self.deadline_ms
-      )));
-    }
+    check_deadline(self.deadline_ms)?;
     if !(MIN_STALL_AFTER_MS..=MAX_STALL_AFTER_MS).contains(&self.stall_after_ms) {
       return Err(CoreError::InvalidOption(format!(
         "stallAfterMs must be {MIN_STALL_AFTER_MS}..={MAX_STALL_AFTER_MS}, got {}",
@@ -214,6 +209,23 @@ pub fn whole(name: &str, v: f64) -> Result<u32> {
   Ok(v as u32)
 }
 
+fn check_deadline(ms: u32) -> Result<()> {
+  if ms > MAX_DEADLINE_MS {
+    return Err(CoreError::InvalidOption(format!(
+      "deadlineMs must be at most {MAX_DEADLINE_MS}, got {ms}"
+    )));
+  }
+  Ok(())
+}
+
+/// A `deadlineMs` as JavaScript passed it (the source's option or one call's), validated
+/// by the one rule for both.
+pub fn deadline_ms(v: f64) -> Result<u32> {
+  let ms = whole("deadlineMs", v)?;
+  check_deadline(ms)?;
+  Ok(ms)
+}
+
 /// `processorBypassAfter` and `processorBudgetMs` as a caller wrote them (None: the
 /// default), validated: one rule for native processors and for those run in JavaScript.
 pub fn processor_limits(bypass_after: Option<f64>, budget_ms: Option<f64>) -> Result<(u32, Option<Duration>)> {
@@ -221,6 +233,9 @@ pub fn processor_limits(bypass_after: Option<f64>, budget_ms: Option<f64>) -> Re
     Some(v) => whole("processorBypassAfter", v)?,
     None => DEFAULT_BYPASS_AFTER,
   };
+  // Checked here, not only when a chain is built: a source without processors refuses a
+  // value out of range too.
+  check_bypass_after(bypass_after)?;
   let budget = match budget_ms {
     Some(v) if !v.is_finite() || v < 0.0 => {
       return Err(CoreError::InvalidOption(format!(
@@ -251,7 +266,7 @@ impl SourceOptions {
       })?;
     }
     if let Some(v) = r.deadline_ms {
-      o.deadline_ms = whole("deadlineMs", v)?;
+      o.deadline_ms = deadline_ms(v)?;
     }
     if let Some(v) = r.stall_after_ms {
       o.stall_after_ms = whole("stallAfterMs", v)?;
@@ -278,4 +293,40 @@ impl SourceOptions {
     o.validate()?;
     Ok(o)
   }
+}
+
+#[cfg(test)]
+mod tests {
+  use super::*;
+
+  fn raw() -> RawOptions {
+    RawOptions {
+      sample_rate: 48_000.0,
+      channels: 1.0,
+      ..Default::default()
+    }
+  }
+
+  #[test]
+  fn a_calls_deadline_has_the_options_range() {
+    assert_eq!(deadline_ms(0.0).unwrap(), 0);
+    assert_eq!(deadline_ms(MAX_DEADLINE_MS as f64).unwrap(), MAX_DEADLINE_MS);
+    for bad in [MAX_DEADLINE_MS as f64 + 1.0, -1.0, 1.5, f64::NAN, f64::INFINITY] {
+      assert!(matches!(deadline_ms(bad), Err(CoreError::InvalidOption(_))), "{bad}");
+      let r = RawOptions { deadline_ms: Some(bad), ..raw() };
+      assert!(matches!(SourceOptions::from_raw(r), Err(CoreError::InvalidOption(_))), "{bad}");
+    }
+  }
+
+  #[test]
+  fn bypass_after_out_of_range_is_refused_without_processors_too() {
+    for bad in [0.0, MAX_BYPASS_AFTER_F + 1.0] {
+      let r = RawOptions { processor_bypass_after: Some(bad), ..raw() };
+      assert!(matches!(SourceOptions::from_raw(r), Err(CoreError::InvalidOption(_))), "{bad}");
+    }
+    let r = RawOptions { processor_bypass_after: Some(1.0), ..raw() };
+    assert_eq!(SourceOptions::from_raw(r).unwrap().processor_bypass_after, 1);
+  }
+
+  const MAX_BYPASS_AFTER_F: f64 = crate::process::MAX_BYPASS_AFTER as f64;
 }

@@ -29,5 +29,6 @@ pub use ledger::{Ledger, Ledgers};
 pub use processor::{Processor, Signal};
 pub use resample::Resample;
 pub use spec::Spec;
+pub(crate) use stats::check_bypass_after;
 pub use stats::{ChainEvent, ProcessorStats, DEFAULT_BYPASS_AFTER, MAX_BYPASS_AFTER};
 pub use vad::{Vad, VadOptions};

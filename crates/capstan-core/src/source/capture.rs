@@ -15,7 +15,7 @@ use crate::queue::Overflow;
 
 impl Source {
   /// Validates a frame and turns it into i16 samples (borrowed when already i16).
-  fn prepare<'a>(&self, frame: &FrameRef<'a>, scratch: &'a mut Vec<i16>) -> Result<&'a [i16]>
+  pub(super) fn prepare<'a>(&self, frame: &FrameRef<'a>, scratch: &'a mut Vec<i16>) -> Result<&'a [i16]>
   where
     Self: 'a,
   {

@@ -10,7 +10,8 @@
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use super::{Input, Source};
+use super::{FrameRef, Input, Source};
+use crate::error::Result;
 use crate::outcome::{Outcome, Status};
 
 /// What calls that found the input side busy asked for.
@@ -155,6 +156,14 @@ impl Source {
 }
 
 impl Source {
+  /// `refuse` for a frame: validated exactly as a capture would be first (a programmer
+  /// error stays an error even when the call is refused), then refused whole.
+  pub fn refuse_frame(&self, frame: FrameRef<'_>, status: Status) -> Result<Outcome> {
+    let mut scratch = Vec::new();
+    let n = self.prepare(&frame, &mut scratch)?.len();
+    Ok(self.refuse(n, status))
+  }
+
   /// Settles a call JavaScript refuses before it reaches the queue (its `AbortSignal` was
   /// already aborted) with `status`: counted in `metrics().outcomes` like every
   /// settlement, nothing taken into custody (`interleaved` samples reported dropped),
