@@ -36,6 +36,10 @@ fn hammer(run: Duration, f: impl Fn() + Send + Sync) -> (Duration, u64) {
   })
 }
 
+/// The two tests that bound call times run one at a time: on a two-core machine, other
+/// tests' clock threads running in parallel would deschedule the calls being timed.
+static TIMED: Mutex<()> = Mutex::new(());
+
 /// Getters and captures a JS thread would make, checking the invariant on every snapshot.
 fn js_calls(s: &Source, frame: &[i16]) {
   let _ = s.queued_ms_now();
@@ -56,6 +60,7 @@ fn js_calls(s: &Source, frame: &[i16]) {
 /// to hold the source lock for the whole drain, and the next getter aborted the process.
 #[test]
 fn a_denoised_backlog_never_blocks_getters_or_captures() {
+  let _one_at_a_time = TIMED.lock().unwrap_or_else(|e| e.into_inner());
   let engine = Engine::new(1);
   let mut o = opts(48_000, 1, 120_000, Overflow::DropNewest, Consumer::Unpaced);
   o.processors = vec![Spec::Denoise];
@@ -68,18 +73,20 @@ fn a_denoised_backlog_never_blocks_getters_or_captures() {
   let (worst, n) = hammer(Duration::from_secs(2), || js_calls(&s, &frame));
   let m = s.metrics();
   println!("{n} rounds, slowest {worst:?}, delivered {} samples", m.delivered);
-  assert!(worst < Duration::from_millis(50), "a call took {worst:?}");
+  // Holding the lock for the backlog used to cost ~580 ms per 10,000 chunks.
+  assert!(worst < Duration::from_millis(150), "a call took {worst:?}");
   assert!(m.delivered > 0, "the clock made progress meanwhile");
   assert_invariant(&m);
   let t = Instant::now();
   engine.remove_source(&s);
-  assert!(t.elapsed() < Duration::from_millis(100), "close took {:?}", t.elapsed());
+  assert!(t.elapsed() < Duration::from_millis(300), "close took {:?}", t.elapsed());
 }
 
 /// A processor that takes 50 ms per 10 ms chunk: the clock is five times slower than real
 /// time, and still no call from the producer's side waits on it.
 #[test]
 fn a_processor_slower_than_real_time_waits_for_nobody() {
+  let _one_at_a_time = TIMED.lock().unwrap_or_else(|e| e.into_inner());
   let engine = Engine::new(1);
   let mut o = opts(16_000, 1, 2_000, Overflow::DropNewest, Consumer::Unpaced);
   o.processors = vec![Spec::Sleep { ms: 50 }];
@@ -97,7 +104,7 @@ fn a_processor_slower_than_real_time_waits_for_nobody() {
     m.processors[0].calls
   );
   assert!(
-    worst < Duration::from_millis(30),
+    worst < Duration::from_millis(40),
     "a call waited on the processor: {worst:?}"
   );
   assert!(m.processors[0].calls > 0, "the clock processed meanwhile");
