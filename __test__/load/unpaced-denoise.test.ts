@@ -15,8 +15,11 @@ describe('unpaced + denoise, 100 s of audio in a 120 s queue', () => {
     // The engine was denoising all along (100 s of audio takes seconds), and the calls ran.
     expect(out.processing).toBe(true)
     expect(out.calls).toBeGreaterThan(1000)
+    // Calls take microseconds; the bound leaves room for the OS descheduling the JS thread
+    // on a busy two-core machine, and is still far below the ~580 ms a call once waited
+    // behind a lock held for 10,000 denoised chunks (then aborted the process at 200 ms).
     for (const [call, ms] of Object.entries(out.slowest as Record<string, number>)) {
-      expect(ms, `slowest ${call}`).toBeLessThan(50)
+      expect(ms, `slowest ${call}`).toBeLessThan(150)
     }
     expect(out.invariant).toBe(true)
   })
