@@ -12,6 +12,9 @@ function flag(args: string[], name: string, dflt: number): number {
   return v
 }
 
+/** Time after the hang for sources to go recovered → healthy (stall detection + 100 ms). */
+const RECOVERY_MS = 600
+
 /** The `capstan` command. Returns the process exit code. */
 export async function main(argv: string[]): Promise<number> {
   const [cmd, ...args] = argv
@@ -20,8 +23,18 @@ export async function main(argv: string[]): Promise<number> {
     return cmd === undefined || cmd === '--help' || cmd === '-h' ? 0 : 2
   }
   const sources = flag(args, '--sources', 200)
-  const stallMs = flag(args, '--stall-ms', 2000)
   const seconds = flag(args, '--seconds', 6)
-  const ok = await runDemo({ sources, seconds, stallAtMs: 1500, stallMs, log: (l) => console.log(l) })
+  // The hang starts a quarter into a short run (1.5 s into a long one) and, unless given,
+  // leaves a second after it for the sources to come back.
+  const stallAtMs = Math.min(1500, (seconds * 1000) / 4)
+  const stallMs = flag(args, '--stall-ms', Math.min(2000, Math.max(300, seconds * 1000 - stallAtMs - 1000)))
+  if (stallAtMs + stallMs + RECOVERY_MS > seconds * 1000) {
+    console.error(
+      `capstan demo: a ${stallMs} ms hang from t=${stallAtMs / 1000}s leaves no time to recover in a ${seconds} s run; ` +
+        `use --seconds ${Math.ceil((stallAtMs + stallMs + RECOVERY_MS) / 1000)} or more, or a shorter --stall-ms`,
+    )
+    return 2
+  }
+  const ok = await runDemo({ sources, seconds, stallAtMs, stallMs, log: (l) => console.log(l) })
   return ok ? 0 : 1
 }

@@ -1,7 +1,7 @@
 export { AudioFrame, type AudioFrameLike, type Samples } from './frame'
 export { AudioSource } from './source'
 export { SourceGroup, type GroupOutcome } from './group'
-export { collectMetrics, type CollectMetricsOptions } from './prometheus'
+export { collectMetrics, type CollectMetricsOptions, type MetricsRegistry } from './prometheus'
 export { AudioStream, type AudioStreamOptions } from './stream'
 export { CapstanError, type CapstanErrorCode } from './errors'
 export { shutdown } from './engine'

@@ -1,8 +1,15 @@
-import type { Registry } from 'prom-client'
-
 import { add, emptyTotals, hooks, liveSources, retiredTotals, type Totals } from './census'
 import { CapstanError } from './errors'
 import type { HealthState } from './types'
+
+/**
+ * What capstan needs of a `prom-client` `Registry`, written out so that the published types
+ * do not require prom-client (an optional peer dependency) to be installed.
+ */
+export interface MetricsRegistry {
+  registerMetric(metric: never): void
+  removeSingleMetric(name: string): void
+}
 
 export interface CollectMetricsOptions {
   /** Metric name prefix. Default `'capstan_'`. */
@@ -60,7 +67,7 @@ function snapshot(): Map<string, ByName> {
  * stays as small as the set of names. Closed sources keep counting in the totals.
  * Returns a function that unregisters them. `prom-client` is an optional peer dependency.
  */
-export function collectMetrics(register?: Registry, opts: CollectMetricsOptions = {}): () => void {
+export function collectMetrics(register?: MetricsRegistry, opts: CollectMetricsOptions = {}): () => void {
   let client: typeof import('prom-client')
   try {
     // eslint-disable-next-line @typescript-eslint/no-require-imports
@@ -68,7 +75,7 @@ export function collectMetrics(register?: Registry, opts: CollectMetricsOptions 
   } catch (e) {
     throw new CapstanError('ERR_INVALID_STATE', 'collectMetrics needs the prom-client package (npm install prom-client)', { cause: e })
   }
-  const reg = register ?? client.register
+  const reg = (register ?? client.register) as import('prom-client').Registry
   const p = opts.prefix ?? 'capstan_'
   let snap: Map<string, ByName> | undefined
   let snapAt = -Infinity

@@ -225,9 +225,8 @@ describe('npm pack + npm install, the way a user gets capstan', () => {
   }, 150_000)
 
   it('the capstan bin runs the demo and exits 0', async () => {
-    // --seconds must leave time after the injected hang (1.5 s + --stall-ms) for sources to
-    // recover, or the demo reports failure by design.
-    const r = await node([path.join(app, 'node_modules', '.bin', 'capstan'), 'demo', '--sources', '20', '--seconds', '4', '--stall-ms', '1000'])
+    // The issue's own command: a short run fits its hang into the time it has.
+    const r = await node([path.join(app, 'node_modules', '.bin', 'capstan'), 'demo', '--sources', '20', '--seconds', '2'])
     expect(r.stderr).toBe('')
     expect(r.stdout).toContain('healthy at the end')
     expect(r.stdout).toContain('holds for every source')
