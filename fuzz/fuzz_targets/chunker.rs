@@ -25,7 +25,11 @@ fuzz_target!(|inp: Input| {
   for (k, (len, max)) in inp.feeds.iter().take(64).enumerate() {
     if inp.clear_at == Some(k as u8) {
       let dropped = c.clear();
-      assert_eq!(base + consumed, base + emitted + dropped, "clear returns exactly the carried samples");
+      assert_eq!(
+        base + consumed,
+        base + emitted + dropped,
+        "clear returns exactly the carried samples"
+      );
       expect += dropped as i64;
       base += consumed;
       consumed = 0;

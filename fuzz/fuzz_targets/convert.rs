@@ -6,7 +6,10 @@ use capstan_core::format::{declared, f32_to_i16};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
-  let floats: Vec<f32> = data.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect();
+  let floats: Vec<f32> = data
+    .chunks_exact(4)
+    .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+    .collect();
   let mut out = Vec::new();
   match f32_to_i16(&floats, &mut out) {
     Ok(()) => {

@@ -39,7 +39,12 @@ struct Input {
 fuzz_target!(|inp: Input| {
   let channels = if inp.channels { 2 } else { 1 };
   let mut o = SourceOptions::new(8_000, channels).unwrap();
-  o.overflow = [Overflow::Wait, Overflow::DropOldest, Overflow::DropNewest, Overflow::Reject][inp.policy as usize % 4];
+  o.overflow = [
+    Overflow::Wait,
+    Overflow::DropOldest,
+    Overflow::DropNewest,
+    Overflow::Reject,
+  ][inp.policy as usize % 4];
   o.consumer = [Consumer::Pull, Consumer::Realtime, Consumer::Unpaced][inp.consumer as usize % 3];
   o.queue_ms = (inp.queue_chunks as u32 % 20 + 1) * 10;
   let bus = Bus::new();
@@ -54,7 +59,14 @@ fuzz_target!(|inp: Input| {
         let n = (*len as usize % 2000) / ch * ch;
         let r = if *f32 {
           let d = vec![0.25f32; n];
-          s.capture(FrameRef { samples: Samples::F32(&d), sample_rate: None, channels: None }, deadline.map(|d| d as u32))
+          s.capture(
+            FrameRef {
+              samples: Samples::F32(&d),
+              sample_rate: None,
+              channels: None,
+            },
+            deadline.map(|d| d as u32),
+          )
         } else {
           let d: Vec<i16> = (0..n).map(|i| i as i16).collect();
           s.capture(FrameRef::i16(&d), deadline.map(|d| d as u32))

@@ -313,18 +313,33 @@ mod tests {
     assert_eq!(deadline_ms(MAX_DEADLINE_MS as f64).unwrap(), MAX_DEADLINE_MS);
     for bad in [MAX_DEADLINE_MS as f64 + 1.0, -1.0, 1.5, f64::NAN, f64::INFINITY] {
       assert!(matches!(deadline_ms(bad), Err(CoreError::InvalidOption(_))), "{bad}");
-      let r = RawOptions { deadline_ms: Some(bad), ..raw() };
-      assert!(matches!(SourceOptions::from_raw(r), Err(CoreError::InvalidOption(_))), "{bad}");
+      let r = RawOptions {
+        deadline_ms: Some(bad),
+        ..raw()
+      };
+      assert!(
+        matches!(SourceOptions::from_raw(r), Err(CoreError::InvalidOption(_))),
+        "{bad}"
+      );
     }
   }
 
   #[test]
   fn bypass_after_out_of_range_is_refused_without_processors_too() {
     for bad in [0.0, MAX_BYPASS_AFTER_F + 1.0] {
-      let r = RawOptions { processor_bypass_after: Some(bad), ..raw() };
-      assert!(matches!(SourceOptions::from_raw(r), Err(CoreError::InvalidOption(_))), "{bad}");
+      let r = RawOptions {
+        processor_bypass_after: Some(bad),
+        ..raw()
+      };
+      assert!(
+        matches!(SourceOptions::from_raw(r), Err(CoreError::InvalidOption(_))),
+        "{bad}"
+      );
     }
-    let r = RawOptions { processor_bypass_after: Some(1.0), ..raw() };
+    let r = RawOptions {
+      processor_bypass_after: Some(1.0),
+      ..raw()
+    };
     assert_eq!(SourceOptions::from_raw(r).unwrap().processor_bypass_after, 1);
   }
 
