@@ -361,6 +361,10 @@ export class AudioSource extends EventEmitter<AudioSourceEvents> {
    * bounded buffering (`readerBufferMs`). One reader at a time.
    */
   async *frames(): AsyncIterableIterator<AudioFrame> {
+    // Every start counts against the turn's budget: a loop that keeps opening readers on a
+    // closed (or already read) source would otherwise be an endless chain of microtasks.
+    const start = turn()
+    if (start) await start
     if (this.#reading) throw new CapstanError('ERR_INVALID_STATE', 'this source already has a frames() reader')
     this.#reading = true
     const paced = this.consumer !== 'pull'
@@ -442,7 +446,7 @@ export class AudioSource extends EventEmitter<AudioSourceEvents> {
       this.#readerStopped = true
       this.#js.close()
     }
-    return Promise.resolve()
+    return settleFair(undefined)
   }
 
   /**

@@ -77,6 +77,8 @@ export class AudioStream extends EventEmitter<AudioSourceEvents> implements Asyn
   }
 
   async *[Symbol.asyncIterator](): AsyncIterator<AudioFrame> {
+    const start = turn()
+    if (start) await start
     if (this.#started) throw new CapstanError('ERR_INVALID_STATE', 'an AudioStream can be iterated once')
     this.#started = true
     const pump = this.#pump()

@@ -52,6 +52,13 @@ describe('the event loop keeps turning', () => {
     expect(r.invariant).toBe(true)
   })
 
+  it('loops over calls that settle at once (close, flush, waitForPlayout, a rejected capture, a frames() that ends) leave timers their turn', async () => {
+    const r = await scenario('settledLoops')
+    expect(r.maxGap).toBeLessThanOrEqual(100)
+    expect(r.stopLateMs).toBeLessThanOrEqual(100)
+    for (const [call, n] of Object.entries(r.calls as Record<string, number>)) expect(n, call).toBeGreaterThan(1000)
+  })
+
   it('a frames() reader over 300 s of queued audio reads every frame, in order, while timers run', async () => {
     const r = await scenario('reader')
     expect(r.accepted).toBe('accepted')
