@@ -8,6 +8,7 @@
 
 pub mod chunker;
 pub mod clock;
+pub mod encode;
 pub mod error;
 pub mod events;
 pub mod format;
