@@ -60,6 +60,8 @@ pub enum Event {
   },
   /// A reader waiting on `frames()` can read again.
   Readable,
+  /// An encoded stream has bytes for a waiting reader, a finished segment or an error.
+  Encoded,
   Closed,
 }
 

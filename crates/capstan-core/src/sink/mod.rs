@@ -4,12 +4,15 @@
 //! processors, holding no lock a producer or getter waits on. A sink never blocks: it
 //! says how much room it has and the clock takes no more than that from the queue (a full
 //! sink is a consumer that makes no progress, which health reports). One file per sink:
-//! [`discard`] (audio leaves the engine) and [`reader`] (a `frames()` reader's buffer).
+//! [`discard`] (audio leaves the engine), [`reader`] (a `frames()` reader's buffer) and
+//! [`encode`] (an encoder and its bounded byte output).
 
 pub mod discard;
+pub mod encode;
 pub mod reader;
 
 pub use discard::Discard;
+pub use encode::{EncodeSink, EncodedMetrics, EncodedOutput, SegmentInfo};
 pub use reader::{Read, ReaderBuffer, ReaderSink};
 
 use crate::format::Format;
@@ -42,6 +45,12 @@ pub trait Sink: Send {
   fn discards(&self) -> bool {
     false
   }
+
+  /// The queue position (in samples) of the next chunk to be pushed, told before each
+  /// chunk and once at the end of every pass; `idle` when the queue is empty and nothing
+  /// waits to enter it. Everything before `position` has left the queue (delivered,
+  /// dropped or cleared). Sinks that cut segments at positions use it.
+  fn at(&mut self, _position: u64, _idle: bool) {}
 
   /// Called once, after the last push, when the source closes or the sink is replaced.
   fn close(&mut self) {}

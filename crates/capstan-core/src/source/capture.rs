@@ -64,31 +64,45 @@ impl Source {
 
   /// `flush()`: completes the carried remainder with silence, queued like a capture.
   pub fn flush(&self, deadline_ms: Option<u32>) -> Result<CaptureResult> {
+    self.flush_mark(deadline_ms).map(|(r, _)| r)
+  }
+
+  /// [`flush`](Source::flush), and the queue position (samples) right after the padded
+  /// audio: where everything captured before this call ends, for a sink that cuts
+  /// segments there. Exact unless an earlier capture still waiting then times out (the
+  /// mark then lies past the audio, and the sink cuts when the queue runs idle).
+  pub fn flush_mark(&self, deadline_ms: Option<u32>) -> Result<(CaptureResult, u64)> {
     let busy = |n: usize| {
       self.contended.fetch_add(n as u64, Ordering::Relaxed);
-      Ok(CaptureResult::Settled(Outcome {
-        status: Status::Timeout,
-        accepted_samples: 0,
-        dropped_samples: self.per_ch(n),
-        queued_ms: 0.0,
-        waited_ms: LOCK_BOUND.as_secs_f64() * 1000.0,
-      }))
+      Ok((
+        CaptureResult::Settled(Outcome {
+          status: Status::Timeout,
+          accepted_samples: 0,
+          dropped_samples: self.per_ch(n),
+          queued_ms: 0.0,
+          waited_ms: LOCK_BOUND.as_secs_f64() * 1000.0,
+        }),
+        0,
+      ))
     };
-    let pad = {
+    let (pad, mark) = {
       let Ok(st) = self.input() else { return busy(0) };
       // Pad against what will be carried once earlier waiters are in.
       let pending: usize = st.waiters.iter().map(|w| w.rest.len() - w.pos).sum();
       let c = st.chunker.chunk_len();
-      (c - (st.chunker.residue_len() + pending) % c) % c
+      let carried = st.chunker.residue_len() + pending;
+      let pad = (c - carried % c) % c;
+      (pad, st.queue.pushed_total() + (carried + pad) as u64)
     };
     if pad == 0 {
       let Ok(mut st) = self.input() else { return busy(0) };
       let status = if st.closed { Status::Closed } else { Status::Accepted };
       let o = self.outcome(&mut st, status, 0, 0, Duration::ZERO);
-      return Ok(CaptureResult::Settled(o));
+      return Ok((CaptureResult::Settled(o), mark));
     }
     let silence = vec![0i16; pad];
-    self.capture_inner(FrameRef::i16(&silence), deadline_ms, true, true, None)
+    let r = self.capture_inner(FrameRef::i16(&silence), deadline_ms, true, true, None)?;
+    Ok((r, mark))
   }
 
   fn capture_inner(

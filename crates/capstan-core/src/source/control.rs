@@ -25,6 +25,7 @@ pub(super) struct Deferred {
   /// A pull reader found nothing and waits for `Readable`.
   pub(super) pull_reader: bool,
   readable: bool,
+  encoded: bool,
   close: bool,
   /// Settlements `refuse` made without the lock, still to be counted.
   refused: Vec<Status>,
@@ -73,6 +74,10 @@ impl Source {
     }
     if d.readable {
       st.pending.readable = true;
+      self.touch(st);
+    }
+    if d.encoded {
+      st.pending.encoded = true;
       self.touch(st);
     }
     if d.close {
@@ -141,6 +146,24 @@ impl Source {
     st.pending.readable = st.reader_wanted || reader_waits;
     self.remember(st);
     self.touch(st);
+  }
+
+  /// An encoded stream has news for JavaScript (bytes, a segment's end, an error).
+  pub fn note_encoded(&self) {
+    match self.input() {
+      Ok(mut st) => {
+        st.pending.encoded = true;
+        self.touch(&mut st);
+      }
+      Err(_) => self.defer(|d| d.encoded = true),
+    }
+  }
+
+  /// Asks the clock for a pass now (an unpaced source otherwise waits for audio or a tick).
+  pub fn poke_clock(&self) {
+    if let Some(p) = self.poke.get() {
+      p.poke();
+    }
   }
 
   /// A reader waiting on its buffer can read again.

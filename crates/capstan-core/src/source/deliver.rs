@@ -3,15 +3,19 @@
 //! pull readers take chunks directly; playout marks resolve as chunks are taken.
 
 use std::sync::atomic::Ordering;
+use std::sync::Arc;
 use std::time::Instant;
 
 use parking_lot::MutexGuard;
 
 use super::{Input, Source, LOCK_BOUND};
+use crate::encode::{self, Settings};
 use crate::error::{CoreError, Result};
 use crate::options::Consumer;
+use crate::outcome::CaptureResult;
 use crate::process::{Chain, ChainEvent};
-use crate::sink::{Discard, Read, ReaderSink, Sink};
+use crate::queue::Overflow;
+use crate::sink::{Discard, EncodeSink, EncodedOutput, Read, ReaderSink, Sink};
 
 /// The most chunks one clock pass takes from a source (320 ms of audio). It bounds the
 /// input lock hold (one copy per chunk) and how long one source's processing keeps the
@@ -78,6 +82,11 @@ pub(super) struct Pass {
   /// Whether the pass stopped at its bound with audio left: an unpaced source wants
   /// another pass at once.
   pub(super) more: bool,
+  /// Queue position (samples) of the pass's first chunk, and after its last.
+  pub(super) start: u64,
+  pub(super) end: u64,
+  /// The queue is empty and no capture waits to enter it.
+  pub(super) idle: bool,
 }
 
 impl Source {
@@ -151,6 +160,7 @@ impl Source {
     if !out.batch.is_empty() || pass.gaps > 0 {
       self.deliver(&mut out, &pass);
     }
+    out.sink.at(pass.end, pass.idle);
     let more = pass.more;
     drop(out);
     // `close()` found the output side busy (this pass): close the sink for it.
@@ -183,7 +193,10 @@ impl Source {
     fills: bool,
     batch: Option<&mut Vec<i16>>,
   ) -> Pass {
-    let mut pass = Pass::default();
+    let mut pass = Pass {
+      start: st.queue.removed_total(),
+      ..Pass::default()
+    };
     match self.opts.consumer {
       Consumer::Realtime => {
         let mut batch = batch;
@@ -207,6 +220,8 @@ impl Source {
         pass.more = pass.chunks == MAX_CHUNKS_PER_PASS && !st.queue.is_empty();
       }
     }
+    pass.end = st.queue.removed_total();
+    pass.idle = st.queue.is_empty() && st.waiters.is_empty();
     if pass.chunks > 0 {
       let q = self.queued_ms(st);
       let t = st.health.progress(now, q);
@@ -246,6 +261,7 @@ impl Source {
       if copied {
         let o = &mut **out;
         let chunk = &o.batch[i * len..(i + 1) * len];
+        o.sink.at(pass.start + (i * len) as u64, false);
         let audio = match o.chain.as_mut() {
           // A chunk the chain refused (exact chunks never are) passes unprocessed.
           Some(c) => c.process(chunk, &mut o.events).unwrap_or(chunk),
@@ -392,6 +408,57 @@ impl Source {
     slot.request = Some(sink);
     self.sink_requested.store(true, Ordering::Release);
     Ok(())
+  }
+
+  /// Encodes the source's delivered audio from the clock's next pass on (see
+  /// [`EncodeSink`]): the encoder is built for the output format now, so bad settings are
+  /// an error here, never on an engine thread. Replaces any earlier sink (an earlier
+  /// encoder's stream ends).
+  pub fn encode(
+    &self,
+    settings: &Settings,
+    capacity: usize,
+    policy: Overflow,
+    fill_gaps: bool,
+  ) -> Result<Arc<EncodedOutput>> {
+    if policy == Overflow::Reject {
+      return Err(CoreError::InvalidOption(
+        "an encoded stream's overflow must be wait, drop-oldest or drop-newest (bytes already encoded cannot be refused)".into(),
+      ));
+    }
+    if capacity == 0 {
+      return Err(CoreError::InvalidOption("queueBytes must be at least 1".into()));
+    }
+    let encoder = encode::build(settings, self.out_format)?;
+    let me = self.me.clone();
+    let out = EncodedOutput::new(
+      capacity,
+      policy,
+      Box::new(move || {
+        if let Some(s) = me.upgrade() {
+          s.note_encoded();
+        }
+      }),
+    );
+    let fill = fill_gaps && self.opts.consumer == Consumer::Realtime;
+    self.set_sink(Box::new(EncodeSink::new(self.out_format, encoder, out.clone(), fill)))?;
+    if self.closing.load(Ordering::Acquire) {
+      // Closed already: the clock will never install it, so end the stream now.
+      if let Some(mut sink) = self.cold.sink_slot.lock().request.take() {
+        sink.close();
+      }
+    }
+    Ok(out)
+  }
+
+  /// Ends `out`'s current segment after everything captured before this call: flushes the
+  /// carried remainder (padded with silence, like `flush()`) and marks its end. The clock
+  /// cuts there; `EncodedOutput::take_finished` reports it.
+  pub fn cut_segment(&self, out: &EncodedOutput, last: bool, deadline_ms: Option<u32>) -> Result<CaptureResult> {
+    let (r, mark) = self.flush_mark(deadline_ms)?;
+    out.cut(mark, last);
+    self.poke_clock();
+    Ok(r)
   }
 
   /// One chunk for a `frames()` reader; `Empty` arms a `Readable` event.

@@ -37,6 +37,7 @@ pub(super) struct Pending {
   pub(super) underrun_report: bool,
   pub(super) deadline: Option<DeadlineReport>,
   pub(super) readable: bool,
+  pub(super) encoded: bool,
   pub(super) closed: bool,
   pub(super) completions: Vec<Completion>,
   pub(super) playouts: Vec<u64>,
@@ -165,6 +166,9 @@ impl Reporter for Source {
     events.extend(p.vad);
     if p.readable {
       events.push(Event::Readable);
+    }
+    if p.encoded {
+      events.push(Event::Encoded);
     }
     if p.closed {
       events.push(Event::Closed);
