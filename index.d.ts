@@ -9,6 +9,20 @@
  */
 export declare const __napiBindingTarget: 'native' | 'wasm32-wasi' | 'wasm32-wasip1'
 
+export declare class NativeEncoded {
+  /** Whole pieces, about `maxBytes` at most (at least one piece). */
+  read(maxBytes: number): JsEncodedRead
+  /**
+   * Ends the current segment after everything captured so far (padding the carried
+   * remainder like `flush()`, whose outcome record goes to `out`); `last` ends the stream.
+   */
+  cut(last: boolean, deadlineMs: number | undefined | null, out: Float64Array): void
+  takeFinished(): Array<JsSegment>
+  takeErrors(): Array<string>
+  metrics(): JsEncodedMetrics
+  get ended(): boolean
+}
+
 export declare class NativeEngine {
   /**
    * `onWake` is called (on the JS thread, coalesced) when `drain()` has something.
@@ -96,6 +110,11 @@ export declare class NativeSource {
   waitPlayout(): number | null
   cancelPlayout(id: number): void
   setReader(on: boolean): void
+  /**
+   * Encodes everything the source delivers from now on (see `NativeEncoded`); the
+   * options object is `EncodeOptions`, checked by the core.
+   */
+  encode(options: EncodeOptions): NativeEncoded
   /**
    * One 10 ms chunk; `null` when none is ready (a `readable` event follows), an empty
    * array once closed.
@@ -185,6 +204,52 @@ export interface JsDefaults {
   processorBudgetMs: number
 }
 
+export interface JsEncodedMetrics {
+  producedBytes: number
+  readBytes: number
+  queuedBytes: number
+  droppedBytes: number
+  pieces: number
+  droppedPieces: number
+  segments: number
+  encodedSamples: number
+  ignoredSamples: number
+  errors: number
+  callerEncodes: number
+  encodeUsP50: number
+  encodeUsP99: number
+  encodeUsMax: number
+  firstPieceMs?: number
+}
+
+/**
+ * `state`: `bytes` (with `bytes`, and `end` when they close a segment), `empty` (an
+ * `encoded` event follows when there are more) or `ended`.
+ */
+export interface JsEncodedRead {
+  state: string
+  bytes?: Uint8Array
+  end?: JsSegment
+}
+
+export interface JsEncodeOptions {
+  format?: string
+  bitrate?: number
+  complexity?: number
+  application?: string
+  frameMs?: number
+  pageMs?: number
+  dtx?: boolean
+  fec?: boolean
+  packetLossPercent?: number
+  sampleRate?: number
+  vbrQuality?: number
+  quality?: number
+  queueBytes?: number
+  overflow?: string
+  fillGaps?: boolean
+}
+
 /** A source's event, tagged by `kind`: each variant carries exactly its own fields. */
 export type JsEvent =
   | { kind: 'health'; state: string; previous: string; sinceMs: number; queuedMs: number; at: number }
@@ -196,6 +261,7 @@ export type JsEvent =
   | { kind: 'vad'; speaking: boolean; positionMs: number; at: number }
   | { kind: 'sink-error'; message: string }
   | { kind: 'readable' }
+  | { kind: 'encoded' }
   | { kind: 'closed' }
 
 export interface JsMetrics {
@@ -241,6 +307,15 @@ export interface JsProcessorStats {
   consecutiveFailures: number
   overBudget: number
   timeUs: JsTime
+}
+
+export interface JsSegment {
+  index: number
+  samples: number
+  bytes: number
+  headerPatch?: Uint8Array
+  last: boolean
+  firstPieceMs?: number
 }
 
 /** Slot indices of an outcome record (see `capstan_core::outcome::slot`). */

@@ -835,6 +835,7 @@ function __napiStampBindingTarget(exportsObject, target) {
 // linked import resolves to `undefined`.
 module.exports.__napiBindingTarget = __napiStampBindingTarget(nativeBinding, __napiLoadedBindingTarget)
 module.exports = nativeBinding
+module.exports.NativeEncoded = nativeBinding.NativeEncoded
 module.exports.NativeEngine = nativeBinding.NativeEngine
 module.exports.NativeGroup = nativeBinding.NativeGroup
 module.exports.NativeLedger = nativeBinding.NativeLedger

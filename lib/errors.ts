@@ -8,6 +8,7 @@ export type CapstanErrorCode =
   | 'ERR_INVALID_STATE'
   | 'ERR_BUSY'
   | 'ERR_NATIVE_PANIC'
+  | 'ERR_ENCODER'
 
 /** The only thing capstan throws or rejects with; match on `code`, not on `message`. */
 export class CapstanError extends Error {

@@ -8,7 +8,8 @@ import { enroll, hooks, retire } from './census'
 import { NativeProcessor, type FrameProcessor, type FrameProcessorCredentials, type FrameProcessorStreamInfo } from './processors'
 import { JsChain, isFrameProcessor } from './js-processors'
 import { NativeSource, drainAll, getEngine, hold, register, release, unregister, type NativeSourceT } from './engine'
-import type { JsEvent } from '../index'
+import { EncodedStream, type EncodeHost, type EncodeOptions } from './encode'
+import type { JsEvent, NativeEncoded } from '../index'
 import type {
   AudioSourceEvents,
   AudioSourceOptions,
@@ -154,7 +155,7 @@ const asyncDispose: typeof Symbol.asyncDispose = Symbol.asyncDispose ?? Symbol.f
  * 10 ms chunks into a bounded queue and its consumer (engine clock, `frames()` reader,
  * or unpaced) takes them out. Every capture settles with a `CaptureOutcome`.
  */
-export class AudioSource extends EventEmitter<AudioSourceEvents> {
+export class AudioSource extends EventEmitter<AudioSourceEvents> implements EncodeHost {
   readonly sampleRate: number
   readonly channels: number
   readonly consumer: NonNullable<AudioSourceOptions['consumer']>
@@ -173,6 +174,8 @@ export class AudioSource extends EventEmitter<AudioSourceEvents> {
   /** close() ended the reader: its JS processors are closed, it must not process again. */
   #readerStopped = false
   #closed = false
+  /** Encoded streams not yet ended: the source stays registered for their last events. */
+  readonly #encoded = new Set<EncodedStream>()
 
   static {
     nativeOfSource = (s) => s.#native
@@ -399,6 +402,42 @@ export class AudioSource extends EventEmitter<AudioSourceEvents> {
     }
   }
 
+  /**
+   * Encodes everything the source delivers from now on (after native processors), on
+   * engine threads, into a bounded byte stream. Replaces the source's sink: an earlier
+   * encoded stream ends, and a `frames()` reader started later takes over (ending this one).
+   */
+  encode(options: EncodeOptions): EncodedStream {
+    if (typeof options !== 'object' || options === null) {
+      throw new CapstanError('ERR_INVALID_OPTION', 'encode options must be an object')
+    }
+    if (this.#closed) throw new CapstanError('ERR_INVALID_STATE', 'the source is closed')
+    const n = native(() => this.#native.encode(options))
+    const stream = new EncodedStream(n, options.format, this)
+    this.#encoded.add(stream)
+    return stream
+  }
+
+  /** @internal EncodeHost: `flush()` that also marks where the encoder's segment ends. */
+  cut(n: NativeEncoded, last: boolean, opts?: CaptureOptions): Promise<CaptureOutcome> {
+    let signal: AbortSignal | undefined
+    try {
+      let deadline: number | undefined
+      ;({ deadline, signal } = callOptions(opts))
+      n.cut(last, deadline, record)
+    } catch (e) {
+      return rejectFair(fromNative(e))
+    }
+    if (!isPending(record)) return settleFair(readOutcome(record))
+    return this.#wait(recordId(record), signal)
+  }
+
+  /** @internal EncodeHost: the stream ended; the last one out lets a closed source go. */
+  detachEncoded(s: EncodedStream): void {
+    this.#encoded.delete(s)
+    if (this.#closed && this.#encoded.size === 0) unregister(this.#id)
+  }
+
   /** Queue depth in ms (including the carried remainder), read from native state. */
   get queuedMs(): number {
     return this.#native.queuedMs
@@ -464,7 +503,8 @@ export class AudioSource extends EventEmitter<AudioSourceEvents> {
     this.#closed = true
     native(() => this.#native.close())
     drainAll()
-    unregister(this.#id)
+    // An encoder's last segment may still be on its way from the clock thread.
+    if (this.#encoded.size === 0) unregister(this.#id)
     retire(this, this.metrics())
   }
 
@@ -533,10 +573,13 @@ export class AudioSource extends EventEmitter<AudioSourceEvents> {
         wake?.()
         break
       }
+      case 'encoded':
+        for (const s of [...this.#encoded]) s.wake()
+        break
       case 'closed': {
         // Also reached when shutdown() closed the source natively.
         this.#closed = true
-        unregister(this.#id)
+        if (this.#encoded.size === 0) unregister(this.#id)
         retire(this, this.metrics())
         const wake = this.#wakeReader
         this.#wakeReader = undefined

@@ -221,6 +221,7 @@ pub enum JsEvent {
     message: String,
   },
   Readable,
+  Encoded,
   Closed,
 }
 
@@ -284,6 +285,7 @@ impl From<Event> for JsEvent {
       },
       Event::SinkError { message } => JsEvent::SinkError { message },
       Event::Readable => JsEvent::Readable,
+      Event::Encoded => JsEvent::Encoded,
       Event::Closed => JsEvent::Closed,
     }
   }

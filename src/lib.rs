@@ -4,11 +4,13 @@
 #![deny(clippy::all)]
 
 mod convert;
+mod encode;
 mod engine;
 mod group;
 mod ledger;
 mod source;
 
+pub use encode::NativeEncoded;
 pub use engine::NativeEngine;
 pub use group::NativeGroup;
 pub use ledger::NativeLedger;

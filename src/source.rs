@@ -9,6 +9,7 @@ use napi_derive::napi;
 use capstan_core::outcome::OUTCOME_SLOTS;
 
 use crate::convert::{js_err, source_options, JsMetrics, Result};
+use crate::encode::NativeEncoded;
 use crate::engine::NativeEngine;
 
 #[napi]
@@ -223,6 +224,13 @@ impl NativeSource {
   #[napi(catch_unwind)]
   pub fn set_reader(&self, on: bool) {
     self.inner.set_reader(on)
+  }
+
+  /// Encodes everything the source delivers from now on (see `NativeEncoded`); the
+  /// options object is `EncodeOptions`, checked by the core.
+  #[napi(catch_unwind)]
+  pub fn encode(&self, #[napi(ts_arg_type = "EncodeOptions")] options: Unknown) -> Result<NativeEncoded> {
+    NativeEncoded::attach(&self.inner, options)
   }
 
   /// One 10 ms chunk; `null` when none is ready (a `readable` event follows), an empty

@@ -15,6 +15,8 @@ use crate::options::{Consumer, SourceOptions};
 use crate::source::Source;
 use crate::wake::Poke;
 
+/// Clock threads are named this plus their index.
+pub const THREAD_PREFIX: &str = "capstan-clock-";
 pub const TICK: Duration = Duration::from_millis(10);
 /// Ticks a late clock may catch up in one go; beyond that the time is lost, and counted.
 const MAX_CATCH_UP: u32 = 5;
@@ -122,7 +124,7 @@ impl Engine {
         let shard = shard.clone();
         let running = running.clone();
         std::thread::Builder::new()
-          .name(format!("capstan-clock-{i}"))
+          .name(format!("{THREAD_PREFIX}{i}"))
           .spawn(move || run_clock(shard, running))
           .expect("spawn capstan clock thread")
       })

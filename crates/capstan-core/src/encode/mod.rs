@@ -10,6 +10,7 @@
 #[cfg(feature = "mp3")]
 pub mod mp3;
 pub mod ogg_opus;
+pub mod options;
 pub mod pcm;
 pub mod wav;
 
@@ -18,6 +19,7 @@ use crate::error::CoreError;
 use crate::error::Result;
 use crate::format::Format;
 use crate::process::{Processor, Resample};
+pub use options::{EncodeOptions, RawEncodeOptions};
 
 /// One unit of output. Queues keep or drop a piece whole.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -79,6 +79,9 @@ pub struct EncodedMetrics {
   pub ignored_samples: u64,
   /// Chunks the encoder failed on (each also a source `'sink-error'`).
   pub errors: u64,
+  /// Encoder calls made on a thread that is not an engine clock (the caller's, when
+  /// `close()` ends a stream the clock was not holding). Pushes never add to it.
+  pub caller_encodes: u64,
   pub encode_us_p50: f64,
   pub encode_us_p99: f64,
   pub encode_us_max: f64,
@@ -324,6 +327,7 @@ impl EncodeSink {
   }
 
   fn encode(&mut self, chunk: &[i16]) -> Result<(), String> {
+    self.note_thread();
     let started = Instant::now();
     self.segment_started.get_or_insert(started);
     let r = self.encoder.push(chunk, &mut self.pieces);
@@ -342,8 +346,18 @@ impl EncodeSink {
     r
   }
 
+  fn note_thread(&self) {
+    let engine = std::thread::current()
+      .name()
+      .is_some_and(|n| n.starts_with(crate::clock::THREAD_PREFIX));
+    if !engine {
+      self.out.inner.lock().m.caller_encodes += 1;
+    }
+  }
+
   /// Ends the current segment (a complete file), queueing its last pieces and its record.
   fn end_segment(&mut self, last: bool) {
+    self.note_thread();
     let r = self.encoder.finish(&mut self.pieces);
     let fin = match r {
       Ok(f) => f,

@@ -129,6 +129,11 @@ impl Source {
     if let Some(mut out) = self.output.try_lock() {
       out.close();
     }
+    // A sink asked for but never installed ends too (an encoder's stream must end).
+    let requested = self.cold.sink_slot.lock().request.take();
+    if let Some(mut sink) = requested {
+      sink.close();
+    }
     true
   }
 
