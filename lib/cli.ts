@@ -1,8 +1,12 @@
 import { runDemo } from './demo'
+import { runEncodeSample } from './encode-sample'
 
 const USAGE = `usage: capstan demo [--sources N] [--seconds S] [--stall-ms MS]
+       capstan encode --out DIR [--in FILE.wav] [--seconds S]
 
-  demo   simulate N real-time sources whose transport hangs, and watch them recover`
+  demo     simulate N real-time sources whose transport hangs, and watch them recover
+  encode   write speech-like audio (or FILE.wav) through real-time sources to
+           DIR/sample.ogg, DIR/sample.mp3 and DIR/sample.wav`
 
 function flag(args: string[], name: string, dflt: number): number {
   const i = args.indexOf(name)
@@ -18,6 +22,17 @@ const RECOVERY_MS = 600
 /** The `capstan` command. Returns the process exit code. */
 export async function main(argv: string[]): Promise<number> {
   const [cmd, ...args] = argv
+  if (cmd === 'encode') {
+    const i = args.indexOf('--out')
+    const out = i >= 0 ? args[i + 1] : undefined
+    if (!out) {
+      console.error('capstan encode: --out DIR is required')
+      return 2
+    }
+    const j = args.indexOf('--in')
+    const ok = await runEncodeSample({ out, input: j >= 0 ? args[j + 1] : undefined, seconds: flag(args, '--seconds', 4), log: (l) => console.log(l) })
+    return ok ? 0 : 1
+  }
   if (cmd !== 'demo') {
     console.log(USAGE)
     return cmd === undefined || cmd === '--help' || cmd === '-h' ? 0 : 2
