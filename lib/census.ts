@@ -1,3 +1,4 @@
+import type { EncodedStream, EncoderMetrics } from './encode'
 import type { AudioSource } from './source'
 import type { CaptureStatus, SourceMetrics } from './types'
 
@@ -58,4 +59,56 @@ export function add(t: Totals, m: Totals | SourceMetrics): void {
   t.stalls += m.stalls
   t.sinkErrors += m.sinkErrors
   for (const [k, v] of Object.entries(m.outcomes) as [CaptureStatus, number][]) t.outcomes[k] = (t.outcomes[k] ?? 0) + v
+}
+
+/** Encoder byte counts, per source name and format: `producedBytes = read + queued + dropped`. */
+export interface EncoderTotals {
+  producedBytes: number
+  readBytes: number
+  droppedBytes: number
+  pieces: number
+  droppedPieces: number
+  segments: number
+  errors: number
+}
+
+const liveEncoders = new Map<EncodedStream, string>()
+/** `${name}\u0000${format}` → final counts of ended, fully read streams. */
+const retiredEncoders = new Map<string, EncoderTotals>()
+
+export function enrollEncoder(s: EncodedStream, name: string): void {
+  liveEncoders.set(s, name)
+}
+
+/** A stream that ended and was read to its end leaves its final counts (once). */
+export function retireEncoder(s: EncodedStream, final: EncoderMetrics): void {
+  const name = liveEncoders.get(s)
+  if (name === undefined) return
+  liveEncoders.delete(s)
+  const key = `${name}\u0000${final.format}`
+  let t = retiredEncoders.get(key)
+  if (!t) retiredEncoders.set(key, (t = emptyEncoderTotals()))
+  addEncoder(t, final)
+}
+
+export function liveEncoderStreams(): ReadonlyMap<EncodedStream, string> {
+  return liveEncoders
+}
+
+export function retiredEncoderTotals(): ReadonlyMap<string, EncoderTotals> {
+  return retiredEncoders
+}
+
+export function emptyEncoderTotals(): EncoderTotals {
+  return { producedBytes: 0, readBytes: 0, droppedBytes: 0, pieces: 0, droppedPieces: 0, segments: 0, errors: 0 }
+}
+
+export function addEncoder(t: EncoderTotals, m: EncoderTotals | EncoderMetrics): void {
+  t.producedBytes += m.producedBytes
+  t.readBytes += m.readBytes
+  t.droppedBytes += m.droppedBytes
+  t.pieces += m.pieces
+  t.droppedPieces += m.droppedPieces
+  t.segments += m.segments
+  t.errors += m.errors
 }

@@ -1,6 +1,7 @@
 import { EventEmitter } from 'node:events'
 import { Readable } from 'node:stream'
 
+import { enrollEncoder, retireEncoder } from './census'
 import { CapstanError, native } from './errors'
 import { hold, release } from './engine'
 import { settleFair, turn } from './fairness'
@@ -96,6 +97,8 @@ export interface EncodedStreamEvents {
 /** What an encoded stream needs of its source. */
 export interface EncodeHost {
   readonly sampleRate: number
+  /** The source's `name`, labelling exported metrics. */
+  readonly name: string
   /** `flush()` through the encoder's cut: pads the remainder and marks the segment's end. */
   cut(native: NativeEncoded, last: boolean, opts?: CaptureOptions): Promise<CaptureOutcome>
   detachEncoded(s: EncodedStream): void
@@ -126,6 +129,7 @@ export class EncodedStream extends EventEmitter<EncodedStreamEvents> implements 
     this.#native = nativeEncoded
     this.format = format
     this.#host = host
+    enrollEncoder(this, host.name)
   }
 
   #segmentOf(s: { index: number; samples: number; bytes: number; headerPatch?: Uint8Array | null; last: boolean; firstPieceMs?: number | null }): EncodedSegment {
@@ -179,7 +183,10 @@ export class EncodedStream extends EventEmitter<EncodedStreamEvents> implements 
     try {
       for (;;) {
         const r = native(() => this.#native.read(READ_BYTES))
-        if (r.state === 'ended') return
+        if (r.state === 'ended') {
+          retireEncoder(this, this.metrics())
+          return
+        }
         if (r.state === 'empty') {
           hold()
           try {

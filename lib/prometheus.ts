@@ -1,4 +1,16 @@
-import { add, emptyTotals, hooks, liveSources, retiredTotals, type Totals } from './census'
+import {
+  add,
+  addEncoder,
+  emptyEncoderTotals,
+  emptyTotals,
+  hooks,
+  liveEncoderStreams,
+  liveSources,
+  retiredEncoderTotals,
+  retiredTotals,
+  type EncoderTotals,
+  type Totals,
+} from './census'
 import { CapstanError } from './errors'
 import type { HealthState } from './types'
 
@@ -28,6 +40,29 @@ interface ByName {
   health: Record<HealthState, number>
   /** processor name → largest p50 / p99 over this name's sources (µs), calls, failures. */
   processors: Map<string, { p50: number; p99: number; calls: number; failures: number }>
+}
+
+interface EncoderEntry {
+  totals: EncoderTotals
+  queuedBytes: number
+}
+
+/** Encoders by (source name, format): a closed set of formats keeps cardinality small. */
+function encoderSnapshot(): Map<string, EncoderEntry> {
+  const out = new Map<string, EncoderEntry>()
+  const entry = (key: string): EncoderEntry => {
+    let e = out.get(key)
+    if (!e) out.set(key, (e = { totals: emptyEncoderTotals(), queuedBytes: 0 }))
+    return e
+  }
+  for (const [key, t] of retiredEncoderTotals()) addEncoder(entry(key).totals, t)
+  for (const [s, name] of liveEncoderStreams()) {
+    const m = s.metrics()
+    const e = entry(`${name}\u0000${m.format}`)
+    addEncoder(e.totals, m)
+    e.queuedBytes += m.queuedBytes
+  }
+  return out
 }
 
 function snapshot(): Map<string, ByName> {
@@ -170,6 +205,52 @@ export function collectMetrics(register?: MetricsRegistry, opts: CollectMetricsO
     collect() {
       this.reset()
       for (const [source, e] of current()) for (const [processor, q] of e.processors) this.inc({ source, processor }, q.calls)
+    },
+  })
+  let encSnap: Map<string, EncoderEntry> | undefined
+  let encAt = -Infinity
+  const encoders = (): Map<string, EncoderEntry> => {
+    const now = performance.now()
+    if (!encSnap || now - encAt > SNAPSHOT_MS) {
+      encSnap = encoderSnapshot()
+      encAt = now
+    }
+    return encSnap
+  }
+  const encoderCounter = (name: string, help: string, value: (t: EncoderTotals) => number) => {
+    names.push(p + name)
+    new client.Counter({
+      name: p + name,
+      help,
+      labelNames: ['source', 'format'],
+      registers: [reg],
+      collect() {
+        this.reset()
+        for (const [key, e] of encoders()) {
+          const [source, format] = key.split('\u0000')
+          this.inc({ source, format }, value(e.totals))
+        }
+      },
+    })
+  }
+  encoderCounter('encoded_bytes_total', 'Bytes encoders produced (= read + queued + dropped).', (t) => t.producedBytes)
+  encoderCounter('encoded_read_bytes_total', 'Encoded bytes readers took.', (t) => t.readBytes)
+  encoderCounter('encoded_dropped_bytes_total', 'Encoded bytes an output overflow policy dropped.', (t) => t.droppedBytes)
+  encoderCounter('encoded_pieces_total', 'Ogg pages, MP3 frame groups or WAV/PCM blocks produced.', (t) => t.pieces)
+  encoderCounter('encoded_segments_total', 'Segments (complete files) finished.', (t) => t.segments)
+  encoderCounter('encoder_errors_total', 'Chunks an encoder failed on.', (t) => t.errors)
+  names.push(p + 'encoded_queued_bytes')
+  new client.Gauge({
+    name: p + 'encoded_queued_bytes',
+    help: 'Encoded bytes waiting for a reader (open streams).',
+    labelNames: ['source', 'format'],
+    registers: [reg],
+    collect() {
+      this.reset()
+      for (const [key, e] of encoders()) {
+        const [source, format] = key.split('\u0000')
+        this.set({ source, format }, e.queuedBytes)
+      }
     },
   })
   names.push(p + 'capture_wait_seconds')
