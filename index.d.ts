@@ -17,6 +17,8 @@ export declare class NativeEncoded {
    * remainder like `flush()`, whose outcome record goes to `out`); `last` ends the stream.
    */
   cut(last: boolean, deadlineMs: number | undefined | null, out: Float64Array): void
+  /** Discards unread bytes (counted `clearedBytes`); returns how many. */
+  clear(): number
   takeFinished(): Array<JsSegment>
   takeErrors(): Array<string>
   metrics(): JsEncodedMetrics
@@ -209,6 +211,7 @@ export interface JsEncodedMetrics {
   readBytes: number
   queuedBytes: number
   droppedBytes: number
+  clearedBytes: number
   pieces: number
   droppedPieces: number
   segments: number

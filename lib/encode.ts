@@ -67,13 +67,15 @@ export interface EncodedChunk {
   end?: EncodedSegment
 }
 
-/** Bytes obey `producedBytes === readBytes + queuedBytes + droppedBytes`. */
+/** Bytes obey `producedBytes === readBytes + queuedBytes + droppedBytes + clearedBytes`. */
 export interface EncoderMetrics {
   format: EncodeFormat
   producedBytes: number
   readBytes: number
   queuedBytes: number
   droppedBytes: number
+  /** Unread bytes `clear()` discarded (an interruption). */
+  clearedBytes: number
   /** Pages (Ogg), frame groups (MP3) or blocks (WAV/PCM) produced and dropped. */
   pieces: number
   droppedPieces: number
@@ -174,15 +176,20 @@ export class EncodedStream extends EventEmitter<EncodedStreamEvents> implements 
     for await (const c of this.chunks()) if (c.bytes.length > 0) yield c.bytes
   }
 
-  /** Like iterating the stream, with each chunk's segment and the segment ends. */
-  async *chunks(): AsyncIterableIterator<EncodedChunk> {
+  /**
+   * Like iterating the stream, with each chunk's segment and the segment ends. `maxBytes`
+   * bounds a chunk (default 64 KiB): whole pieces up to it, one piece at least.
+   */
+  async *chunks(opts: { maxBytes?: number } = {}): AsyncIterableIterator<EncodedChunk> {
+    const max = opts.maxBytes ?? READ_BYTES
+    if (!Number.isInteger(max) || max < 1) throw new CapstanError('ERR_INVALID_OPTION', `maxBytes must be a positive whole number, got ${max}`)
     const start = turn()
     if (start) await start
     if (this.#reading) throw new CapstanError('ERR_INVALID_STATE', 'this encoded stream already has a reader')
     this.#reading = true
     try {
       for (;;) {
-        const r = native(() => this.#native.read(READ_BYTES))
+        const r = native(() => this.#native.read(max))
         if (r.state === 'ended') {
           retireEncoder(this, this.metrics())
           return
@@ -264,6 +271,14 @@ export class EncodedStream extends EventEmitter<EncodedStreamEvents> implements 
     return this.#ended
   }
 
+  /**
+   * Discards the bytes not yet read (counted `clearedBytes`; segment ends are kept) — for
+   * an interruption, with `clearQueue()` on the source for the audio not yet encoded.
+   */
+  clear(): number {
+    return native(() => this.#native.clear())
+  }
+
   metrics(): EncoderMetrics {
     const m = native(() => this.#native.metrics())
     const out: EncoderMetrics = {
@@ -272,6 +287,7 @@ export class EncodedStream extends EventEmitter<EncodedStreamEvents> implements 
       readBytes: m.readBytes,
       queuedBytes: m.queuedBytes,
       droppedBytes: m.droppedBytes,
+      clearedBytes: m.clearedBytes,
       pieces: m.pieces,
       droppedPieces: m.droppedPieces,
       segments: m.segments,

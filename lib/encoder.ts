@@ -92,8 +92,8 @@ export class AudioEncoder extends EventEmitter<EncodedStreamEvents> implements A
     return this.#stream[Symbol.asyncIterator]()
   }
 
-  chunks(): AsyncIterableIterator<EncodedChunk> {
-    return this.#stream.chunks()
+  chunks(opts?: { maxBytes?: number }): AsyncIterableIterator<EncodedChunk> {
+    return this.#stream.chunks(opts)
   }
 
   readable(): Readable {

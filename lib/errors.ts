@@ -9,6 +9,8 @@ export type CapstanErrorCode =
   | 'ERR_BUSY'
   | 'ERR_NATIVE_PANIC'
   | 'ERR_ENCODER'
+  | 'ERR_TRANSPORT'
+  | 'ERR_INVALID_STREAM'
 
 /** The only thing capstan throws or rejects with; match on `code`, not on `message`. */
 export class CapstanError extends Error {

@@ -11,6 +11,23 @@ export {
   type EncoderMetrics,
 } from './encode'
 export { SourceGroup, type GroupOutcome } from './group'
+export {
+  AUDIO_STREAM_TOPIC,
+  AudioSegmentEnd,
+  ByteStreamAudioReceiver,
+  ByteStreamAudioSender,
+  RPC_CLEAR_BUFFER,
+  RPC_PLAYBACK_FINISHED,
+  RPC_PLAYBACK_STARTED,
+  type ByteStreamAudioReceiverEvents,
+  type ByteStreamAudioReceiverMetrics,
+  type ByteStreamAudioReceiverOptions,
+  type ByteStreamAudioSenderEvents,
+  type ByteStreamAudioSenderMetrics,
+  type ByteStreamAudioSenderOptions,
+  type PlaybackFinished,
+} from './byte-stream'
+export { memoryTransports, type AudioTransport, type ByteStreamWriter, type IncomingByteStream } from './transport'
 export { collectMetrics, type CollectMetricsOptions, type MetricsRegistry } from './prometheus'
 export { AudioStream, type AudioStreamOptions } from './stream'
 export { CapstanError, type CapstanErrorCode } from './errors'

@@ -71,6 +71,7 @@ pub struct JsEncodedMetrics {
   pub read_bytes: f64,
   pub queued_bytes: f64,
   pub dropped_bytes: f64,
+  pub cleared_bytes: f64,
   pub pieces: f64,
   pub dropped_pieces: f64,
   pub segments: f64,
@@ -161,6 +162,12 @@ impl NativeEncoded {
     Ok(())
   }
 
+  /// Discards unread bytes (counted `clearedBytes`); returns how many.
+  #[napi(catch_unwind)]
+  pub fn clear(&self) -> f64 {
+    self.out.clear() as f64
+  }
+
   #[napi(catch_unwind)]
   pub fn take_finished(&self) -> Vec<JsSegment> {
     self.out.take_finished().into_iter().map(Into::into).collect()
@@ -179,6 +186,7 @@ impl NativeEncoded {
       read_bytes: m.read_bytes as f64,
       queued_bytes: m.queued_bytes as f64,
       dropped_bytes: m.dropped_bytes as f64,
+      cleared_bytes: m.cleared_bytes as f64,
       pieces: m.pieces as f64,
       dropped_pieces: m.dropped_pieces as f64,
       segments: m.segments as f64,

@@ -5,7 +5,8 @@
 //! The output queue is bounded in bytes with the capture vocabulary: `wait` stops taking
 //! audio while it is full (the source backs up, its own policy applies and its health says
 //! so), `drop-oldest` and `drop-newest` keep taking audio and drop whole pieces, never a
-//! stream header. Bytes obey the same law as samples: produced = read + queued + dropped.
+//! stream header. Bytes obey the same law as samples:
+//! produced = read + queued + dropped + cleared.
 //!
 //! Segments are cut at exact queue positions: [`EncodedOutput::cut`] names the position
 //! (in samples) where a segment ends, the clock tells the sink each chunk's position, and
@@ -70,6 +71,8 @@ pub struct EncodedMetrics {
   pub read_bytes: u64,
   pub queued_bytes: u64,
   pub dropped_bytes: u64,
+  /// Bytes `clear()` discarded unread (an interruption).
+  pub cleared_bytes: u64,
   pub pieces: u64,
   pub dropped_pieces: u64,
   pub segments: u64,
@@ -169,6 +172,21 @@ impl EncodedOutput {
     g.queued -= bytes.len();
     g.m.read_bytes += bytes.len() as u64;
     Read::Bytes { bytes, end }
+  }
+
+  /// Discards every unread piece (an interruption: the listener must not hear it),
+  /// keeping segment ends so readers still see where segments stop. Returns the bytes.
+  pub fn clear(&self) -> u64 {
+    let mut g = self.inner.lock();
+    let mut n = 0u64;
+    g.items.retain_mut(|it| {
+      n += it.bytes.len() as u64;
+      it.bytes = Vec::new();
+      it.end.is_some()
+    });
+    g.queued = 0;
+    g.m.cleared_bytes += n;
+    n
   }
 
   /// Segments cut since the last call.
@@ -462,9 +480,26 @@ mod tests {
   fn law(m: &EncodedMetrics) {
     assert_eq!(
       m.produced_bytes,
-      m.read_bytes + m.queued_bytes + m.dropped_bytes,
+      m.read_bytes + m.queued_bytes + m.dropped_bytes + m.cleared_bytes,
       "{m:?}"
     );
+  }
+
+  #[test]
+  fn clear_discards_unread_bytes_but_keeps_segment_ends() {
+    let (mut s, out) = sink(1 << 20, Overflow::Wait, Arc::default());
+    out.cut(160, false);
+    for i in 0..3u64 {
+      s.at(i * 80, false);
+      s.push(&[1; 80]).unwrap();
+    }
+    assert_eq!(out.clear(), 480);
+    let Read::Bytes { bytes, end } = out.read(1 << 20) else {
+      panic!()
+    };
+    assert!(bytes.is_empty() && end.is_some());
+    assert_eq!(out.read(1 << 20), Read::Empty);
+    law(&out.metrics());
   }
 
   #[test]

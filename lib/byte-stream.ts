@@ -1,0 +1,552 @@
+import { EventEmitter } from 'node:events'
+
+import { AudioFrame } from './frame'
+import { CapstanError } from './errors'
+import type { EncodedSegment, EncodedStream, EncoderMetrics } from './encode'
+import { AudioSource } from './source'
+import type { AudioTransport, ByteStreamWriter, IncomingByteStream } from './transport'
+import type { CaptureOptions, SourceMetrics } from './types'
+
+/** Wire names shared with LiveKit agents' avatar I/O (`DataStreamAudioOutput`/`Receiver`). */
+export const AUDIO_STREAM_TOPIC = 'lk.audio_stream'
+export const RPC_CLEAR_BUFFER = 'lk.clear_buffer'
+export const RPC_PLAYBACK_FINISHED = 'lk.playback_finished'
+export const RPC_PLAYBACK_STARTED = 'lk.playback_started'
+
+/** The receiver's answer to a segment's end or an interruption, or what stood in for it. */
+export interface PlaybackFinished {
+  /** Seconds of the segment the receiver played (the sender's estimate unless `status` is `'finished'`). */
+  playbackPosition: number
+  interrupted: boolean
+  /** `'finished'`: the receiver said so; `'timeout'`: it did not answer in time; `'peer-left'`; `'closed'`. */
+  status: 'finished' | 'timeout' | 'peer-left' | 'closed'
+}
+
+const bounded = <T>(p: Promise<T>, ms: number, what: string): Promise<T> => {
+  let t: NodeJS.Timeout | undefined
+  return Promise.race([
+    p,
+    new Promise<never>((_, rej) => {
+      t = setTimeout(() => rej(new CapstanError('ERR_TRANSPORT', `${what}: no answer within ${ms} ms`)), ms)
+      t.unref?.()
+    }),
+  ]).finally(() => clearTimeout(t))
+}
+
+export interface ByteStreamAudioSenderOptions {
+  /** The receiver's identity. */
+  destination: string
+  /** Largest chunk written, in bytes; chunks hold whole sample frames. Default 15,000. */
+  chunkBytes?: number
+  /** How long `clearBuffer()` waits for the receiver's playback-finished answer. Default 2,000 ms. */
+  clearTimeoutMs?: number
+  /** Watchdog on each transport call (open, write, close). Default 5,000 ms. */
+  writeTimeoutMs?: number
+  /** Bytes the sender may hold unsent (then the source backs up under its own policy). Default 1 MiB. */
+  queueBytes?: number
+}
+
+export interface ByteStreamAudioSenderEvents {
+  'playback-finished': [PlaybackFinished]
+  'playback-started': []
+  /** The destination left the transport: pending waits settle `'peer-left'`. */
+  'peer-left': [{ identity: string }]
+  /** A transport call failed or timed out (`ERR_TRANSPORT`); the segment's remaining bytes are counted unsent. */
+  error: [CapstanError]
+}
+
+export interface ByteStreamAudioSenderMetrics {
+  streams: number
+  chunksSent: number
+  bytesSent: number
+  /** Bytes the transport did not take (a failed or timed-out write; the rest of that segment). */
+  unsentBytes: number
+  failures: number
+  clears: number
+  playbackFinished: number
+  /** The PCM stream between the source and the transport: produced = read + queued + dropped + cleared. */
+  encoder: EncoderMetrics
+}
+
+/**
+ * Sends a source's audio to a receiver as LiveKit agents' avatars expect it: one byte
+ * stream per segment on `lk.audio_stream` with `sample_rate`/`num_channels` attributes,
+ * raw s16le chunks of at most `chunkBytes` holding whole sample frames, the stream closed
+ * at the segment's end; `clearBuffer()` interrupts (`lk.clear_buffer`), and the
+ * receiver's `lk.playback_finished` answers. The source (realtime or unpaced) feeds it
+ * after its native processors; a slow transport backs the source up under its own policy.
+ */
+export class ByteStreamAudioSender extends EventEmitter<ByteStreamAudioSenderEvents> {
+  readonly destination: string
+  readonly #source: AudioSource
+  readonly #transport: AudioTransport
+  readonly #stream: EncodedStream
+  readonly #chunkBytes: number
+  readonly #frameBytes: number
+  readonly #clearMs: number
+  readonly #callMs: number
+  readonly #off: Array<() => void> = []
+  readonly #waiting: Array<(p: PlaybackFinished) => void> = []
+  #writer: ByteStreamWriter | undefined
+  #failedSegment = -1
+  #pushedSeconds = 0
+  #closed = false
+  readonly #pump: Promise<void>
+  readonly #m = { streams: 0, chunksSent: 0, bytesSent: 0, unsentBytes: 0, failures: 0, clears: 0, playbackFinished: 0 }
+
+  constructor(source: AudioSource, transport: AudioTransport, options: ByteStreamAudioSenderOptions) {
+    super()
+    if (typeof options !== 'object' || options === null || typeof options.destination !== 'string' || options.destination === '') {
+      throw new CapstanError('ERR_INVALID_OPTION', 'destination (the receiver identity) is required')
+    }
+    const positive = (name: string, v: number | undefined, d: number) => {
+      if (v === undefined) return d
+      if (!Number.isInteger(v) || v < 1) throw new CapstanError('ERR_INVALID_OPTION', `${name} must be a positive whole number, got ${v}`)
+      return v
+    }
+    this.#frameBytes = 2 * source.channels
+    this.#chunkBytes = positive('chunkBytes', options.chunkBytes, 15_000)
+    if (this.#chunkBytes < this.#frameBytes) {
+      throw new CapstanError('ERR_INVALID_OPTION', `chunkBytes must hold one sample frame (${this.#frameBytes} bytes)`)
+    }
+    this.#clearMs = positive('clearTimeoutMs', options.clearTimeoutMs, 2000)
+    this.#callMs = positive('writeTimeoutMs', options.writeTimeoutMs, 5000)
+    this.destination = options.destination
+    this.#source = source
+    this.#transport = transport
+    this.#stream = source.encode({ format: 'pcm-s16le', queueBytes: options.queueBytes })
+    this.#off.push(
+      transport.handle(RPC_PLAYBACK_FINISHED, (payload, from) => {
+        if (from !== this.destination) return 'reject'
+        let p: { playback_position?: unknown; interrupted?: unknown }
+        try {
+          p = JSON.parse(payload)
+        } catch {
+          return 'reject'
+        }
+        this.#finished({ playbackPosition: Number(p.playback_position) || 0, interrupted: p.interrupted === true, status: 'finished' })
+        return 'ok'
+      }),
+      transport.handle(RPC_PLAYBACK_STARTED, (_payload, from) => {
+        if (from !== this.destination) return 'reject'
+        this.emit('playback-started')
+        return 'ok'
+      }),
+      transport.onPeerLeft((identity) => {
+        if (identity !== this.destination) return
+        this.emit('peer-left', { identity })
+        this.#settleAll({ playbackPosition: this.#pushedSeconds, interrupted: true, status: 'peer-left' })
+      }),
+    )
+    this.#pump = this.#run()
+  }
+
+  async #run(): Promise<void> {
+    const rate = this.#source.outputSampleRate
+    for await (const c of this.#stream.chunks({ maxBytes: this.#chunkBytes })) {
+      if (c.bytes.length > 0) {
+        if (c.segment === this.#failedSegment) this.#m.unsentBytes += c.bytes.length
+        else {
+          try {
+            if (!this.#writer) {
+              this.#writer = await bounded(
+                this.#transport.openStream({
+                  to: this.destination,
+                  topic: AUDIO_STREAM_TOPIC,
+                  attributes: { sample_rate: String(rate), num_channels: String(this.#source.channels) },
+                  name: `AUDIO_${c.segment}`,
+                }),
+                this.#callMs,
+                'open byte stream',
+              )
+              this.#m.streams++
+              this.#pushedSeconds = 0
+            }
+            // Whole pieces up to chunkBytes; a single piece bigger than that (very high rates)
+            // is split at sample-frame boundaries.
+            const step = this.#chunkBytes - (this.#chunkBytes % this.#frameBytes)
+            for (let off = 0; off < c.bytes.length; off += step) {
+              const part = c.bytes.subarray(off, Math.min(c.bytes.length, off + step))
+              await bounded(this.#writer.write(part), this.#callMs, 'byte stream write')
+              this.#m.chunksSent++
+              this.#m.bytesSent += part.length
+              this.#pushedSeconds += part.length / this.#frameBytes / rate
+            }
+          } catch (e) {
+            this.#fail(c.segment, e)
+            this.#m.unsentBytes += c.bytes.length
+          }
+        }
+      }
+      if (c.end) await this.#endStream()
+    }
+    await this.#endStream()
+  }
+
+  #fail(segment: number, e: unknown): void {
+    this.#failedSegment = segment
+    this.#writer = undefined
+    this.#m.failures++
+    const err = e instanceof CapstanError ? e : new CapstanError('ERR_TRANSPORT', `byte stream: ${(e as Error)?.message ?? e}`, { cause: e })
+    if (this.listenerCount('error') > 0) this.emit('error', err)
+  }
+
+  async #endStream(): Promise<void> {
+    const w = this.#writer
+    this.#writer = undefined
+    if (!w) return
+    try {
+      await bounded(w.close(), this.#callMs, 'close byte stream')
+    } catch (e) {
+      this.#fail(-2, e)
+    }
+  }
+
+  #finished(p: PlaybackFinished): void {
+    this.#m.playbackFinished++
+    this.#waiting.shift()?.(p)
+    this.emit('playback-finished', p)
+  }
+
+  #settleAll(p: PlaybackFinished): void {
+    for (const r of this.#waiting.splice(0)) r(p)
+  }
+
+  /** Ends the segment after everything captured so far: the byte stream closes once it is sent. */
+  flush(opts?: CaptureOptions): Promise<EncodedSegment> {
+    return this.#stream.segment(opts)
+  }
+
+  /** The next playback-finished answer (or what stands in for it: peer left, sender closed). */
+  waitForPlayback(): Promise<PlaybackFinished> {
+    if (this.#closed) return Promise.resolve({ playbackPosition: this.#pushedSeconds, interrupted: true, status: 'closed' })
+    return new Promise((r) => this.#waiting.push(r))
+  }
+
+  /**
+   * Interrupts: drops what is queued (waiting captures settle `'cleared'`, counted), the
+   * bytes not yet sent (counted `encoder.clearedBytes`), ends the current byte stream and
+   * asks the receiver to clear its buffer. Resolves with its playback-finished answer, or
+   * after `clearTimeoutMs` without one with `status: 'timeout'` and the sent duration.
+   */
+  async clearBuffer(): Promise<PlaybackFinished> {
+    this.#m.clears++
+    this.#source.clearQueue()
+    this.#stream.clear()
+    void this.#stream.segment().catch(() => {})
+    const answer = this.waitForPlayback()
+    const fallback = (): PlaybackFinished => ({ playbackPosition: this.#pushedSeconds, interrupted: true, status: 'timeout' })
+    try {
+      await bounded(this.#transport.call({ to: this.destination, method: RPC_CLEAR_BUFFER, payload: '', timeoutMs: this.#clearMs }), this.#clearMs, RPC_CLEAR_BUFFER)
+    } catch (e) {
+      this.#fail(-3, e)
+      const i = this.#waiting.length - 1
+      const p = fallback()
+      this.#waiting.splice(i, 1)
+      return p
+    }
+    let t: NodeJS.Timeout | undefined
+    const timedOut = new Promise<PlaybackFinished>((r) => (t = setTimeout(() => r(fallback()), this.#clearMs)))
+    const p = await Promise.race([answer, timedOut])
+    clearTimeout(t)
+    return p
+  }
+
+  metrics(): ByteStreamAudioSenderMetrics {
+    return { ...this.#m, encoder: this.#stream.metrics() }
+  }
+
+  /** Ends the stream (the last segment is sent), stops answering RPCs, settles waits `'closed'`. */
+  async close(): Promise<void> {
+    if (this.#closed) return
+    this.#closed = true
+    await this.#stream.finish().catch(() => {})
+    await this.#pump.catch(() => {})
+    for (const off of this.#off) off()
+    this.#settleAll({ playbackPosition: this.#pushedSeconds, interrupted: true, status: 'closed' })
+  }
+}
+
+/** Marks the end of a segment in a receiver's output (after its last frame). */
+export class AudioSegmentEnd {
+  constructor(
+    readonly index: number,
+    /** The sender interrupted it (`lk.clear_buffer`), or its stream ended without a trailer. */
+    readonly interrupted: boolean,
+  ) {}
+}
+
+export interface ByteStreamAudioReceiverOptions {
+  /** The only identity whose streams and calls are accepted (others are ignored and counted). */
+  sender: string
+  /** Audio received but not yet read, in ms; a full queue stops reading the stream. Default 5,000. */
+  queueMs?: number
+  /** A stream with no chunk and no end for this long ends its segment. Default 10,000 ms. */
+  idleTimeoutMs?: number
+  /** Attempts of each playback notification. Default 3. */
+  rpcAttempts?: number
+  /** Timeout of each notification attempt. Default 5,000 ms. */
+  rpcTimeoutMs?: number
+}
+
+export interface ByteStreamAudioReceiverEvents {
+  'clear-buffer': []
+  /** A stream without usable `sample_rate`/`num_channels` (skipped) or of another format. */
+  'stream-error': [CapstanError]
+  'peer-left': [{ identity: string }]
+}
+
+export interface ByteStreamAudioReceiverMetrics {
+  streams: number
+  /** Streams from identities other than `sender`, ignored. */
+  ignoredStreams: number
+  /** Streams skipped for bad attributes or a different format. */
+  rejectedStreams: number
+  bytesReceived: number
+  /** Bytes of skipped streams and of streams' tails after a clear. */
+  discardedBytes: number
+  segments: number
+  clears: number
+  /** The reassembly queue (samples): captured = delivered + queued + dropped + cleared. */
+  queue: SourceMetrics | undefined
+}
+
+/**
+ * Receives byte-stream audio from one sender (LiveKit agents' `DataStreamAudioOutput`, or
+ * `ByteStreamAudioSender`) as exact 10 ms `AudioFrame`s and `AudioSegmentEnd` markers,
+ * through a bounded native queue. Answers `lk.clear_buffer`; `notifyPlaybackFinished()` and
+ * `notifyPlaybackStarted()` answer the sender.
+ */
+export class ByteStreamAudioReceiver extends EventEmitter<ByteStreamAudioReceiverEvents> implements AsyncIterable<AudioFrame | AudioSegmentEnd> {
+  readonly sender: string
+  readonly #transport: AudioTransport
+  readonly #queueMs: number
+  readonly #idleMs: number
+  readonly #attempts: number
+  readonly #rpcMs: number
+  readonly #off: Array<() => void> = []
+  readonly #incoming: IncomingByteStream[] = []
+  #arrived: (() => void) | undefined
+  #source: AudioSource | undefined
+  #format: { rate: number; channels: number } | undefined
+  /** Segment ends not yet yielded, and a wake for an iterator parked on audio. */
+  readonly #ends: AudioSegmentEnd[] = []
+  #endArrived: (() => void) | undefined
+  #formatArrived: (() => void) | undefined
+  #cleared = false
+  #closed = false
+  #reading = false
+  #frames: AsyncIterator<AudioFrame> | undefined
+  #pending: Promise<IteratorResult<AudioFrame>> | undefined
+  readonly #loop: Promise<void>
+  readonly #m = { streams: 0, ignoredStreams: 0, rejectedStreams: 0, bytesReceived: 0, discardedBytes: 0, segments: 0, clears: 0 }
+
+  constructor(transport: AudioTransport, options: ByteStreamAudioReceiverOptions) {
+    super()
+    if (typeof options !== 'object' || options === null || typeof options.sender !== 'string' || options.sender === '') {
+      throw new CapstanError('ERR_INVALID_OPTION', 'sender (the sender identity) is required')
+    }
+    this.sender = options.sender
+    this.#transport = transport
+    this.#queueMs = options.queueMs ?? 5000
+    this.#idleMs = options.idleTimeoutMs ?? 10_000
+    this.#attempts = options.rpcAttempts ?? 3
+    this.#rpcMs = options.rpcTimeoutMs ?? 5000
+    this.#off.push(
+      transport.onStream(AUDIO_STREAM_TOPIC, (s) => {
+        if (s.from !== this.sender) {
+          this.#m.ignoredStreams++
+          return
+        }
+        this.#incoming.push(s)
+        this.#kick()
+      }),
+      transport.handle(RPC_CLEAR_BUFFER, (_payload, from) => {
+        if (from !== this.sender) return 'reject'
+        this.#clear()
+        return 'ok'
+      }),
+      transport.onPeerLeft((identity) => {
+        if (identity !== this.sender) return
+        this.emit('peer-left', { identity })
+      }),
+    )
+    this.#loop = this.#receive()
+  }
+
+  #kick(): void {
+    const w = this.#arrived
+    this.#arrived = undefined
+    w?.()
+  }
+
+  #clear(): void {
+    this.#m.clears++
+    this.#cleared = true
+    this.#source?.clearQueue()
+    this.emit('clear-buffer')
+  }
+
+  #reject(message: string, code: 'ERR_INVALID_STREAM' | 'ERR_FORMAT_MISMATCH' = 'ERR_INVALID_STREAM'): void {
+    this.#m.rejectedStreams++
+    if (this.listenerCount('stream-error') > 0) this.emit('stream-error', new CapstanError(code, message))
+  }
+
+  /** Streams one at a time, in order: the sender never overlaps them. */
+  async #receive(): Promise<void> {
+    while (!this.#closed) {
+      const s = this.#incoming.shift()
+      if (!s) {
+        await new Promise<void>((r) => (this.#arrived = r))
+        continue
+      }
+      this.#m.streams++
+      const rate = Number(s.attributes.sample_rate)
+      const channels = Number(s.attributes.num_channels)
+      if (!Number.isInteger(rate) || !Number.isInteger(channels) || rate < 8000 || rate > 192_000 || rate % 100 !== 0 || channels < 1 || channels > 8) {
+        this.#reject(`byte stream without usable sample_rate/num_channels attributes (${JSON.stringify(s.attributes)}); skipped`)
+        await this.#discard(s)
+        continue
+      }
+      if (this.#format && (this.#format.rate !== rate || this.#format.channels !== channels)) {
+        this.#reject(`byte stream of ${rate} Hz / ${channels} ch, the receiver plays ${this.#format.rate} Hz / ${this.#format.channels} ch; skipped`, 'ERR_FORMAT_MISMATCH')
+        await this.#discard(s)
+        continue
+      }
+      if (!this.#source) {
+        this.#format = { rate, channels }
+        this.#source = new AudioSource({ sampleRate: rate, channels, consumer: 'pull', queueMs: Math.max(10, Math.round(this.#queueMs / 10) * 10), overflow: 'wait', deadlineMs: 3_600_000 })
+        const w = this.#formatArrived
+        this.#formatArrived = undefined
+        w?.()
+      }
+      await this.#play(s, this.#source, 2 * channels)
+    }
+  }
+
+  async #discard(s: IncomingByteStream): Promise<void> {
+    for await (const b of s) this.#m.discardedBytes += b.length
+  }
+
+  async #play(s: IncomingByteStream, source: AudioSource, frameBytes: number): Promise<void> {
+    this.#cleared = false
+    let carry = new Uint8Array(0)
+    let ended = false
+    const it = s[Symbol.asyncIterator]()
+    for (;;) {
+      // The next chunk, unless a newer stream supersedes this one (its trailer was lost) or
+      // it stays idle too long.
+      let t: NodeJS.Timeout | undefined
+      const next = it.next()
+      const idle = new Promise<'idle'>((r) => (t = setTimeout(() => r('idle'), this.#idleMs)))
+      const superseded = new Promise<'superseded'>((r) => {
+        if (this.#incoming.length > 0) r('superseded')
+        else this.#arrived = () => r('superseded')
+      })
+      const r = await Promise.race([next, idle, superseded])
+      clearTimeout(t)
+      if (r === 'idle' || r === 'superseded') break
+      if (r.done) {
+        ended = true
+        break
+      }
+      const chunk = r.value
+      this.#m.bytesReceived += chunk.length
+      if (this.#cleared || this.#closed) {
+        this.#m.discardedBytes += chunk.length
+        continue
+      }
+      let bytes = chunk
+      if (carry.length > 0) {
+        bytes = new Uint8Array(carry.length + chunk.length)
+        bytes.set(carry)
+        bytes.set(chunk, carry.length)
+      }
+      const whole = bytes.length - (bytes.length % frameBytes)
+      carry = bytes.slice(whole)
+      if (whole === 0) continue
+      // Aligned copy: byte streams hand over chunks at any offset.
+      const samples = new Int16Array(bytes.slice(0, whole).buffer)
+      await source.captureFrame(samples)
+    }
+    if (carry.length > 0) this.#m.discardedBytes += carry.length
+    const interrupted = this.#cleared || !ended
+    if (!this.#cleared) await source.flush()
+    await source.waitForPlayout()
+    this.#ends.push(new AudioSegmentEnd(this.#m.segments++, interrupted))
+    const w = this.#endArrived
+    this.#endArrived = undefined
+    w?.()
+  }
+
+  async *[Symbol.asyncIterator](): AsyncIterator<AudioFrame | AudioSegmentEnd> {
+    if (this.#reading) throw new CapstanError('ERR_INVALID_STATE', 'this receiver already has a reader')
+    this.#reading = true
+    try {
+      while (!this.#source) {
+        if (this.#closed) return
+        await new Promise<void>((r) => (this.#formatArrived = r))
+      }
+      // Kept across iterations: a reader that breaks out and comes back resumes the same
+      // frames() reader, including a read still in flight.
+      this.#frames ??= this.#source.frames()[Symbol.asyncIterator]()
+      for (;;) {
+        const end = this.#ends.shift()
+        if (end) {
+          yield end
+          continue
+        }
+        this.#pending ??= this.#frames.next()
+        const endSignal = new Promise<'end'>((r) => (this.#endArrived = () => r('end')))
+        const r = await Promise.race([this.#pending, endSignal])
+        if (r === 'end') continue
+        this.#pending = undefined
+        if (r.done) return
+        yield r.value
+      }
+    } finally {
+      this.#reading = false
+    }
+  }
+
+  async #notify(method: string, payload: string): Promise<boolean> {
+    for (let i = 0; i < this.#attempts; i++) {
+      try {
+        const answer = await this.#transport.call({ to: this.sender, method, payload, timeoutMs: this.#rpcMs })
+        return answer === 'ok'
+      } catch {
+        if (this.#closed) return false
+        await new Promise((r) => setTimeout(r, 100))
+      }
+    }
+    return false
+  }
+
+  /** Tells the sender how much of the segment was played; true once it acknowledged. */
+  notifyPlaybackFinished(o: { playbackPosition: number; interrupted: boolean }): Promise<boolean> {
+    return this.#notify(RPC_PLAYBACK_FINISHED, JSON.stringify({ playback_position: o.playbackPosition, interrupted: o.interrupted }))
+  }
+
+  notifyPlaybackStarted(): Promise<boolean> {
+    return this.#notify(RPC_PLAYBACK_STARTED, '')
+  }
+
+  metrics(): ByteStreamAudioReceiverMetrics {
+    return { ...this.#m, queue: this.#source?.metrics() }
+  }
+
+  /** Stops receiving and answering; a reader ends after what was already queued. */
+  async close(): Promise<void> {
+    if (this.#closed) return
+    this.#closed = true
+    for (const off of this.#off) off()
+    this.#kick()
+    const w = this.#formatArrived
+    this.#formatArrived = undefined
+    w?.()
+    this.#source?.endInput()
+    await this.#loop.catch(() => {})
+  }
+}
+
+export type { AudioTransport, ByteStreamWriter, IncomingByteStream } from './transport'

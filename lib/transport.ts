@@ -1,0 +1,145 @@
+/**
+ * What byte-stream audio needs of a transport, and nothing more: open a byte stream to a
+ * peer with attributes, receive peers' byte streams on a topic, and a request/response
+ * call. `livekitTransport()` (./livekit) speaks it over a LiveKit room; `memoryTransports()`
+ * links two in-process peers for tests and local pipelines.
+ */
+export interface ByteStreamWriter {
+  write(bytes: Uint8Array): Promise<void>
+  close(): Promise<void>
+}
+
+export interface IncomingByteStream {
+  /** The sender's identity. */
+  readonly from: string
+  readonly topic: string
+  readonly attributes: Readonly<Record<string, string>>
+  [Symbol.asyncIterator](): AsyncIterator<Uint8Array>
+}
+
+export interface AudioTransport {
+  /** This end's identity. */
+  readonly identity: string
+  openStream(o: { to: string; topic: string; attributes: Record<string, string>; name?: string }): Promise<ByteStreamWriter>
+  /** Every byte stream on `topic` from any peer; returns a function that stops listening. */
+  onStream(topic: string, handler: (s: IncomingByteStream) => void): () => void
+  /** Calls `method` on peer `to`; rejects on timeout, refusal or an absent peer. */
+  call(o: { to: string; method: string; payload: string; timeoutMs: number }): Promise<string>
+  /** Answers `method` calls from any peer; returns a function that stops answering. */
+  handle(method: string, handler: (payload: string, from: string) => string | Promise<string>): () => void
+  /** A peer left (or the transport lost it). */
+  onPeerLeft(handler: (identity: string) => void): () => void
+}
+
+type Handler<A extends unknown[]> = (...a: A) => void
+
+/** A byte stream between two in-process peers: chunks flow through a small async queue. */
+class MemoryStream implements IncomingByteStream {
+  readonly #chunks: Uint8Array[] = []
+  #done = false
+  #wake: (() => void) | undefined
+  constructor(
+    readonly from: string,
+    readonly topic: string,
+    readonly attributes: Readonly<Record<string, string>>,
+  ) {}
+  push(b: Uint8Array): void {
+    this.#chunks.push(b)
+    this.#kick()
+  }
+  end(): void {
+    this.#done = true
+    this.#kick()
+  }
+  #kick(): void {
+    const w = this.#wake
+    this.#wake = undefined
+    w?.()
+  }
+  async *[Symbol.asyncIterator](): AsyncIterator<Uint8Array> {
+    for (;;) {
+      const c = this.#chunks.shift()
+      if (c) {
+        yield c
+        continue
+      }
+      if (this.#done) return
+      await new Promise<void>((r) => (this.#wake = r))
+    }
+  }
+}
+
+class MemoryEnd implements AudioTransport {
+  peer!: MemoryEnd
+  gone = false
+  readonly #streams = new Map<string, Set<(s: IncomingByteStream) => void>>()
+  readonly #methods = new Map<string, (payload: string, from: string) => string | Promise<string>>()
+  readonly #left = new Set<Handler<[string]>>()
+  constructor(readonly identity: string) {}
+
+  async openStream(o: { to: string; topic: string; attributes: Record<string, string> }): Promise<ByteStreamWriter> {
+    const peer = this.#reach(o.to)
+    const s = new MemoryStream(this.identity, o.topic, { ...o.attributes })
+    for (const h of peer.#streams.get(o.topic) ?? []) h(s)
+    return {
+      write: async (b) => {
+        this.#reach(o.to)
+        s.push(b.slice())
+      },
+      close: async () => s.end(),
+    }
+  }
+
+  onStream(topic: string, handler: (s: IncomingByteStream) => void): () => void {
+    let set = this.#streams.get(topic)
+    if (!set) this.#streams.set(topic, (set = new Set()))
+    set.add(handler)
+    return () => set.delete(handler)
+  }
+
+  async call(o: { to: string; method: string; payload: string; timeoutMs: number }): Promise<string> {
+    const peer = this.#reach(o.to)
+    const h = peer.#methods.get(o.method)
+    if (!h) throw new Error(`unsupported method ${o.method}`)
+    let t: NodeJS.Timeout | undefined
+    try {
+      return await Promise.race([
+        Promise.resolve().then(() => h(o.payload, this.identity)),
+        new Promise<never>((_, rej) => (t = setTimeout(() => rej(new Error(`${o.method}: no response within ${o.timeoutMs} ms`)), o.timeoutMs))),
+      ])
+    } finally {
+      clearTimeout(t)
+    }
+  }
+
+  handle(method: string, handler: (payload: string, from: string) => string | Promise<string>): () => void {
+    this.#methods.set(method, handler)
+    return () => this.#methods.delete(method)
+  }
+
+  onPeerLeft(handler: (identity: string) => void): () => void {
+    this.#left.add(handler)
+    return () => this.#left.delete(handler)
+  }
+
+  #reach(to: string): MemoryEnd {
+    if (to !== this.peer.identity || this.peer.gone || this.gone) throw new Error(`peer ${to} is not connected`)
+    return this.peer
+  }
+
+  /** This end leaves: the other end is told, calls and writes fail from now on. */
+  leave(): void {
+    if (this.gone) return
+    this.gone = true
+    for (const h of this.peer.#left) h(this.identity)
+  }
+}
+
+/** Two linked in-process transports; `leave()` on one tells the other its peer left. */
+export function memoryTransports(a = 'agent', b = 'avatar'): [AudioTransport & { leave(): void }, AudioTransport & { leave(): void }] {
+  const x = new MemoryEnd(a)
+  const y = new MemoryEnd(b)
+  x.peer = y
+  y.peer = x
+  return [x, y]
+}
