@@ -133,8 +133,8 @@ export class ByteStreamAudioSender extends EventEmitter<ByteStreamAudioSenderEve
         return 'ok'
       }),
       transport.onPeerLeft((identity) => {
-        if (identity !== this.destination) return
-        this.emit('peer-left', { identity })
+        if (identity !== this.destination && identity !== '*') return
+        this.emit('peer-left', { identity: this.destination })
         this.#settleAll({ playbackPosition: this.#pushedSeconds, interrupted: true, status: 'peer-left' })
       }),
     )
@@ -355,7 +355,9 @@ export class ByteStreamAudioReceiver extends EventEmitter<ByteStreamAudioReceive
     this.#off.push(
       transport.onStream(AUDIO_STREAM_TOPIC, (s) => {
         if (s.from !== this.sender) {
+          // Read and thrown away (counted), so an unread stream holds no memory.
           this.#m.ignoredStreams++
+          void this.#discard(s).catch(() => {})
           return
         }
         this.#incoming.push(s)
@@ -367,8 +369,8 @@ export class ByteStreamAudioReceiver extends EventEmitter<ByteStreamAudioReceive
         return 'ok'
       }),
       transport.onPeerLeft((identity) => {
-        if (identity !== this.sender) return
-        this.emit('peer-left', { identity })
+        if (identity !== this.sender && identity !== '*') return
+        this.emit('peer-left', { identity: this.sender })
       }),
     )
     this.#loop = this.#receive()

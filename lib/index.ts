@@ -27,6 +27,18 @@ export {
   type ByteStreamAudioSenderOptions,
   type PlaybackFinished,
 } from './byte-stream'
+export { livekitTransport, type LiveKitRoomLike } from './livekit'
+export {
+  Publisher,
+  publishToLiveKit,
+  type LiveKitPublishOptions,
+  type PeerAudioSink,
+  type PeerSinkFactory,
+  type PublisherEvents,
+  type PublisherMetrics,
+  type PublisherOptions,
+  type SinkStalledEvent,
+} from './publish'
 export { memoryTransports, type AudioTransport, type ByteStreamWriter, type IncomingByteStream } from './transport'
 export { collectMetrics, type CollectMetricsOptions, type MetricsRegistry } from './prometheus'
 export { AudioStream, type AudioStreamOptions } from './stream'

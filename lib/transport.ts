@@ -27,7 +27,7 @@ export interface AudioTransport {
   call(o: { to: string; method: string; payload: string; timeoutMs: number }): Promise<string>
   /** Answers `method` calls from any peer; returns a function that stops answering. */
   handle(method: string, handler: (payload: string, from: string) => string | Promise<string>): () => void
-  /** A peer left (or the transport lost it). */
+  /** A peer left; `'*'` when this end lost the transport (every peer is gone). */
   onPeerLeft(handler: (identity: string) => void): () => void
 }
 

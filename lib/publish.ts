@@ -1,0 +1,272 @@
+import { EventEmitter } from 'node:events'
+
+import { CapstanError } from './errors'
+import type { AudioFrame } from './frame'
+import type { AudioSource } from './source'
+import type { LiveKitRoomLike } from './livekit'
+
+/**
+ * Where a publisher's audio goes: one peer audio source and its published track. The
+ * LiveKit one is an `@livekit/rtc-node` `AudioSource` + `LocalAudioTrack`; tests use
+ * stand-ins that hang or throw.
+ */
+export interface PeerAudioSink {
+  captureFrame(frame: AudioFrame): Promise<void>
+  /** Unpublishes and releases it; must not hang forever (it is bounded by the publisher). */
+  close(): Promise<void>
+}
+
+export interface PeerSinkFactory {
+  create(sampleRate: number, channels: number): Promise<PeerAudioSink>
+}
+
+export interface PublisherOptions {
+  /** Longest one peer `captureFrame` may take before the sink is judged stalled. Default 1,000 ms. */
+  captureTimeoutMs?: number
+  /**
+   * What a stall leads to: `'recreate'` (default) closes the peer sink, makes and publishes
+   * a new one and carries on; `'manual'` emits `'sink-stalled'` with `recover()`/`abandon()`.
+   */
+  recovery?: 'recreate' | 'manual'
+  /** Bound on closing a wedged peer sink during recovery. Default 2,000 ms. */
+  closeTimeoutMs?: number
+}
+
+export interface SinkStalledEvent {
+  /** Why: the peer call that did not settle in time, or the error it threw. */
+  cause: string
+  /** When recovery is `'manual'`: make a new peer sink and carry on. */
+  recover(): Promise<void>
+  /** When recovery is `'manual'`: stop publishing (the source keeps its own policy). */
+  abandon(): Promise<void>
+}
+
+export interface PublisherEvents {
+  'sink-stalled': [SinkStalledEvent]
+  'sink-recovered': [{ stalledMs: number; recoveries: number }]
+  'sink-abandoned': [{ cause: string }]
+}
+
+/** Frames the peer took, and what it did not: sent + lost = frames read from the source. */
+export interface PublisherMetrics {
+  framesRead: number
+  framesSent: number
+  /** Frames read from the source that no peer sink took (the one in a stalled or failed call). */
+  framesLost: number
+  samplesSent: number
+  stalls: number
+  recoveries: number
+  /** Longest a peer `captureFrame` took that did settle, ms. */
+  maxCaptureMs: number
+  state: 'publishing' | 'stalled' | 'recovering' | 'abandoned' | 'closed'
+}
+
+const bounded = <T>(p: Promise<T>, ms: number, what: string): Promise<T> => {
+  let t: NodeJS.Timeout | undefined
+  return Promise.race([
+    p,
+    new Promise<never>((_, rej) => (t = setTimeout(() => rej(new CapstanError('ERR_TRANSPORT', `${what} did not settle within ${ms} ms`)), ms))),
+  ]).finally(() => clearTimeout(t))
+}
+
+/**
+ * Publishes a capstan source through a peer audio sink: capstan paces and queues (the
+ * source's `frames()` reader, realtime), and every peer `captureFrame` is watched. A call
+ * that does not settle within `captureTimeoutMs` (or throws) marks the sink stalled: the
+ * publisher stops feeding it, capstan's own queue keeps its policy (health says so, losses
+ * are counted), and recovery follows the chosen policy.
+ */
+export class Publisher extends EventEmitter<PublisherEvents> {
+  readonly #source: AudioSource
+  readonly #factory: PeerSinkFactory
+  readonly #timeoutMs: number
+  readonly #closeMs: number
+  readonly #recovery: 'recreate' | 'manual'
+  #sink: PeerAudioSink | undefined
+  #stop = false
+  #resume: ((go: boolean) => void) | undefined
+  readonly #m: PublisherMetrics = { framesRead: 0, framesSent: 0, framesLost: 0, samplesSent: 0, stalls: 0, recoveries: 0, maxCaptureMs: 0, state: 'publishing' }
+  readonly #done: Promise<void>
+
+  /** @internal Use `publishToLiveKit()` or `Publisher.start()`. */
+  private constructor(source: AudioSource, factory: PeerSinkFactory, sink: PeerAudioSink, o: PublisherOptions) {
+    super()
+    this.#source = source
+    this.#factory = factory
+    this.#sink = sink
+    this.#timeoutMs = o.captureTimeoutMs ?? 1000
+    this.#closeMs = o.closeTimeoutMs ?? 2000
+    this.#recovery = o.recovery ?? 'recreate'
+    this.#done = this.#run()
+  }
+
+  /** Starts publishing `source` (realtime) through sinks `factory` makes. */
+  static async start(source: AudioSource, factory: PeerSinkFactory, o: PublisherOptions = {}): Promise<Publisher> {
+    if (source.consumer !== 'realtime') {
+      throw new CapstanError('ERR_INVALID_OPTION', 'a published source must have consumer: realtime (capstan paces it)')
+    }
+    for (const k of ['captureTimeoutMs', 'closeTimeoutMs'] as const) {
+      const v = o[k]
+      if (v !== undefined && (!Number.isFinite(v) || v <= 0)) throw new CapstanError('ERR_INVALID_OPTION', `${k} must be a positive number, got ${v}`)
+    }
+    if (o.recovery !== undefined && o.recovery !== 'recreate' && o.recovery !== 'manual') {
+      throw new CapstanError('ERR_INVALID_OPTION', `recovery must be 'recreate' or 'manual', got ${String(o.recovery)}`)
+    }
+    const sink = await factory.create(source.outputSampleRate, source.channels)
+    return new Publisher(source, factory, sink, o)
+  }
+
+  async #run(): Promise<void> {
+    for await (const frame of this.#source.frames()) {
+      if (this.#stop) break
+      this.#m.framesRead++
+      const sink = this.#sink
+      if (!sink) {
+        this.#m.framesLost++
+        continue
+      }
+      const t = performance.now()
+      try {
+        await bounded(sink.captureFrame(frame), this.#timeoutMs, 'peer captureFrame')
+        this.#m.framesSent++
+        this.#m.samplesSent += frame.samplesPerChannel
+        this.#m.maxCaptureMs = Math.max(this.#m.maxCaptureMs, performance.now() - t)
+      } catch (e) {
+        this.#m.framesLost++
+        if (this.#stop) break
+        const go = await this.#stalled(e instanceof Error ? e.message : String(e))
+        if (!go) break
+      }
+    }
+    if (this.#m.state !== 'abandoned') this.#m.state = 'closed'
+  }
+
+  /** The sink stalled: stop feeding it (the reader waits here, so capstan's queue holds). */
+  async #stalled(cause: string): Promise<boolean> {
+    const at = performance.now()
+    this.#m.stalls++
+    this.#m.state = 'stalled'
+    const old = this.#sink
+    this.#sink = undefined
+    const recreate = async () => {
+      this.#m.state = 'recovering'
+      await bounded(old?.close() ?? Promise.resolve(), this.#closeMs, 'closing the stalled peer sink').catch(() => {})
+      this.#sink = await this.#factory.create(this.#source.outputSampleRate, this.#source.channels)
+      this.#m.recoveries++
+      this.#m.state = 'publishing'
+      this.emit('sink-recovered', { stalledMs: performance.now() - at, recoveries: this.#m.recoveries })
+    }
+    if (this.#recovery === 'recreate') {
+      this.emit('sink-stalled', { cause, recover: async () => {}, abandon: async () => this.#abandon(cause) })
+      if (this.#stop) return false
+      try {
+        await recreate()
+        return true
+      } catch (e) {
+        this.#abandon(`recreating the peer sink failed: ${(e as Error).message}`)
+        return false
+      }
+    }
+    return new Promise<boolean>((resolve) => {
+      this.#resume = resolve
+      this.emit('sink-stalled', {
+        cause,
+        recover: async () => {
+          if (this.#resume !== resolve) return
+          this.#resume = undefined
+          try {
+            await recreate()
+            resolve(true)
+          } catch (e) {
+            this.#abandon(`recreating the peer sink failed: ${(e as Error).message}`)
+            resolve(false)
+          }
+        },
+        abandon: async () => {
+          if (this.#resume !== resolve) return
+          this.#resume = undefined
+          this.#abandon(cause)
+          resolve(false)
+        },
+      })
+    })
+  }
+
+  #abandon(cause: string): void {
+    if (this.#m.state === 'abandoned') return
+    this.#m.state = 'abandoned'
+    this.#stop = true
+    this.emit('sink-abandoned', { cause })
+  }
+
+  metrics(): PublisherMetrics {
+    return { ...this.#m }
+  }
+
+  /** Stops publishing: the frames() reader ends, the peer sink closes (bounded). Idempotent. */
+  async close(): Promise<void> {
+    this.#stop = true
+    const r = this.#resume
+    this.#resume = undefined
+    r?.(false)
+    await this.#source.close()
+    await this.#done.catch(() => {})
+    const s = this.#sink
+    this.#sink = undefined
+    await bounded(s?.close() ?? Promise.resolve(), this.#closeMs, 'closing the peer sink').catch(() => {})
+    if (this.#m.state !== 'abandoned') this.#m.state = 'closed'
+  }
+}
+
+/** What `publishToLiveKit` needs of the `@livekit/rtc-node` module. */
+interface RtcModule {
+  AudioSource: new (rate: number, channels: number, queueMs?: number) => { captureFrame(f: unknown): Promise<void>; close(): Promise<void> }
+  AudioFrame: new (data: Int16Array, rate: number, channels: number, samplesPerChannel: number) => unknown
+  LocalAudioTrack: { createAudioTrack(name: string, source: unknown): { sid?: string; close(): Promise<void> | void } }
+  TrackPublishOptions: new (o: { source: number }) => unknown
+  TrackSource: { SOURCE_MICROPHONE: number }
+}
+
+export interface LiveKitPublishOptions extends PublisherOptions {
+  trackName?: string
+  /** The peer source's own queue, ms (rtc-node's `queueSize`). Default 200. */
+  peerQueueMs?: number
+  /** The `@livekit/rtc-node` module (default: required from the application). */
+  rtc?: unknown
+}
+
+/**
+ * Publishes a realtime capstan source to a LiveKit room through `@livekit/rtc-node`
+ * (an optional peer dependency), with the watchdog and recovery of `Publisher`.
+ */
+export async function publishToLiveKit(source: AudioSource, room: LiveKitRoomLike, o: LiveKitPublishOptions = {}): Promise<Publisher> {
+  let rtc: RtcModule
+  try {
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    rtc = (o.rtc ?? require('@livekit/rtc-node')) as RtcModule
+  } catch (e) {
+    throw new CapstanError('ERR_INVALID_STATE', 'publishToLiveKit needs @livekit/rtc-node (npm install @livekit/rtc-node)', { cause: e })
+  }
+  const lp = room.localParticipant as unknown as {
+    publishTrack(track: unknown, opts: unknown): Promise<{ sid?: string }>
+    unpublishTrack(sid: string, stop?: boolean): Promise<void>
+  }
+  if (!lp) throw new CapstanError('ERR_INVALID_STATE', 'publishToLiveKit needs a connected room')
+  const name = o.trackName ?? 'capstan'
+  const factory: PeerSinkFactory = {
+    async create(rate, channels) {
+      const src = new rtc.AudioSource(rate, channels, o.peerQueueMs ?? 200)
+      const track = rtc.LocalAudioTrack.createAudioTrack(name, src)
+      const pub = await lp.publishTrack(track, new rtc.TrackPublishOptions({ source: rtc.TrackSource.SOURCE_MICROPHONE }))
+      return {
+        captureFrame: (f) => src.captureFrame(new rtc.AudioFrame(f.data as Int16Array, f.sampleRate, f.channels, f.samplesPerChannel)),
+        async close() {
+          if (pub.sid) await lp.unpublishTrack(pub.sid, true).catch(() => {})
+          await track.close()
+          await src.close()
+        },
+      }
+    },
+  }
+  return Publisher.start(source, factory, o)
+}
