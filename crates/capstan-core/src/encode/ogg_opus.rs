@@ -1,4 +1,4 @@
-//! Ogg Opus (RFC 7845) from libopus (bundled 1.5, built from source by `opusic-sys`) and
+//! Ogg Opus (RFC 7845) from libopus (1.6, bundled and built from source by `opusic-sys`) and
 //! the `ogg` crate's page writer (lacing, CRC, BOS/EOS flags).
 //!
 //! Each logical stream is: an OpusHead page carrying the encoder's real pre-skip, an
