@@ -299,6 +299,12 @@ export interface JsProcessorSpec {
   hysteresisDb?: number
   attackMs?: number
   hangoverMs?: number
+  /** Test-only (kind `'__fault'`): `'sleep'`, `'error'` or `'panic'`. */
+  mode?: string
+  /** Test-only (kind `'__fault'`): misbehave on every n-th chunk (default 1). */
+  everyN?: number
+  /** Test-only (kind `'__fault'`, mode `'sleep'`): how long, per hit. */
+  ms?: number
 }
 
 export interface JsProcessorStats {

@@ -101,3 +101,36 @@ export const processors = {
   vad: (o: { thresholdDb?: number; hysteresisDb?: number; attackMs?: number; hangoverMs?: number } = {}) =>
     new NativeProcessor('vad', numbers('vad', o, ['thresholdDb', 'hysteresisDb', 'attackMs', 'hangoverMs'])),
 }
+
+/** What a test-only fault processor does on the chunks its schedule hits. */
+type FaultMode = 'sleep' | 'error' | 'panic'
+
+/** A native processor that misbehaves on purpose (test-only; see `__faultProcessor`). */
+class FaultProcessor extends NativeProcessor {
+  readonly #mode: FaultMode
+
+  constructor(mode: FaultMode, options: Record<string, number>) {
+    // The kind only the binding knows: deliberately outside the public `Kind` union.
+    super('__fault' as Kind, options)
+    this.#mode = mode
+  }
+
+  /** @internal */
+  override spec(): Record<string, unknown> {
+    return { ...super.spec(), mode: this.#mode }
+  }
+}
+
+/**
+ * @internal TEST-ONLY, not part of the API and not exported from the package root: a
+ * native processor that, on every `everyN`-th chunk (default 1), sleeps `ms` then passes
+ * the chunk through (`'sleep'`), returns an error (`'error'`) or panics (`'panic'`) on the
+ * engine thread; its other chunks pass through. The fault matrix uses it to show that a
+ * slow, failing or panicking native processor never stops the audio, the engine or the
+ * process. Options are validated natively when a source is created with it.
+ */
+export function __faultProcessor(o: { mode: FaultMode; everyN?: number; ms?: number }): NativeProcessor {
+  const { mode, ...rest } = o ?? ({} as { mode: FaultMode })
+  if (typeof mode !== 'string') throw new CapstanError('ERR_INVALID_OPTION', "__fault: mode must be 'sleep', 'error' or 'panic'")
+  return new FaultProcessor(mode, numbers('__fault', rest, ['everyN', 'ms']))
+}

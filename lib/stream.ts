@@ -21,6 +21,23 @@ export interface AudioStreamOptions {
 }
 
 /**
+ * Every event of the internal source, re-emitted by the stream. Keyed by the events type, so
+ * an event added to `AudioSourceEvents` fails to compile until it is listed here.
+ */
+const FORWARD: { [K in keyof AudioSourceEvents]: true } = {
+  health: true,
+  overflow: true,
+  underrun: true,
+  deadline: true,
+  'processor-error': true,
+  'processor-slow': true,
+  vad: true,
+  'sink-error': true,
+  closed: true,
+}
+const FORWARDED = Object.keys(FORWARD) as Array<keyof AudioSourceEvents>
+
+/**
  * The receive side: wraps any (async) iterable of frames — an `@livekit/rtc-node`
  * `AudioStream` included — and yields processed, exact 10 ms frames through a bounded
  * queue that drops the oldest when the reader falls behind (counted in `metrics()`).
@@ -65,7 +82,7 @@ export class AudioStream extends EventEmitter<AudioSourceEvents> implements Asyn
       processorBypassAfter: options.processorBypassAfter,
       processorBudgetMs: options.processorBudgetMs,
     })
-    for (const name of ['overflow', 'processor-error', 'processor-slow', 'vad', 'health', 'closed'] as const) {
+    for (const name of FORWARDED) {
       const forward = (e: unknown) => (this.emit as (n: string, e: unknown) => boolean)(name, e)
       ;(this.#source.on as (n: string, f: (e: unknown) => void) => void)(name, forward)
     }

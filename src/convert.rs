@@ -143,6 +143,12 @@ pub struct JsProcessorSpec {
   pub hysteresis_db: Option<f64>,
   pub attack_ms: Option<f64>,
   pub hangover_ms: Option<f64>,
+  /// Test-only (kind `'__fault'`): `'sleep'`, `'error'` or `'panic'`.
+  pub mode: Option<String>,
+  /// Test-only (kind `'__fault'`): misbehave on every n-th chunk (default 1).
+  pub every_n: Option<f64>,
+  /// Test-only (kind `'__fault'`, mode `'sleep'`): how long, per hit.
+  pub ms: Option<f64>,
 }
 
 impl From<JsSourceOptions> for capstan_core::RawOptions {
@@ -170,6 +176,9 @@ impl From<JsSourceOptions> for capstan_core::RawOptions {
           hysteresis_db: p.hysteresis_db,
           attack_ms: p.attack_ms,
           hangover_ms: p.hangover_ms,
+          mode: p.mode,
+          every_n: p.every_n,
+          ms: p.ms,
         })
         .collect(),
       processor_bypass_after: o.processor_bypass_after,

@@ -160,6 +160,13 @@ pub struct RawProcessor {
   pub hysteresis_db: Option<f64>,
   pub attack_ms: Option<f64>,
   pub hangover_ms: Option<f64>,
+  /// Test-only (`'__fault'`): see [`Spec::fault`].
+  #[doc(hidden)]
+  pub mode: Option<String>,
+  #[doc(hidden)]
+  pub every_n: Option<f64>,
+  #[doc(hidden)]
+  pub ms: Option<f64>,
 }
 
 impl RawProcessor {
@@ -194,6 +201,7 @@ impl RawProcessor {
         }
         Spec::Vad(o)
       }
+      Spec::FAULT_KIND => Spec::fault(self.mode.as_deref(), self.every_n, self.ms)?,
       k => return Err(CoreError::InvalidOption(format!("unknown native processor '{k}'"))),
     })
   }

@@ -10,6 +10,8 @@
 
 pub mod chain;
 pub mod denoise;
+#[doc(hidden)]
+pub mod fault;
 pub mod gain;
 pub mod high_pass;
 pub mod ledger;
