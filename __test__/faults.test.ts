@@ -98,12 +98,10 @@ describe('fault matrix', () => {
     expect(r.invariant).toBe(true)
   })
 
-  // KNOWN DEFECT (fails today, which `it.fails` expects): closing the last open source stops
-  // the engine clocks and joins their threads on the JS thread (core clock.rs
-  // `remove_source` -> `stop_clocks`), so a native processor in a slow chunk holds the event
-  // loop until that chunk ends (~1 s here; forever for a processor that hangs). Once fixed
-  // this starts passing, `it.fails` reports it, and it becomes a plain `it`.
-  it.fails('KNOWN DEFECT: close() of the last source during a 1 s native chunk does not hold the event loop', async () => {
+  // Closing the last source during a slow native chunk used to join the clock threads on
+  // the JS thread (the event loop held until the chunk ended: ~1 s here, forever for a
+  // processor that hangs). The clocks are now told to stop and joined later.
+  it('close() of the last source during a 1 s native chunk does not hold the event loop', async () => {
     const r = await closeDuringSlowChunk()
     expect(r.closeSyncMs).toBeLessThan(100)
     expect(r.loopMaxGapMs).toBeLessThan(250)

@@ -455,7 +455,9 @@ describe('enabling, ownership and validation', () => {
     const a = t.make({ sampleRate: 48000, channels: 1, processors: [p] })
     await waitUntil(() => clockThreads() > 0, 1000, 'clock threads to start')
     await a.close()
-    expect(clockThreads()).toBe(0) // the last source out joins the clock threads
+    // The last source out stops the clock threads (they finish their pass; the JS thread
+    // does not wait for them).
+    await waitUntil(() => clockThreads() === 0, 1000, 'clock threads to stop')
     // A constructor that throws must not leave a native source on the engine clock.
     // (Clock threads name themselves once running: give them a moment to show up.)
     expectCode(

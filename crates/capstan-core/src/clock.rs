@@ -43,6 +43,10 @@ struct Shard {
 pub struct Engine {
   shards: Vec<Arc<Shard>>,
   threads: Mutex<Option<Clocks>>,
+  /// Clock threads told to stop when the last source left, not waited for there: one may
+  /// be in the middle of a slow processor chunk, and that caller is the JS thread. Joined
+  /// (once finished) when clocks start again, and by `shutdown`.
+  retired: Mutex<Vec<JoinHandle<()>>>,
   bus: Arc<Bus>,
   next_id: AtomicU64,
 }
@@ -60,6 +64,7 @@ impl Engine {
     Arc::new(Engine {
       shards,
       threads: Mutex::new(None),
+      retired: Mutex::new(Vec::new()),
       bus: Bus::new(),
       next_id: AtomicU64::new(1),
     })
@@ -102,6 +107,7 @@ impl Engine {
     Arc::make_mut(&mut shard.sources.lock()).push((id, source.clone()));
     shard.count.fetch_add(1, Ordering::Relaxed);
     if clocks.is_none() {
+      self.reap(Duration::ZERO);
       *clocks = Some(self.start_clocks());
     }
     Ok(source)
@@ -132,16 +138,37 @@ impl Engine {
     Clocks { running, handles }
   }
 
-  fn stop_clocks(clocks: Option<Clocks>) {
-    if let Some(c) = clocks {
-      c.running.store(false, Ordering::Release);
-      for h in &c.handles {
-        h.thread().unpark();
-      }
-      for h in c.handles {
+  /// Tells the clock threads to stop after their current pass and returns them unjoined.
+  fn signal_stop(clocks: Option<Clocks>) -> Vec<JoinHandle<()>> {
+    let Some(c) = clocks else { return Vec::new() };
+    c.running.store(false, Ordering::Release);
+    for h in &c.handles {
+      h.thread().unpark();
+    }
+    c.handles
+  }
+
+  /// Joins retired clock threads that have finished, waiting up to `wait` for the rest;
+  /// any still busy after that (a processor that never returns) stay listed.
+  fn reap(&self, wait: Duration) {
+    let deadline = Instant::now() + wait;
+    let mut retired = self.retired.lock();
+    loop {
+      let (done, busy): (Vec<_>, Vec<_>) = retired.drain(..).partition(|h| h.is_finished());
+      for h in done {
         let _ = h.join();
       }
+      *retired = busy;
+      if retired.is_empty() || Instant::now() >= deadline {
+        return;
+      }
+      std::thread::sleep(Duration::from_millis(1));
     }
+  }
+
+  /// Clock threads not yet joined (running, or retired and not reaped).
+  pub fn thread_count(&self) -> usize {
+    self.threads.lock().as_ref().map_or(0, |c| c.handles.len()) + self.retired.lock().len()
   }
 
   /// Closes a source and takes it off its clock; the last one out stops the clocks.
@@ -156,7 +183,9 @@ impl Engine {
       }
     }
     if self.source_count() == 0 {
-      Self::stop_clocks(clocks.take());
+      // Not joined here: the caller is the JS thread, and a clock may be in a slow chunk.
+      let stopped = Self::signal_stop(clocks.take());
+      self.retired.lock().extend(stopped);
     }
   }
 
@@ -174,7 +203,9 @@ impl Engine {
   }
 
   /// Closes every source, stops and joins the clock threads, drops the notifier.
-  /// Idempotent; after it returns no engine thread touches the notifier again.
+  /// Idempotent; after it returns no engine thread touches the notifier again (it is
+  /// dropped first, and a clock only calls it under the lock `set_notifier` takes). A
+  /// thread stuck in a processor that never returns is waited for up to 5 s, then left.
   pub fn shutdown(&self) {
     self.bus.set_notifier(None);
     // Closed first, so a clock in the middle of a slow pass stops it at the next chunk.
@@ -186,7 +217,9 @@ impl Engine {
       }
     }
     let clocks = self.threads.lock().take();
-    Self::stop_clocks(clocks);
+    let stopped = Self::signal_stop(clocks);
+    self.retired.lock().extend(stopped);
+    self.reap(Duration::from_secs(5));
   }
 }
 
