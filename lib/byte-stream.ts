@@ -472,9 +472,10 @@ export class ByteStreamAudioReceiver extends EventEmitter<ByteStreamAudioReceive
       await source.captureFrame(samples)
     }
     if (carry.length > 0) this.#m.discardedBytes += carry.length
-    const interrupted = this.#cleared || !ended
     if (!this.#cleared) await source.flush()
     await source.waitForPlayout()
+    // A clear while the segment's tail was still queued interrupts it too.
+    const interrupted = this.#cleared || !ended
     this.#ends.push(new AudioSegmentEnd(this.#m.segments++, interrupted))
     const w = this.#endArrived
     this.#endArrived = undefined
