@@ -373,7 +373,8 @@ export class ByteStreamAudioReceiver extends EventEmitter<ByteStreamAudioReceive
         this.emit('peer-left', { identity: this.sender })
       }),
     )
-    this.#loop = this.#receive()
+    // Never an unhandled rejection: a failure here ends reception, and close() still works.
+    this.#loop = this.#receive().catch((e: unknown) => this.#reject(`receiver stopped: ${(e as Error)?.message ?? e}`))
   }
 
   #kick(): void {
@@ -427,7 +428,11 @@ export class ByteStreamAudioReceiver extends EventEmitter<ByteStreamAudioReceive
   }
 
   async #discard(s: IncomingByteStream): Promise<void> {
-    for await (const b of s) this.#m.discardedBytes += b.length
+    try {
+      for await (const b of s) this.#m.discardedBytes += b.length
+    } catch {
+      // A stream being thrown away may break too; nothing else to do with it.
+    }
   }
 
   async #play(s: IncomingByteStream, source: AudioSource, frameBytes: number): Promise<void> {
@@ -445,9 +450,13 @@ export class ByteStreamAudioReceiver extends EventEmitter<ByteStreamAudioReceive
         if (this.#incoming.length > 0) r('superseded')
         else this.#arrived = () => r('superseded')
       })
-      const r = await Promise.race([next, idle, superseded])
+      // A stream that breaks (its sender vanished mid-segment) ends the segment, interrupted.
+      const r = await Promise.race([next, idle, superseded]).catch((e: unknown) => {
+        this.#reject(`byte stream broke: ${(e as Error)?.message ?? e}`)
+        return 'broken' as const
+      })
       clearTimeout(t)
-      if (r === 'idle' || r === 'superseded') break
+      if (r === 'idle' || r === 'superseded' || r === 'broken') break
       if (r.done) {
         ended = true
         break
@@ -515,7 +524,8 @@ export class ByteStreamAudioReceiver extends EventEmitter<ByteStreamAudioReceive
   async #notify(method: string, payload: string): Promise<boolean> {
     for (let i = 0; i < this.#attempts; i++) {
       try {
-        const answer = await this.#transport.call({ to: this.sender, method, payload, timeoutMs: this.#rpcMs })
+        // Bounded here too: a transport whose connection is gone may not honour its own timeout.
+        const answer = await bounded(this.#transport.call({ to: this.sender, method, payload, timeoutMs: this.#rpcMs }), this.#rpcMs + 500, method)
         return answer === 'ok'
       } catch {
         if (this.#closed) return false

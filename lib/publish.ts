@@ -42,6 +42,8 @@ export interface SinkStalledEvent {
 }
 
 export interface PublisherEvents {
+  /** The transport's connection: lost (`'reconnecting'`), back, or gone for good (then a stall). */
+  connection: [{ state: 'reconnecting' | 'reconnected' | 'disconnected'; reason?: string }]
   'sink-stalled': [SinkStalledEvent]
   'sink-recovered': [{ stalledMs: number; recoveries: number }]
   'sink-abandoned': [{ cause: string }]
@@ -84,6 +86,9 @@ export class Publisher extends EventEmitter<PublisherEvents> {
   readonly #recovery: 'recreate' | 'manual'
   #sink: PeerAudioSink | undefined
   #stop = false
+  /** A failure reported from outside (the room disconnected), handled before the next frame. */
+  #failed: string | undefined
+  readonly #cleanups: Array<() => void> = []
   #resume: ((go: boolean) => void) | undefined
   readonly #m: PublisherMetrics = { framesRead: 0, framesSent: 0, framesLost: 0, samplesSent: 0, stalls: 0, recoveries: 0, maxCaptureMs: 0, state: 'publishing' }
   readonly #done: Promise<void>
@@ -120,6 +125,13 @@ export class Publisher extends EventEmitter<PublisherEvents> {
     for await (const frame of this.#source.frames()) {
       if (this.#stop) break
       this.#m.framesRead++
+      if (this.#failed !== undefined) {
+        const cause = this.#failed
+        this.#failed = undefined
+        this.#m.framesLost++
+        if (!(await this.#stalled(cause))) break
+        continue
+      }
       const sink = this.#sink
       if (!sink) {
         this.#m.framesLost++
@@ -199,6 +211,20 @@ export class Publisher extends EventEmitter<PublisherEvents> {
     this.emit('sink-abandoned', { cause })
   }
 
+  /**
+   * Reports that the peer sink is gone for a reason the publisher cannot see in its calls
+   * (the room disconnected): handled as a stall with that cause at the next frame.
+   */
+  fail(cause: string): void {
+    if (this.#m.state === 'abandoned' || this.#m.state === 'closed') return
+    this.#failed = cause
+  }
+
+  /** @internal Run once at close (an adapter's listeners). */
+  onClose(f: () => void): void {
+    this.#cleanups.push(f)
+  }
+
   metrics(): PublisherMetrics {
     return { ...this.#m }
   }
@@ -206,6 +232,7 @@ export class Publisher extends EventEmitter<PublisherEvents> {
   /** Stops publishing: the frames() reader ends, the peer sink closes (bounded). Idempotent. */
   async close(): Promise<void> {
     this.#stop = true
+    for (const f of this.#cleanups.splice(0)) f()
     const r = this.#resume
     this.#resume = undefined
     r?.(false)
@@ -268,5 +295,21 @@ export async function publishToLiveKit(source: AudioSource, room: LiveKitRoomLik
       }
     },
   }
-  return Publisher.start(source, factory, o)
+  const pub = await Publisher.start(source, factory, o)
+  const onDisconnected = (reason?: unknown) => {
+    const why = reason === undefined ? undefined : String(reason)
+    pub.emit('connection', { state: 'disconnected', reason: why })
+    pub.fail(`room disconnected${why === undefined ? '' : ` (${why})`}`)
+  }
+  const onReconnecting = () => pub.emit('connection', { state: 'reconnecting' })
+  const onReconnected = () => pub.emit('connection', { state: 'reconnected' })
+  room.on('disconnected', onDisconnected as never)
+  room.on('reconnecting', onReconnecting as never)
+  room.on('reconnected', onReconnected as never)
+  pub.onClose(() => {
+    room.off('disconnected', onDisconnected as never)
+    room.off('reconnecting', onReconnecting as never)
+    room.off('reconnected', onReconnected as never)
+  })
+  return pub
 }

@@ -49,3 +49,35 @@ describe('capstan on a real LiveKit server', () => {
     console.log(JSON.stringify({ audio: sub.audio, publisher: pub.publisher, toneWallMs: pub.toneWallMs }))
   }, 120_000)
 })
+
+describe('the server dies mid-stream', () => {
+  beforeAll(() => {
+    livekitServerBinary()
+  }, 20 * 60_000)
+
+  it('every pending call settles, each end says why, everything closes and the process exits by itself', async () => {
+    const r = await runManyInLivekitNetns([{ name: 'kill', argv: [...interpreterFor(fixture('capstan-kill.mjs')), 'kill'] }], { timeoutMs: 80_000 })
+    expect(r.timedOut, dump(r)).toBe(false)
+    expect(r.procs[0].code, dump(r)).toBe(0)
+    expect(r.procs[0].stderr, 'the process needed a forced exit').not.toContain('FORCED_EXIT')
+    const k = lastJsonLine(r.procs[0].stdout)
+    expect(k.ok, dump(r)).toBe(true)
+    // Every capture issued settled (with an outcome: accepted while the queue took it, timeout once it did not).
+    expect(k.settled).toBe(k.issued.track + k.issued.bs)
+    expect(k.invariant).toBe(true)
+    const what = k.events.map((e: { what: string }) => e.what)
+    expect(what).toContain('server killed')
+    // The publisher said why: the room went away, and it could not publish again.
+    expect(what, JSON.stringify(k.events)).toContain('publisher: connection reconnecting')
+    expect(what.some((w: string) => /^publisher: sink-stalled \(room disconnected/.test(w)), JSON.stringify(k.events)).toBe(true)
+    expect(what.some((w: string) => /^publisher: sink-abandoned/.test(w)), JSON.stringify(k.events)).toBe(true)
+    // The byte-stream ends learnt that the peer is gone, and their pending waits settled.
+    expect(what).toContain('sender: peer-left')
+    expect(what).toContain('receiver: peer-left')
+    expect(k.wait.status).toBe('peer-left')
+    expect(['timeout', 'peer-left']).toContain(k.clear.status)
+    expect(k.notify).toBe(false)
+    expect(k.closeMs).toBeLessThan(10_000)
+    console.log(JSON.stringify({ events: k.events, statuses: k.statuses, publisher: k.publisher, closeMs: k.closeMs, exitAtMs: k.exitAtMs }))
+  }, 110_000)
+})
