@@ -4,8 +4,8 @@ import { defineConfig } from 'vitest/config'
 export default defineConfig({
   test: {
     include: ['__test__/**/*.test.ts'],
-    // Load tests run alone, after this suite (vitest.load.config.ts).
-    exclude: ['__test__/load/**', '**/node_modules/**'],
+    // Load tests and the real-LiveKit tests run alone, after this suite (vitest.load.config.ts).
+    exclude: ['__test__/load/**', '__test__/livekit/**', '**/node_modules/**'],
     pool: 'forks',
     testTimeout: 20_000,
     hookTimeout: 20_000,

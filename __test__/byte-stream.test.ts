@@ -33,7 +33,7 @@ function setup(o: { rate?: number; channels?: number; chunkBytes?: number; clear
 }
 
 /** Reads frames until `segments` segment ends; returns the samples of each segment. */
-async function read(rx: ByteStreamAudioReceiver, segments: number, onFrame?: (f: AudioFrame) => void) {
+async function read(rx: ByteStreamAudioReceiver, segments: number, onFrame?: (f: AudioFrame) => void, frameDelayMs = 0) {
   const out: Array<{ samples: number[]; end: AudioSegmentEnd }> = []
   let cur: number[] = []
   for await (const item of rx) {
@@ -45,6 +45,8 @@ async function read(rx: ByteStreamAudioReceiver, segments: number, onFrame?: (f:
       expect(item.samplesPerChannel).toBe(item.sampleRate / 100)
       onFrame?.(item)
       cur.push(...item.data)
+      // A player that takes its time, so an interruption finds audio still queued.
+      if (frameDelayMs > 0) await new Promise((r) => setTimeout(r, frameDelayMs))
     }
   }
   return out
@@ -111,7 +113,7 @@ describe('ByteStreamAudioSender → ByteStreamAudioReceiver', () => {
     const { avatar, source, sender, receiver } = setup()
     const cleared: string[] = []
     receiver.on('clear-buffer', () => cleared.push('rx'))
-    const got = read(receiver, 1)
+    const got = read(receiver, 1, undefined, 2)
     void avatar
     // Fill the sender side with 1.5 s; the reader reads some then the agent interrupts.
     const capture = source.captureFrame(ramp(72_000))

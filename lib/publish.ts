@@ -30,6 +30,8 @@ export interface PublisherOptions {
   recovery?: 'recreate' | 'manual'
   /** Bound on closing a wedged peer sink during recovery. Default 2,000 ms. */
   closeTimeoutMs?: number
+  /** Audio per peer `captureFrame`, a multiple of 10 ms. Default 20 (what LiveKit clients send). */
+  frameMs?: number
 }
 
 export interface SinkStalledEvent {
@@ -84,6 +86,7 @@ export class Publisher extends EventEmitter<PublisherEvents> {
   readonly #timeoutMs: number
   readonly #closeMs: number
   readonly #recovery: 'recreate' | 'manual'
+  readonly #frameMs: number
   #sink: PeerAudioSink | undefined
   #stop = false
   /** A failure reported from outside (the room disconnected), handled before the next frame. */
@@ -102,6 +105,7 @@ export class Publisher extends EventEmitter<PublisherEvents> {
     this.#timeoutMs = o.captureTimeoutMs ?? 1000
     this.#closeMs = o.closeTimeoutMs ?? 2000
     this.#recovery = o.recovery ?? 'recreate'
+    this.#frameMs = o.frameMs ?? 20
     this.#done = this.#run()
   }
 
@@ -114,6 +118,9 @@ export class Publisher extends EventEmitter<PublisherEvents> {
       const v = o[k]
       if (v !== undefined && (!Number.isFinite(v) || v <= 0)) throw new CapstanError('ERR_INVALID_OPTION', `${k} must be a positive number, got ${v}`)
     }
+    if (o.frameMs !== undefined && (!Number.isInteger(o.frameMs) || o.frameMs < 10 || o.frameMs % 10 !== 0)) {
+      throw new CapstanError('ERR_INVALID_OPTION', `frameMs must be a multiple of 10, got ${o.frameMs}`)
+    }
     if (o.recovery !== undefined && o.recovery !== 'recreate' && o.recovery !== 'manual') {
       throw new CapstanError('ERR_INVALID_OPTION', `recovery must be 'recreate' or 'manual', got ${String(o.recovery)}`)
     }
@@ -122,7 +129,7 @@ export class Publisher extends EventEmitter<PublisherEvents> {
   }
 
   async #run(): Promise<void> {
-    for await (const frame of this.#source.frames()) {
+    for await (const frame of this.#source.frames({ frameMs: this.#frameMs })) {
       if (this.#stop) break
       this.#m.framesRead++
       if (this.#failed !== undefined) {
@@ -245,6 +252,44 @@ export class Publisher extends EventEmitter<PublisherEvents> {
   }
 }
 
+/** Publishers of each room: one set of room listeners however many tracks it carries. */
+const watched = new WeakMap<LiveKitRoomLike, Set<Publisher>>()
+
+function watchRoom(room: LiveKitRoomLike, pub: Publisher): void {
+  let pubs = watched.get(room)
+  if (!pubs) {
+    const set = new Set<Publisher>()
+    pubs = set
+    watched.set(room, set)
+    const each = (f: (p: Publisher) => void) => () => [...set].forEach(f)
+    const onDisconnected = (reason?: unknown) => {
+      const why = reason === undefined ? undefined : String(reason)
+      for (const p of [...set]) {
+        p.emit('connection', { state: 'disconnected', reason: why })
+        p.fail(`room disconnected${why === undefined ? '' : ` (${why})`}`)
+      }
+    }
+    const onReconnecting = each((p) => p.emit('connection', { state: 'reconnecting' }))
+    const onReconnected = each((p) => p.emit('connection', { state: 'reconnected' }))
+    room.on('disconnected', onDisconnected as never)
+    room.on('reconnecting', onReconnecting as never)
+    room.on('reconnected', onReconnected as never)
+    const stop = () => {
+      room.off('disconnected', onDisconnected as never)
+      room.off('reconnecting', onReconnecting as never)
+      room.off('reconnected', onReconnected as never)
+      watched.delete(room)
+    }
+    ;(set as Set<Publisher> & { stop?: () => void }).stop = stop
+  }
+  const set = pubs as Set<Publisher> & { stop?: () => void }
+  set.add(pub)
+  pub.onClose(() => {
+    set.delete(pub)
+    if (set.size === 0) set.stop?.()
+  })
+}
+
 /** What `publishToLiveKit` needs of the `@livekit/rtc-node` module. */
 interface RtcModule {
   AudioSource: new (rate: number, channels: number, queueMs?: number) => { captureFrame(f: unknown): Promise<void>; close(): Promise<void> }
@@ -296,20 +341,6 @@ export async function publishToLiveKit(source: AudioSource, room: LiveKitRoomLik
     },
   }
   const pub = await Publisher.start(source, factory, o)
-  const onDisconnected = (reason?: unknown) => {
-    const why = reason === undefined ? undefined : String(reason)
-    pub.emit('connection', { state: 'disconnected', reason: why })
-    pub.fail(`room disconnected${why === undefined ? '' : ` (${why})`}`)
-  }
-  const onReconnecting = () => pub.emit('connection', { state: 'reconnecting' })
-  const onReconnected = () => pub.emit('connection', { state: 'reconnected' })
-  room.on('disconnected', onDisconnected as never)
-  room.on('reconnecting', onReconnecting as never)
-  room.on('reconnected', onReconnected as never)
-  pub.onClose(() => {
-    room.off('disconnected', onDisconnected as never)
-    room.off('reconnecting', onReconnecting as never)
-    room.off('reconnected', onReconnected as never)
-  })
+  watchRoom(room, pub)
   return pub
 }

@@ -144,6 +144,17 @@ function rejectFair<T>(e: unknown): Promise<T> {
 let nativeOfSource: (s: AudioSource) => NativeSourceT
 
 /** @internal The native handle of a source (for groups); not exported from the package. */
+/** One frame from consecutive chunks. */
+function joined(parts: Int16Array[], rate: number, channels: number): AudioFrame {
+  const data = new Int16Array(parts.reduce((n, p) => n + p.length, 0))
+  let off = 0
+  for (const p of parts) {
+    data.set(p, off)
+    off += p.length
+  }
+  return new AudioFrame(data, rate, channels)
+}
+
 export function nativeOf(s: AudioSource): NativeSourceT {
   return nativeOfSource(s)
 }
@@ -363,7 +374,29 @@ export class AudioSource extends EventEmitter<AudioSourceEvents> implements Enco
    * consumer (not reading is a stall); on a realtime/unpaced source it is a sink with
    * bounded buffering (`readerBufferMs`). One reader at a time.
    */
-  async *frames(): AsyncIterableIterator<AudioFrame> {
+  async *frames(opts: { frameMs?: number } = {}): AsyncIterableIterator<AudioFrame> {
+    const frameMs = opts.frameMs ?? 10
+    if (!Number.isInteger(frameMs) || frameMs < 10 || frameMs % 10 !== 0) {
+      throw new CapstanError('ERR_INVALID_OPTION', `frameMs must be a multiple of 10, got ${frameMs}`)
+    }
+    if (frameMs === 10) {
+      yield* this.#frames10()
+      return
+    }
+    // Whole 10 ms chunks joined into frames of exactly frameMs (a transport that sends 20 ms
+    // frames makes half the calls); a short last frame when the source ends mid-frame.
+    const per = frameMs / 10
+    let parts: Int16Array[] = []
+    for await (const f of this.#frames10()) {
+      parts.push(f.data as Int16Array)
+      if (parts.length < per) continue
+      yield joined(parts, this.outputSampleRate, this.channels)
+      parts = []
+    }
+    if (parts.length > 0) yield joined(parts, this.outputSampleRate, this.channels)
+  }
+
+  async *#frames10(): AsyncIterableIterator<AudioFrame> {
     // Every start counts against the turn's budget: a loop that keeps opening readers on a
     // closed (or already read) source would otherwise be an endless chain of microtasks.
     const start = turn()

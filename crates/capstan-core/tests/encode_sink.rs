@@ -106,3 +106,49 @@ fn bad_settings_and_policies_are_errors_at_the_call() {
     .encode(&ok, 1 << 20, Overflow::Wait, false)
     .is_err());
 }
+
+#[test]
+fn a_realtime_sink_that_paused_briefly_is_owed_its_ticks_a_long_pause_is_lag() {
+  use capstan_core::source::Read;
+  let mut o = SourceOptions::new(8_000, 1).unwrap();
+  o.consumer = Consumer::Realtime;
+  o.queue_ms = 1_000;
+  o.reader_chunks = 2;
+  let s = Source::new(1, o, Bus::new()).unwrap();
+  s.set_reader(true);
+  s.capture(FrameRef::i16(&[1; 80 * 50]), None).unwrap();
+  let mut now = Instant::now();
+  let mut tick = |n: u32| {
+    now += Duration::from_millis(10) * n;
+    s.tick(now, n);
+  };
+  tick(1); // installs the reader sink
+  tick(2); // fills its 2 chunks
+  let d0 = s.metrics().delivered;
+  tick(3); // no room: 3 ticks owed
+  assert_eq!(s.metrics().delivered, d0);
+  for _ in 0..2 {
+    assert!(matches!(s.read(), Read::Chunk(_)));
+  }
+  tick(1); // room for 2: the tick plus 1 owed
+  assert_eq!(s.metrics().delivered, d0 + 160);
+  for _ in 0..2 {
+    assert!(matches!(s.read(), Read::Chunk(_)));
+  }
+  tick(1); // 1 tick + 3 owed, room 2
+  assert_eq!(s.metrics().delivered, d0 + 320);
+  // A long pause: at most 5 ticks (50 ms) are owed, the rest is lost time.
+  tick(40);
+  for _ in 0..2 {
+    assert!(matches!(s.read(), Read::Chunk(_)));
+  }
+  let d1 = s.metrics().delivered;
+  // Room for 2 a pass: 6 passes take 6 ticks and the 5 owed.
+  for _ in 0..6 {
+    tick(1);
+    while let Read::Chunk(_) = s.read() {}
+  }
+  assert_eq!(s.metrics().delivered - d1, (6 + 5) * 80);
+  let m = s.metrics();
+  assert_eq!(m.captured, m.delivered + m.queued + m.dropped + m.cleared);
+}

@@ -23,6 +23,11 @@ use crate::sink::{Discard, EncodeSink, EncodedOutput, Read, ReaderSink, Sink};
 /// right away (see [`Source::tick`]'s return value).
 pub const MAX_CHUNKS_PER_PASS: usize = 32;
 
+/// Realtime ticks a full sink may be owed (50 ms): what a consumer that paused briefly
+/// (a GC, a slow callback) gets back when it has room again. Longer stalls lose the ticks
+/// and show as lag, as a playout device would.
+pub const MAX_OWED_TICKS: u32 = 5;
+
 /// The output side, owned by the clock: processors and sink. Getters never wait on it;
 /// control calls wait at most one chunk's processing (the clock yields it between chunks).
 pub(super) struct Output {
@@ -33,6 +38,9 @@ pub(super) struct Output {
   /// Chunks taken by the current pass, back to back, to be processed.
   batch: Vec<i16>,
   sink: Box<dyn Sink>,
+  /// Realtime ticks this sink could not take for lack of room, owed to it (see
+  /// [`MAX_OWED_TICKS`]); a new sink starts owed nothing.
+  owed: u32,
   /// The sink's constant answers, asked once when it is installed.
   discards: bool,
   fills_gaps: bool,
@@ -50,6 +58,7 @@ impl Output {
       batch: Vec::new(),
       discards: sink.discards(),
       fills_gaps: sink.fills_gaps(),
+      owed: 0,
       sink,
       reset_gen: 0,
       closed: false,
@@ -65,6 +74,7 @@ impl Output {
   }
 
   fn replace_sink(&mut self, sink: Box<dyn Sink>) {
+    self.owed = 0;
     self.discards = sink.discards();
     self.fills_gaps = sink.fills_gaps();
     let mut old = std::mem::replace(&mut self.sink, sink);
@@ -87,6 +97,8 @@ pub(super) struct Pass {
   pub(super) end: u64,
   /// The queue is empty and no capture waits to enter it.
   pub(super) idle: bool,
+  /// Realtime ticks the sink had no room for, owed to it on the next pass.
+  pub(super) owed: u32,
 }
 
 impl Source {
@@ -142,7 +154,9 @@ impl Source {
       let copy = out.chain.is_some() || !out.discards;
       let fills = out.fills_gaps;
       out.batch.clear();
-      let pass = self.take(st, now, ticks, room, fills, copy.then_some(&mut out.batch));
+      let owed = std::mem::take(&mut out.owed);
+      let pass = self.take(st, now, ticks + owed, room, fills, copy.then_some(&mut out.batch));
+      out.owed = pass.owed;
       self.judge(st, now);
       let reset = out.reset_gen != st.reset_gen;
       out.reset_gen = st.reset_gen;
@@ -200,8 +214,9 @@ impl Source {
     match self.opts.consumer {
       Consumer::Realtime => {
         let mut batch = batch;
-        for _ in 0..ticks {
+        for t in 0..ticks {
           if pass.chunks + pass.gaps >= room {
+            pass.owed = (ticks - t).min(MAX_OWED_TICKS);
             break;
           }
           if self.pop_chunk(st, now, batch.as_deref_mut()) {
