@@ -247,3 +247,22 @@ describe('frames() and close', () => {
     }
   })
 })
+
+describe('frames({ frameMs })', () => {
+  it('joins 10 ms chunks into frames of exactly frameMs, in order; a bad frameMs is ERR_INVALID_OPTION', async () => {
+    const s = new AudioSource({ sampleRate: 48000, channels: 1, consumer: 'pull', queueMs: 200 })
+    try {
+      const input = Int16Array.from({ length: 480 * 6 }, (_, i) => i - 1000)
+      expect((await s.captureFrame(input)).status).toBe('accepted')
+      const it = s.frames({ frameMs: 30 })[Symbol.asyncIterator]()
+      const a = (await it.next()).value!
+      const b = (await it.next()).value!
+      expect([a.samplesPerChannel, b.samplesPerChannel]).toEqual([1440, 1440])
+      expect(Array.from(a.data).concat(Array.from(b.data))).toEqual(Array.from(input))
+      await it.return?.()
+      await expect(s.frames({ frameMs: 15 }).next()).rejects.toMatchObject({ code: 'ERR_INVALID_OPTION' })
+    } finally {
+      await s.close()
+    }
+  })
+})

@@ -1,10 +1,13 @@
 import { runDemo } from './demo'
 import { runEncodeSample } from './encode-sample'
+import { runLivekitDemo } from './livekit-demo'
 
 const USAGE = `usage: capstan demo [--sources N] [--seconds S] [--stall-ms MS]
+       capstan demo --livekit
        capstan encode --out DIR [--in FILE.wav] [--seconds S]
 
-  demo     simulate N real-time sources whose transport hangs, and watch them recover
+  demo     simulate N real-time sources whose transport hangs, and watch them recover;
+           --livekit: an agent -> avatar exchange over a real livekit-server (from a checkout)
   encode   write speech-like audio (or FILE.wav) through real-time sources to
            DIR/sample.ogg, DIR/sample.mp3 and DIR/sample.wav`
 
@@ -33,6 +36,7 @@ export async function main(argv: string[]): Promise<number> {
     const ok = await runEncodeSample({ out, input: j >= 0 ? args[j + 1] : undefined, seconds: flag(args, '--seconds', 4), log: (l) => console.log(l) })
     return ok ? 0 : 1
   }
+  if (cmd === 'demo' && args.includes('--livekit')) return runLivekitDemo((l) => console.log(l)) ? 0 : 1
   if (cmd !== 'demo') {
     console.log(USAGE)
     return cmd === undefined || cmd === '--help' || cmd === '-h' ? 0 : 2
