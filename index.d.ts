@@ -166,6 +166,24 @@ export declare function contract(): JsContract
  */
 export declare function debugPanic(message: string): void
 
+export interface EncodeOptions {
+  format?: string
+  bitrate?: number
+  complexity?: number
+  application?: string
+  frameMs?: number
+  pageMs?: number
+  dtx?: boolean
+  fec?: boolean
+  packetLossPercent?: number
+  sampleRate?: number
+  vbrQuality?: number
+  quality?: number
+  queueBytes?: number
+  overflow?: string
+  fillGaps?: boolean
+}
+
 /**
  * Everything a drain found, packed: completions as rows of `contract().completionRow`
  * numbers (`[sourceId, ...outcome record]`, the record's `id` slot naming the capture),
@@ -233,24 +251,6 @@ export interface JsEncodedRead {
   state: string
   bytes?: Uint8Array
   end?: JsSegment
-}
-
-export interface JsEncodeOptions {
-  format?: string
-  bitrate?: number
-  complexity?: number
-  application?: string
-  frameMs?: number
-  pageMs?: number
-  dtx?: boolean
-  fec?: boolean
-  packetLossPercent?: number
-  sampleRate?: number
-  vbrQuality?: number
-  quality?: number
-  queueBytes?: number
-  overflow?: string
-  fillGaps?: boolean
 }
 
 /** A source's event, tagged by `kind`: each variant carries exactly its own fields. */

@@ -79,6 +79,7 @@ describe('Publisher watchdog', () => {
     expect(all.length).toBe(m.samplesSent)
     expectInvariant(source.metrics())
     expect(recovered[0]).toBeLessThan(2000)
+    console.log(JSON.stringify({ recoveredAfterStallMs: recovered[0], captureTimeoutMs: 100, metrics: m }))
   })
 
   it('manual recovery: the caller chooses recover() or abandon(); abandon stops publishing and nothing hangs', async () => {

@@ -14,7 +14,7 @@ use napi_derive::napi;
 use crate::convert::{js_err, Result};
 use crate::source::{check_out, deadline, slots};
 
-#[napi(object)]
+#[napi(object, js_name = "EncodeOptions")]
 pub struct JsEncodeOptions {
   pub format: Option<String>,
   pub bitrate: Option<f64>,

@@ -116,5 +116,7 @@ describe('many publishers from one process', () => {
     expect(pub.stalls).toEqual([])
     expect(pub.framesLost).toBe(0)
     console.log(JSON.stringify({ loop: pub.loop, rtf: pub.rtf }))
-  }, 180_000)
+    // One retry: 50 WebRTC tracks on two cores measure the machine too; a second run that also
+    // misses the bound fails the test.
+  }, { timeout: 180_000, retry: 1 })
 })
