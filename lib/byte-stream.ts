@@ -1,6 +1,7 @@
 import { EventEmitter } from 'node:events'
 
 import { AudioFrame } from './frame'
+import { bounded } from './bounded'
 import { CapstanError } from './errors'
 import type { EncodedSegment, EncodedStream, EncoderMetrics } from './encode'
 import { AudioSource } from './source'
@@ -22,16 +23,6 @@ export interface PlaybackFinished {
   status: 'finished' | 'timeout' | 'peer-left' | 'closed'
 }
 
-const bounded = <T>(p: Promise<T>, ms: number, what: string): Promise<T> => {
-  let t: NodeJS.Timeout | undefined
-  return Promise.race([
-    p,
-    new Promise<never>((_, rej) => {
-      t = setTimeout(() => rej(new CapstanError('ERR_TRANSPORT', `${what}: no answer within ${ms} ms`)), ms)
-      t.unref?.()
-    }),
-  ]).finally(() => clearTimeout(t))
-}
 
 export interface ByteStreamAudioSenderOptions {
   /** The receiver's identity. */

@@ -1,5 +1,6 @@
 import { EventEmitter } from 'node:events'
 
+import { bounded } from './bounded'
 import { CapstanError } from './errors'
 import type { AudioFrame } from './frame'
 import type { AudioSource } from './source'
@@ -65,13 +66,6 @@ export interface PublisherMetrics {
   state: 'publishing' | 'stalled' | 'recovering' | 'abandoned' | 'closed'
 }
 
-const bounded = <T>(p: Promise<T>, ms: number, what: string): Promise<T> => {
-  let t: NodeJS.Timeout | undefined
-  return Promise.race([
-    p,
-    new Promise<never>((_, rej) => (t = setTimeout(() => rej(new CapstanError('ERR_TRANSPORT', `${what} did not settle within ${ms} ms`)), ms))),
-  ]).finally(() => clearTimeout(t))
-}
 
 /**
  * Publishes a capstan source through a peer audio sink: capstan paces and queues (the
