@@ -40,6 +40,18 @@ impl Piece {
   }
 }
 
+/// Encoders take exactly one 10 ms chunk per push; anything else is the caller's bug.
+pub(crate) fn check_chunk(format: Format, chunk: &[i16]) -> std::result::Result<(), String> {
+  if chunk.len() == format.chunk_len() {
+    return Ok(());
+  }
+  Err(format!(
+    "expected a {}-sample chunk, got {}",
+    format.chunk_len(),
+    chunk.len()
+  ))
+}
+
 /// What ending a logical stream produced, besides its last pieces.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Finished {

@@ -146,13 +146,7 @@ impl Encoder for Mp3 {
   }
 
   fn push(&mut self, chunk: &[i16], out: &mut Vec<Piece>) -> std::result::Result<(), String> {
-    if chunk.len() != self.format.chunk_len() {
-      return Err(format!(
-        "expected a {}-sample chunk, got {}",
-        self.format.chunk_len(),
-        chunk.len()
-      ));
-    }
+    super::check_chunk(self.format, chunk)?;
     if self.lame.is_none() {
       self.lame = Some(self.open()?);
     }

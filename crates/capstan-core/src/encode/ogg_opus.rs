@@ -233,13 +233,7 @@ impl Encoder for OggOpus {
   }
 
   fn push(&mut self, chunk: &[i16], out: &mut Vec<Piece>) -> std::result::Result<(), String> {
-    if chunk.len() != self.format.chunk_len() {
-      return Err(format!(
-        "expected a {}-sample chunk, got {}",
-        self.format.chunk_len(),
-        chunk.len()
-      ));
-    }
+    super::check_chunk(self.format, chunk)?;
     if self.stream.is_none() {
       self.open(out)?;
     }

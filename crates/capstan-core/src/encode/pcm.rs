@@ -44,13 +44,7 @@ impl Encoder for Pcm {
   }
 
   fn push(&mut self, chunk: &[i16], out: &mut Vec<Piece>) -> std::result::Result<(), String> {
-    if chunk.len() != self.format.chunk_len() {
-      return Err(format!(
-        "expected a {}-sample chunk, got {}",
-        self.format.chunk_len(),
-        chunk.len()
-      ));
-    }
+    super::check_chunk(self.format, chunk)?;
     let mut bytes = Vec::new();
     write_samples(chunk, self.sample, &mut bytes);
     out.push(Piece::data(bytes));

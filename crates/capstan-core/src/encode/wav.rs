@@ -50,13 +50,7 @@ impl Encoder for Wav {
   }
 
   fn push(&mut self, chunk: &[i16], out: &mut Vec<Piece>) -> std::result::Result<(), String> {
-    if chunk.len() != self.format.chunk_len() {
-      return Err(format!(
-        "expected a {}-sample chunk, got {}",
-        self.format.chunk_len(),
-        chunk.len()
-      ));
-    }
+    super::check_chunk(self.format, chunk)?;
     if self.data.is_none() {
       out.push(Piece::header(header(self.format, None)));
       self.data = Some(0);
