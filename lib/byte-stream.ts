@@ -3,6 +3,7 @@ import { EventEmitter } from 'node:events'
 import { AudioFrame } from './frame'
 import { bounded } from './bounded'
 import { CapstanError } from './errors'
+import { settleFair, turn } from './fairness'
 import type { EncodedSegment, EncodedStream, EncoderMetrics } from './encode'
 import { AudioSource } from './source'
 import type { AudioTransport, ByteStreamWriter, IncomingByteStream } from './transport'
@@ -210,7 +211,8 @@ export class ByteStreamAudioSender extends EventEmitter<ByteStreamAudioSenderEve
 
   /** The next playback-finished answer (or what stands in for it: peer left, sender closed). */
   waitForPlayback(): Promise<PlaybackFinished> {
-    if (this.#closed) return Promise.resolve({ playbackPosition: this.#pushedSeconds, interrupted: true, status: 'closed' })
+    // Settled at once, so through the turn's budget: a loop of these must not starve timers.
+    if (this.#closed) return settleFair({ playbackPosition: this.#pushedSeconds, interrupted: true, status: 'closed' })
     return new Promise((r) => this.#waiting.push(r))
   }
 
@@ -221,6 +223,9 @@ export class ByteStreamAudioSender extends EventEmitter<ByteStreamAudioSenderEve
    * after `clearTimeoutMs` without one with `status: 'timeout'` and the sent duration.
    */
   async clearBuffer(): Promise<PlaybackFinished> {
+    // A transport that refuses at once settles this at once: take the turn's budget first.
+    const start = turn()
+    if (start) await start
     this.#m.clears++
     this.#source.clearQueue()
     this.#stream.clear()
@@ -249,6 +254,8 @@ export class ByteStreamAudioSender extends EventEmitter<ByteStreamAudioSenderEve
 
   /** Ends the stream (the last segment is sent), stops answering RPCs, settles waits `'closed'`. */
   async close(): Promise<void> {
+    const start = turn()
+    if (start) await start
     if (this.#closed) return
     this.#closed = true
     await this.#stream.finish().catch(() => {})
@@ -483,6 +490,9 @@ export class ByteStreamAudioReceiver extends EventEmitter<ByteStreamAudioReceive
   }
 
   async *[Symbol.asyncIterator](): AsyncIterator<AudioFrame | AudioSegmentEnd> {
+    // Every start counts against the turn's budget (a loop over a closed receiver ends at once).
+    const start = turn()
+    if (start) await start
     if (this.#reading) throw new CapstanError('ERR_INVALID_STATE', 'this receiver already has a reader')
     this.#reading = true
     try {
@@ -513,6 +523,8 @@ export class ByteStreamAudioReceiver extends EventEmitter<ByteStreamAudioReceive
   }
 
   async #notify(method: string, payload: string): Promise<boolean> {
+    const start = turn()
+    if (start) await start
     for (let i = 0; i < this.#attempts; i++) {
       try {
         // Bounded here too: a transport whose connection is gone may not honour its own timeout.
@@ -541,6 +553,8 @@ export class ByteStreamAudioReceiver extends EventEmitter<ByteStreamAudioReceive
 
   /** Stops receiving and answering; a reader ends after what was already queued. */
   async close(): Promise<void> {
+    const start = turn()
+    if (start) await start
     if (this.#closed) return
     this.#closed = true
     for (const off of this.#off) off()

@@ -52,11 +52,12 @@ describe('the event loop keeps turning', () => {
     expect(r.invariant).toBe(true)
   })
 
-  it('loops over calls that settle at once (close, flush, waitForPlayout, a rejected capture, a frames() that ends) leave timers their turn', async () => {
+  it('loops over calls that settle at once (close, flush, waitForPlayout, a rejected capture, a frames() that ends; an ended encoder, closed byte-stream ends, a closed publisher) leave timers their turn', async () => {
     const r = await scenario('settledLoops')
     expect(r.maxGap).toBeLessThanOrEqual(100)
     expect(r.stopLateMs).toBeLessThanOrEqual(100)
-    for (const [call, n] of Object.entries(r.calls as Record<string, number>)) expect(n, call).toBeGreaterThan(1000)
+    // Every loop ran (a starving one would leave the others at zero and the timer late).
+    for (const [call, n] of Object.entries(r.calls as Record<string, number>)) expect(n, call).toBeGreaterThan(call === 'notify' || call === 'clearBuffer' ? 10 : 1000)
   })
 
   it('a frames() reader over 300 s of queued audio reads every frame, in order, while timers run', async () => {
