@@ -57,7 +57,7 @@ describe('the event loop keeps turning', () => {
     expect(r.maxGap).toBeLessThanOrEqual(100)
     expect(r.stopLateMs).toBeLessThanOrEqual(100)
     // Every loop ran (a starving one would leave the others at zero and the timer late).
-    for (const [call, n] of Object.entries(r.calls as Record<string, number>)) expect(n, call).toBeGreaterThan(call === 'notify' || call === 'clearBuffer' ? 10 : 1000)
+    for (const [call, n] of Object.entries(r.calls as Record<string, number>)) expect(n, call).toBeGreaterThan(call === 'notify' ? 1 : call === 'clearBuffer' ? 10 : 1000) // notify retries 100 ms apart
   })
 
   it('a frames() reader over 300 s of queued audio reads every frame, in order, while timers run', async () => {
