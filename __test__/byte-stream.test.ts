@@ -226,3 +226,42 @@ describe('ByteStreamAudioSender → ByteStreamAudioReceiver', () => {
     expect(() => new ByteStreamAudioReceiver(avatar, {} as never)).toThrow(/sender/)
   })
 })
+
+describe('ByteStreamAudioReceiver: streams that end badly', () => {
+  it('a stream superseded by a newer one (its end lost) ends its segment interrupted; a stream of another format is skipped with ERR_FORMAT_MISMATCH', async () => {
+    const [agent, avatar] = memoryTransports('agent', 'avatar')
+    const rx = new ByteStreamAudioReceiver(avatar, { sender: 'agent' })
+    closers.push(() => rx.close())
+    const errors: CapstanError[] = []
+    rx.on('stream-error', (e) => errors.push(e))
+    const attributes = { sample_rate: '48000', num_channels: '1' }
+    const lost = await agent.openStream({ to: 'avatar', topic: 'lk.audio_stream', attributes })
+    await lost.write(new Uint8Array(ramp(960).buffer)) // never closed
+    const reading = read(rx, 2)
+    await new Promise((r) => setTimeout(r, 50))
+    const other = await agent.openStream({ to: 'avatar', topic: 'lk.audio_stream', attributes: { sample_rate: '16000', num_channels: '1' } })
+    await other.write(new Uint8Array(320))
+    await other.close()
+    const next = await agent.openStream({ to: 'avatar', topic: 'lk.audio_stream', attributes })
+    await next.write(new Uint8Array(ramp(480, 3).buffer))
+    await next.close()
+    const [a, b] = await within(reading, 5000)
+    expect(a.samples).toEqual(Array.from(ramp(960)))
+    expect(a.end.interrupted).toBe(true)
+    expect(b.samples).toEqual(Array.from(ramp(480, 3)))
+    expect(b.end.interrupted).toBe(false)
+    expect(errors.map((e) => e.code)).toEqual(['ERR_FORMAT_MISMATCH'])
+    expect(rx.metrics().rejectedStreams).toBe(1)
+  })
+
+  it('a stream that stays idle past idleTimeoutMs ends its segment interrupted', async () => {
+    const [agent, avatar] = memoryTransports('agent', 'avatar')
+    const rx = new ByteStreamAudioReceiver(avatar, { sender: 'agent', idleTimeoutMs: 100 })
+    closers.push(() => rx.close())
+    const w = await agent.openStream({ to: 'avatar', topic: 'lk.audio_stream', attributes: { sample_rate: '48000', num_channels: '1' } })
+    await w.write(new Uint8Array(ramp(480).buffer))
+    const [seg] = await within(read(rx, 1), 3000, 'the idle stream ends')
+    expect(seg.samples).toEqual(Array.from(ramp(480)))
+    expect(seg.end.interrupted).toBe(true)
+  })
+})

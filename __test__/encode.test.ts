@@ -415,3 +415,57 @@ describe('the JS thread and the output queue', () => {
     expect(() => new AudioSource({ sampleRate: 48000, channels: 1, consumer: 'pull' }).encode({ format: 'wav' })).toThrow(/pull/)
   })
 })
+
+describe('the encoder as a sink among others', () => {
+  it('fillGaps encodes silence for realtime underruns; without it only captured audio is encoded', async () => {
+    const counts: number[] = []
+    for (const fillGaps of [false, true]) {
+      const s = new AudioSource({ sampleRate: 16000, channels: 1 })
+      open.push(s)
+      const enc = s.encode({ format: 'pcm-s16le', fillGaps })
+      const reading = collect(enc.chunks())
+      expect((await s.captureFrame(sine(16000, 1, 800))).status).toBe('accepted') // 50 ms
+      await s.waitForPlayout()
+      await new Promise((r) => setTimeout(r, 200)) // ~20 ticks with nothing queued
+      await within(enc.finish(), 5000)
+      await reading
+      counts.push(enc.metrics().encodedSamples)
+    }
+    expect(counts[0]).toBe(800)
+    expect(counts[1]).toBeGreaterThanOrEqual(800 + 10 * 160)
+    expect(counts[1] % 160).toBe(0)
+  })
+
+  it('a second encode() ends the first stream with a complete last segment; a frames() reader takes the sink over the same way', async () => {
+    const s = new AudioSource({ sampleRate: 16000, channels: 1, consumer: 'unpaced' })
+    open.push(s)
+    const first = s.encode({ format: 'wav' })
+    const firstFiles = collect(first.chunks())
+    await s.captureFrame(sine(16000, 1, 1600))
+    await s.waitForPlayout()
+    const second = s.encode({ format: 'pcm-s16le' })
+    const [file] = await within(firstFiles, 5000, 'the replaced stream ends')
+    expect(first.ended).toBe(true)
+    expect(file.end).toMatchObject({ last: true, samples: 1600 })
+    expect(file.bytes.length).toBe(44 + 3200)
+    const secondFiles = collect(second.chunks())
+    const reader = s.frames()[Symbol.asyncIterator]()
+    const got = reader.next()
+    await s.captureFrame(sine(16000, 1, 160))
+    expect((await within(got, 5000)).value!.samplesPerChannel).toBe(160)
+    const files = await within(secondFiles, 5000, 'a frames() reader ends the encoded stream')
+    expect(files.at(-1)!.end!.last).toBe(true)
+    expect(second.metrics().encodedSamples).toBe(0)
+    await reader.return?.()
+  })
+
+  it('chunks({ maxBytes }) bounds each chunk to whole pieces; a bad maxBytes is ERR_INVALID_OPTION', async () => {
+    const enc = encoder({ sampleRate: 16000, channels: 1, format: 'pcm-s16le' })
+    enc.push(sine(16000, 1, 1600)) // ten pieces of 320 bytes
+    void enc.finish()
+    const sizes: number[] = []
+    for await (const c of enc.chunks({ maxBytes: 700 })) if (c.bytes.length > 0) sizes.push(c.bytes.length)
+    expect(sizes).toEqual([640, 640, 640, 640, 640])
+    await expect(enc.chunks({ maxBytes: 0 }).next()).rejects.toMatchObject({ code: 'ERR_INVALID_OPTION' })
+  })
+})

@@ -121,5 +121,6 @@ describe('Publisher watchdog', () => {
     open.push(rt)
     await expect(Publisher.start(rt, peers, { captureTimeoutMs: 0 })).rejects.toThrow(/captureTimeoutMs/)
     await expect(Publisher.start(rt, peers, { recovery: 'pray' as never })).rejects.toThrow(/recovery/)
+    await expect(Publisher.start(rt, peers, { frameMs: 15 })).rejects.toThrow(/frameMs/)
   })
 })
