@@ -220,11 +220,16 @@ impl EncodedOutput {
   }
 
   /// Queues what one encoder call produced; wakes a waiting reader.
-  fn enqueue(&self, pieces: &mut Vec<Piece>, end: Option<SegmentInfo>, encode_us: Option<u64>) {
+  fn enqueue(&self, pieces: &mut Vec<Piece>, end: Option<SegmentInfo>, stats: Option<ChunkStats>) {
     let wake = {
       let mut g = self.inner.lock();
-      if let Some(us) = encode_us {
-        let _ = g.encode_us.record(us.max(1));
+      if let Some(c) = stats {
+        let _ = g.encode_us.record(c.encode_us.max(1));
+        g.m.encoded_samples += c.samples;
+        if c.first_piece_ms.is_some() {
+          g.m.first_piece_ms = c.first_piece_ms;
+        }
+        g.m.caller_encodes += c.caller as u64;
       }
       for p in pieces.drain(..) {
         g.m.produced_bytes += p.bytes.len() as u64;
@@ -311,6 +316,21 @@ impl EncodedOutput {
   }
 }
 
+/// What one encoded chunk adds to the output's counters.
+struct ChunkStats {
+  encode_us: u64,
+  samples: u64,
+  first_piece_ms: Option<f64>,
+  /// Encoded on a thread that is not an engine clock.
+  caller: bool,
+}
+
+fn on_engine_thread() -> bool {
+  std::thread::current()
+    .name()
+    .is_some_and(|n| n.starts_with(crate::clock::THREAD_PREFIX))
+}
+
 pub struct EncodeSink {
   format: Format,
   encoder: Box<dyn Encoder>,
@@ -345,7 +365,6 @@ impl EncodeSink {
   }
 
   fn encode(&mut self, chunk: &[i16]) -> Result<(), String> {
-    self.note_thread();
     let started = Instant::now();
     self.segment_started.get_or_insert(started);
     let r = self.encoder.push(chunk, &mut self.pieces);
@@ -353,11 +372,16 @@ impl EncodeSink {
     if self.first_piece_ms.is_none() && self.pieces.iter().any(|p| !p.header) {
       let since = self.segment_started.expect("set above").elapsed();
       self.first_piece_ms = Some(since.as_secs_f64() * 1000.0);
-      self.out.inner.lock().m.first_piece_ms = self.first_piece_ms;
     }
     self.segment_bytes += self.pieces.iter().map(|p| p.bytes.len() as u64).sum::<u64>();
-    self.out.inner.lock().m.encoded_samples += self.format.chunk_frames() as u64;
-    self.out.enqueue(&mut self.pieces, None, Some(us));
+    // One lock for the chunk's pieces and its counts: this runs for every 10 ms of audio.
+    let stats = ChunkStats {
+      encode_us: us,
+      samples: self.format.chunk_frames() as u64,
+      first_piece_ms: self.first_piece_ms,
+      caller: !on_engine_thread(),
+    };
+    self.out.enqueue(&mut self.pieces, None, Some(stats));
     if let Err(e) = &r {
       self.out.error(e);
     }
@@ -365,10 +389,7 @@ impl EncodeSink {
   }
 
   fn note_thread(&self) {
-    let engine = std::thread::current()
-      .name()
-      .is_some_and(|n| n.starts_with(crate::clock::THREAD_PREFIX));
-    if !engine {
+    if !on_engine_thread() {
       self.out.inner.lock().m.caller_encodes += 1;
     }
   }
