@@ -78,6 +78,7 @@ describe('collectMetrics (prom-client)', () => {
     const label = '{source="stt",format="pcm-s16le"}'
     expect(m.get(`capstan_encoded_bytes_total${label}`)).toBe(3200)
     expect(m.get(`capstan_encoded_dropped_bytes_total${label}`)).toBe(em.droppedBytes)
+    expect(m.get(`capstan_encoded_cleared_bytes_total${label}`)).toBe(0)
     expect(m.get(`capstan_encoded_queued_bytes${label}`)).toBe(em.queuedBytes)
     expect(em.droppedBytes + em.queuedBytes).toBe(3200)
     expect(m.get(`capstan_encoded_pieces_total${label}`)).toBe(10)

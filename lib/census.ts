@@ -61,11 +61,12 @@ export function add(t: Totals, m: Totals | SourceMetrics): void {
   for (const [k, v] of Object.entries(m.outcomes) as [CaptureStatus, number][]) t.outcomes[k] = (t.outcomes[k] ?? 0) + v
 }
 
-/** Encoder byte counts, per source name and format: `producedBytes = read + queued + dropped`. */
+/** Encoder byte counts, per source name and format: `producedBytes = read + queued + dropped + cleared`. */
 export interface EncoderTotals {
   producedBytes: number
   readBytes: number
   droppedBytes: number
+  clearedBytes: number
   pieces: number
   droppedPieces: number
   segments: number
@@ -100,13 +101,14 @@ export function retiredEncoderTotals(): ReadonlyMap<string, EncoderTotals> {
 }
 
 export function emptyEncoderTotals(): EncoderTotals {
-  return { producedBytes: 0, readBytes: 0, droppedBytes: 0, pieces: 0, droppedPieces: 0, segments: 0, errors: 0 }
+  return { producedBytes: 0, readBytes: 0, droppedBytes: 0, clearedBytes: 0, pieces: 0, droppedPieces: 0, segments: 0, errors: 0 }
 }
 
 export function addEncoder(t: EncoderTotals, m: EncoderTotals | EncoderMetrics): void {
   t.producedBytes += m.producedBytes
   t.readBytes += m.readBytes
   t.droppedBytes += m.droppedBytes
+  t.clearedBytes += m.clearedBytes
   t.pieces += m.pieces
   t.droppedPieces += m.droppedPieces
   t.segments += m.segments

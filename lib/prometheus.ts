@@ -112,147 +112,96 @@ export function collectMetrics(register?: MetricsRegistry, opts: CollectMetricsO
   }
   const reg = (register ?? client.register) as import('prom-client').Registry
   const p = opts.prefix ?? 'capstan_'
-  let snap: Map<string, ByName> | undefined
-  let snapAt = -Infinity
-  const current = (): Map<string, ByName> => {
-    const now = performance.now()
-    if (!snap || now - snapAt > SNAPSHOT_MS) {
-      snap = snapshot()
-      snapAt = now
+  /** A scrape reads every live source (and encoder) once; its series share the snapshot. */
+  const cached = <T>(make: () => T): (() => T) => {
+    let value: T | undefined
+    let at = -Infinity
+    return () => {
+      const now = performance.now()
+      if (value === undefined || now - at > SNAPSHOT_MS) {
+        value = make()
+        at = now
+      }
+      return value
     }
-    return snap
   }
+  const current = cached(snapshot)
+  const encoders = cached(encoderSnapshot)
   const names: string[] = []
-  const counter = (name: string, help: string, value: (t: Totals) => number) => {
+  type Labels = Record<string, string>
+  /** One counter or gauge whose samples `rows` lists at each scrape. */
+  const series = (kind: 'Counter' | 'Gauge', name: string, help: string, labelNames: string[], rows: () => Iterable<[Labels, number]>) => {
     names.push(p + name)
-    new client.Counter({
+    const C = client[kind] as unknown as new (c: object) => unknown
+    new C({
       name: p + name,
       help,
-      labelNames: ['source'],
+      labelNames,
       registers: [reg],
-      collect() {
+      collect(this: { reset(): void; set?(l: Labels, v: number): void; inc?(l: Labels, v: number): void }) {
         this.reset()
-        for (const [source, e] of current()) this.inc({ source }, value(e.totals))
+        for (const [labels, v] of rows()) {
+          if (kind === 'Gauge') this.set!(labels, v)
+          else this.inc!(labels, v)
+        }
       },
     })
   }
-  counter('captured_samples_total', 'Samples per channel taken into custody (queued, or lost and counted).', (t) => t.captured)
-  counter('delivered_samples_total', 'Samples per channel delivered to the consumer.', (t) => t.delivered)
-  counter('dropped_samples_total', 'Samples per channel lost to an overflow policy, a deadline or an abort.', (t) => t.dropped)
-  counter('cleared_samples_total', 'Samples per channel discarded by clearQueue() or close().', (t) => t.cleared)
-  counter('padded_samples_total', 'Silence added by flush() (part of captured).', (t) => t.padded)
-  counter('underruns_total', 'Consumer ticks that found the queue empty.', (t) => t.underruns)
-  counter('stalls_total', 'Times a source went stalled.', (t) => t.stalls)
-  counter('sink_errors_total', 'Chunks a sink refused.', (t) => t.sinkErrors)
-
-  names.push(p + 'captures_total')
-  new client.Counter({
-    name: p + 'captures_total',
-    help: 'Settled captures by status.',
-    labelNames: ['source', 'status'],
-    registers: [reg],
-    collect() {
-      this.reset()
-      for (const [source, e] of current()) {
-        for (const [status, n] of Object.entries(e.totals.outcomes)) this.inc({ source, status }, n ?? 0)
-      }
-    },
+  const perSource = (name: string, help: string, value: (t: Totals) => number) =>
+    series('Counter', name, help, ['source'], function* () {
+      for (const [source, e] of current()) yield [{ source }, value(e.totals)]
+    })
+  perSource('captured_samples_total', 'Samples per channel taken into custody (queued, or lost and counted).', (t) => t.captured)
+  perSource('delivered_samples_total', 'Samples per channel delivered to the consumer.', (t) => t.delivered)
+  perSource('dropped_samples_total', 'Samples per channel lost to an overflow policy, a deadline or an abort.', (t) => t.dropped)
+  perSource('cleared_samples_total', 'Samples per channel discarded by clearQueue() or close().', (t) => t.cleared)
+  perSource('padded_samples_total', 'Silence added by flush() (part of captured).', (t) => t.padded)
+  perSource('underruns_total', 'Consumer ticks that found the queue empty.', (t) => t.underruns)
+  perSource('stalls_total', 'Times a source went stalled.', (t) => t.stalls)
+  perSource('sink_errors_total', 'Chunks a sink refused.', (t) => t.sinkErrors)
+  series('Counter', 'captures_total', 'Settled captures by status.', ['source', 'status'], function* () {
+    for (const [source, e] of current()) {
+      for (const [status, n] of Object.entries(e.totals.outcomes)) yield [{ source, status }, n ?? 0]
+    }
   })
-  names.push(p + 'queued_seconds')
-  new client.Gauge({
-    name: p + 'queued_seconds',
-    help: 'Audio queued (including the carried remainder), summed over open sources.',
-    labelNames: ['source'],
-    registers: [reg],
-    collect() {
-      this.reset()
-      for (const [source, e] of current()) this.set({ source }, e.queuedMs / 1000)
-    },
+  series('Gauge', 'queued_seconds', 'Audio queued (including the carried remainder), summed over open sources.', ['source'], function* () {
+    for (const [source, e] of current()) yield [{ source }, e.queuedMs / 1000]
   })
-  names.push(p + 'sources')
-  new client.Gauge({
-    name: p + 'sources',
-    help: 'Open sources by health state.',
-    labelNames: ['source', 'health'],
-    registers: [reg],
-    collect() {
-      this.reset()
-      for (const [source, e] of current()) for (const h of HEALTH) this.set({ source, health: h }, e.health[h])
-    },
+  series('Gauge', 'sources', 'Open sources by health state.', ['source', 'health'], function* () {
+    for (const [source, e] of current()) for (const health of HEALTH) yield [{ source, health }, e.health[health]]
   })
-  names.push(p + 'processor_time_seconds')
-  new client.Gauge({
-    name: p + 'processor_time_seconds',
-    help: 'Time a native processor takes per 10 ms chunk (largest quantile over the sources of a name).',
-    labelNames: ['source', 'processor', 'quantile'],
-    registers: [reg],
-    collect() {
-      this.reset()
+  series(
+    'Gauge',
+    'processor_time_seconds',
+    'Time a native processor takes per 10 ms chunk (largest quantile over the sources of a name).',
+    ['source', 'processor', 'quantile'],
+    function* () {
       for (const [source, e] of current()) {
         for (const [processor, q] of e.processors) {
-          this.set({ source, processor, quantile: '0.5' }, q.p50 / 1e6)
-          this.set({ source, processor, quantile: '0.99' }, q.p99 / 1e6)
+          yield [{ source, processor, quantile: '0.5' }, q.p50 / 1e6]
+          yield [{ source, processor, quantile: '0.99' }, q.p99 / 1e6]
         }
       }
     },
+  )
+  series('Counter', 'processor_calls_total', 'Processor calls (open sources).', ['source', 'processor'], function* () {
+    for (const [source, e] of current()) for (const [processor, q] of e.processors) yield [{ source, processor }, q.calls]
   })
-  names.push(p + 'processor_calls_total')
-  new client.Counter({
-    name: p + 'processor_calls_total',
-    help: 'Processor calls (open sources).',
-    labelNames: ['source', 'processor'],
-    registers: [reg],
-    collect() {
-      this.reset()
-      for (const [source, e] of current()) for (const [processor, q] of e.processors) this.inc({ source, processor }, q.calls)
-    },
-  })
-  let encSnap: Map<string, EncoderEntry> | undefined
-  let encAt = -Infinity
-  const encoders = (): Map<string, EncoderEntry> => {
-    const now = performance.now()
-    if (!encSnap || now - encAt > SNAPSHOT_MS) {
-      encSnap = encoderSnapshot()
-      encAt = now
-    }
-    return encSnap
-  }
-  const encoderCounter = (name: string, help: string, value: (t: EncoderTotals) => number) => {
-    names.push(p + name)
-    new client.Counter({
-      name: p + name,
-      help,
-      labelNames: ['source', 'format'],
-      registers: [reg],
-      collect() {
-        this.reset()
-        for (const [key, e] of encoders()) {
-          const [source, format] = key.split('\u0000')
-          this.inc({ source, format }, value(e.totals))
-        }
-      },
-    })
-  }
-  encoderCounter('encoded_bytes_total', 'Bytes encoders produced (= read + queued + dropped).', (t) => t.producedBytes)
-  encoderCounter('encoded_read_bytes_total', 'Encoded bytes readers took.', (t) => t.readBytes)
-  encoderCounter('encoded_dropped_bytes_total', 'Encoded bytes an output overflow policy dropped.', (t) => t.droppedBytes)
-  encoderCounter('encoded_pieces_total', 'Ogg pages, MP3 frame groups or WAV/PCM blocks produced.', (t) => t.pieces)
-  encoderCounter('encoded_segments_total', 'Segments (complete files) finished.', (t) => t.segments)
-  encoderCounter('encoder_errors_total', 'Chunks an encoder failed on.', (t) => t.errors)
-  names.push(p + 'encoded_queued_bytes')
-  new client.Gauge({
-    name: p + 'encoded_queued_bytes',
-    help: 'Encoded bytes waiting for a reader (open streams).',
-    labelNames: ['source', 'format'],
-    registers: [reg],
-    collect() {
-      this.reset()
+  const perEncoder = (kind: 'Counter' | 'Gauge', name: string, help: string, value: (e: EncoderEntry) => number) =>
+    series(kind, name, help, ['source', 'format'], function* () {
       for (const [key, e] of encoders()) {
         const [source, format] = key.split('\u0000')
-        this.set({ source, format }, e.queuedBytes)
+        yield [{ source, format }, value(e)]
       }
-    },
-  })
+    })
+  perEncoder('Counter', 'encoded_bytes_total', 'Bytes encoders produced (= read + queued + dropped + cleared).', (e) => e.totals.producedBytes)
+  perEncoder('Counter', 'encoded_read_bytes_total', 'Encoded bytes readers took.', (e) => e.totals.readBytes)
+  perEncoder('Counter', 'encoded_dropped_bytes_total', 'Encoded bytes an output overflow policy dropped.', (e) => e.totals.droppedBytes)
+  perEncoder('Counter', 'encoded_cleared_bytes_total', 'Unread encoded bytes clear() discarded (interruptions).', (e) => e.totals.clearedBytes)
+  perEncoder('Counter', 'encoded_pieces_total', 'Ogg pages, MP3 frame groups or WAV/PCM blocks produced.', (e) => e.totals.pieces)
+  perEncoder('Counter', 'encoded_segments_total', 'Segments (complete files) finished.', (e) => e.totals.segments)
+  perEncoder('Counter', 'encoder_errors_total', 'Chunks an encoder failed on.', (e) => e.totals.errors)
+  perEncoder('Gauge', 'encoded_queued_bytes', 'Encoded bytes waiting for a reader (open streams).', (e) => e.queuedBytes)
   names.push(p + 'capture_wait_seconds')
   const wait = new client.Histogram({
     name: p + 'capture_wait_seconds',
