@@ -137,8 +137,8 @@ describe('Ogg Opus', () => {
     expect(enc.push(input).status).toBe('accepted')
     const seg = await within(enc.finish(), 5000, 'finish')
     const [file] = await within(reading, 5000, 'reader')
-    // The remainder (< 10 ms) was padded to a whole chunk: 59,520 samples.
-    expect(seg.samples).toBe(59_520)
+    // The remainder (< 10 ms) is padded to a whole chunk in the queue, trimmed in the file.
+    expect(seg.samples).toBe(59_270)
     expect(file.end!.last).toBe(true)
     const ogg = write('tone.ogg', file.bytes)
     const info = runAll('opusinfo', [ogg])
@@ -147,15 +147,16 @@ describe('Ogg Opus', () => {
     runAll('opusdec', ['--rate', '48000', '--quiet', ogg, join(dir, 'tone.wav')])
     const out = wavSamples(join(dir, 'tone.wav'))
     expect(out.rate).toBe(48000)
-    expect(out.data.length).toBe(59_520)
-    expect(Math.abs(frequency(out.data.subarray(0, 59_270), rate) - 440)).toBeLessThan(2)
+    expect(out.data.length).toBe(59_270)
+    expect(Math.abs(frequency(out.data, rate) - 440)).toBeLessThan(2)
     expect(snr(input, out.data)).toBeGreaterThanOrEqual(20)
     const m = enc.metrics()
     bytesLaw(m)
     expect(m.readBytes).toBe(file.bytes.length)
-    expect(m.encodedSamples).toBe(59_520)
+    expect(m.encodedSamples).toBe(59_270)
     expect(m.callerEncodes).toBe(0)
     expectInvariant(m.input)
+    expect(m.input.padded).toBe(59_520 - 59_270)
   })
 
   it('keeps exact lengths for stereo at 16 kHz, 60 ms frames and several frames a page', async () => {
@@ -223,6 +224,98 @@ describe('Ogg Opus', () => {
     expect(wavSamples(join(dir, 'sink.wav')).data.length).toBe(14_400)
     expectInvariant(s.metrics())
     bytesLaw(enc.metrics())
+  })
+})
+
+/** Deterministic lengths (the seed is in the test name, so a failure can be replayed). */
+function lengths(seed: number, n: number, rate: number, min: number, max: number): number[] {
+  let x = seed >>> 0 || 1
+  const next = () => ((x = (Math.imul(x, 1_103_515_245) + 12_345) >>> 0) / 2 ** 32)
+  const chunk = rate / 100
+  const out: number[] = []
+  while (out.length < n) {
+    const len = Math.floor(min + next() * (max - min))
+    if (len % chunk !== 0) out.push(len)
+  }
+  return out
+}
+
+/** Samples per channel the real decoder gives back for a file of `format`. */
+function decodedLength(format: 'ogg-opus' | 'mp3' | 'wav' | 'pcm-s16le', p: string, rate: number, channels: number, tag: string): number {
+  switch (format) {
+    case 'ogg-opus': {
+      const out = join(dir, `${tag}.dec.wav`)
+      runAll('opusdec', ['--rate', String(rate), '--quiet', p, out])
+      return wavSamples(out).data.length / channels
+    }
+    case 'mp3':
+      return ffmpegSamples(p, channels)
+    case 'wav':
+      return ffmpegSamples(p, channels)
+    case 'pcm-s16le':
+      return readFileSync(p).length / 2 / channels
+  }
+}
+
+describe('sample-exact files at any length', () => {
+  const formats = [
+    ['ogg-opus', {}],
+    ['mp3', { bitrate: 64000 }],
+    ['mp3', { vbrQuality: 5 }],
+    ['wav', {}],
+    ['pcm-s16le', {}],
+  ] as const
+  const SEED = 20261203
+
+  it(`AudioEncoder: every segment decodes to exactly what was pushed (lengths from seed ${SEED})`, async () => {
+    for (const [rate, channels] of [
+      [48000, 1],
+      [16000, 2],
+    ] as const) {
+      for (const [fi, [format, opts]] of formats.entries()) {
+        const [a, b] = lengths(SEED + fi * 7 + rate, 2, rate, rate / 20, rate * 1.5)
+        const enc = encoder({ sampleRate: rate, channels, format, inputQueueMs: 3000, ...opts })
+        const reading = collect(enc.chunks())
+        expect(enc.push(sine(rate, channels, a)).status).toBe('accepted')
+        const first = await within(enc.segment(), 5000, 'segment')
+        expect(enc.push(sine(rate, channels, b, 660)).status).toBe('accepted')
+        const second = await within(enc.finish(), 5000, 'finish')
+        expect([first.samples, second.samples], `${format} ${rate}/${channels}`).toEqual([a, b])
+        const files = await within(reading, 5000, 'reader')
+        expect(files.length).toBe(2)
+        const ext = format === 'ogg-opus' ? 'ogg' : format === 'pcm-s16le' ? 'raw' : format
+        for (const [i, f] of files.entries()) {
+          const tag = `exact-${format}-${fi}-${rate}-${channels}-${i}`
+          const p = write(`${tag}.${ext}`, f.bytes)
+          expect(decodedLength(format, p, rate, channels, tag), `${tag}: ${[a, b][i]} samples pushed`).toBe([a, b][i])
+        }
+        expect(enc.metrics().encodedSamples).toBe(a + b)
+      }
+    }
+  })
+
+  it(`a source's encode(): captures of random sizes decode to exactly what was captured (seed ${SEED + 1})`, async () => {
+    const rate = 48000
+    for (const [fi, [format, opts]] of formats.entries()) {
+      const s = new AudioSource({ sampleRate: rate, channels: 1, consumer: 'unpaced', queueMs: 3000 })
+      open.push(s)
+      const enc = s.encode({ format, ...opts })
+      const reading = collect(enc.chunks())
+      const sizes = lengths(SEED + 1 + fi, 6, rate, 100, 4000)
+      let total = 0
+      for (const n of sizes) {
+        expect((await s.captureFrame(sine(rate, 1, n))).status).toBe('accepted')
+        total += n
+      }
+      const seg = await within(enc.finish(), 5000, 'finish')
+      expect(seg.samples).toBe(total)
+      const [file] = await within(reading, 5000, 'reader')
+      const ext = format === 'ogg-opus' ? 'ogg' : format === 'pcm-s16le' ? 'raw' : format
+      const tag = `exact-src-${format}-${fi}`
+      const p = write(`${tag}.${ext}`, file.bytes)
+      expect(decodedLength(format, p, rate, 1, tag), `${tag}: ${total} samples captured`).toBe(total)
+      expectInvariant(s.metrics())
+    }
   })
 })
 

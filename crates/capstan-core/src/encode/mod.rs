@@ -71,7 +71,16 @@ pub trait Encoder: Send {
 
   /// Encodes one 10 ms chunk, appending the pieces it completes (possibly none: Opus
   /// frames and Ogg pages span several chunks).
-  fn push(&mut self, chunk: &[i16], out: &mut Vec<Piece>) -> std::result::Result<(), String>;
+  fn push(&mut self, chunk: &[i16], out: &mut Vec<Piece>) -> std::result::Result<(), String> {
+    let frames = self.format().chunk_frames();
+    self.push_part(chunk, frames, out)
+  }
+
+  /// Encodes one 10 ms chunk of which only the first `frames` frames are audio: the rest
+  /// is the silence `flush()` padded the segment's last chunk with. Only the chunk right
+  /// before a segment's end is partial, so every format can end its file on the input's
+  /// exact length (Ogg: the end granule; MP3: LAME's padding; WAV and PCM: the bytes).
+  fn push_part(&mut self, chunk: &[i16], frames: usize, out: &mut Vec<Piece>) -> std::result::Result<(), String>;
 
   /// Ends the logical stream: encodes what is buffered (padding the last frame), writes
   /// the trailer (end-of-stream page, LAME flush). The next push starts a new stream with
@@ -239,10 +248,17 @@ impl Encoder for Resampled {
     self.input
   }
 
-  fn push(&mut self, chunk: &[i16], out: &mut Vec<Piece>) -> std::result::Result<(), String> {
+  fn push_part(&mut self, chunk: &[i16], frames: usize, out: &mut Vec<Piece>) -> std::result::Result<(), String> {
     self.buf.clear();
     self.resample.process(chunk, &mut self.buf)?;
-    self.inner.push(&self.buf, out)
+    let (from, to) = (self.input.sample_rate as usize, self.inner.format().sample_rate as usize);
+    let inner = self.inner.format().chunk_frames();
+    let frames = if frames >= self.input.chunk_frames() {
+      inner
+    } else {
+      ((frames * to + from / 2) / from).min(inner)
+    };
+    self.inner.push_part(&self.buf, frames, out)
   }
 
   fn finish(&mut self, out: &mut Vec<Piece>) -> std::result::Result<Finished, String> {
@@ -275,6 +291,29 @@ mod tests {
     let f = e.finish(&mut out).unwrap();
     assert_eq!(f.samples, 50 * 441);
     assert!(out.iter().any(|p| p.header) && out.iter().any(|p| !p.header));
+  }
+
+  #[test]
+  fn a_partial_last_chunk_counts_only_its_audio_at_every_rate() {
+    for (rate, settings) in [
+      (48_000, Settings::OggOpus(OpusSettings::default())),
+      (44_100, Settings::OggOpus(OpusSettings::default())),
+      (16_000, Settings::Wav),
+      (32_000, Settings::Pcm(PcmSample::S16le)),
+    ] {
+      let input = Format::new(rate, 2).unwrap();
+      let mut e = build(&settings, input).unwrap();
+      let mut out = Vec::new();
+      for _ in 0..7 {
+        e.push(&vec![1000; input.chunk_len()], &mut out).unwrap();
+      }
+      let part = input.chunk_frames() / 3;
+      e.push_part(&vec![1000; input.chunk_len()], part, &mut out).unwrap();
+      let f = e.finish(&mut out).unwrap();
+      let want = 7 * input.chunk_frames() as u64 + part as u64;
+      // Through a resampler the count is converted twice, each time to the nearest frame.
+      assert!(f.samples.abs_diff(want) <= 1, "{rate}: {} vs {want}", f.samples);
+    }
   }
 
   #[test]

@@ -145,8 +145,11 @@ impl Encoder for Mp3 {
     self.format
   }
 
-  fn push(&mut self, chunk: &[i16], out: &mut Vec<Piece>) -> std::result::Result<(), String> {
+  fn push_part(&mut self, chunk: &[i16], frames: usize, out: &mut Vec<Piece>) -> std::result::Result<(), String> {
     super::check_chunk(self.format, chunk)?;
+    // LAME takes any length: fed only the audio, its tag's padding ends the file exactly.
+    let frames = frames.min(self.format.chunk_frames());
+    let chunk = &chunk[..frames * self.format.channels as usize];
     if self.lame.is_none() {
       self.lame = Some(self.open()?);
     }
@@ -159,7 +162,7 @@ impl Encoder for Mp3 {
       lame.encode_to_vec(InterleavedPcm(chunk), &mut self.buf)
     };
     r.map_err(|e| format!("LAME encode failed: {e:?}"))?;
-    self.samples += self.format.chunk_frames() as u64;
+    self.samples += frames as u64;
     if !self.buf.is_empty() {
       out.push(Piece::data(std::mem::take(&mut self.buf)));
     }

@@ -232,17 +232,25 @@ impl Encoder for OggOpus {
     self.format
   }
 
-  fn push(&mut self, chunk: &[i16], out: &mut Vec<Piece>) -> std::result::Result<(), String> {
+  fn push_part(&mut self, chunk: &[i16], frames: usize, out: &mut Vec<Piece>) -> std::result::Result<(), String> {
     super::check_chunk(self.format, chunk)?;
     if self.stream.is_none() {
       self.open(out)?;
     }
     let scale = GRANULE_RATE / self.format.sample_rate as u64;
+    if self.pending.len() == self.frame_len {
+      // A frame held back by a partial chunk that no segment end followed.
+      self.encode_frame(out, None)?;
+    }
+    let frames = frames.min(self.format.chunk_frames());
     let st = self.stream.as_mut().expect("opened above");
-    st.input += self.format.chunk_frames() as u64 * scale;
+    st.input += frames as u64 * scale;
     // Chunks (10 ms) divide every frame length (10..=60 ms) exactly.
     self.pending.extend_from_slice(chunk);
-    if self.pending.len() == self.frame_len {
+    // A partial chunk is the segment's last: its frame is left for `finish` to write as
+    // the end-of-stream packet, so the trimmed end granule still lies past every earlier
+    // page's (RFC 7845 forbids an end granule below the previous page's).
+    if self.pending.len() == self.frame_len && frames == self.format.chunk_frames() {
       self.encode_frame(out, None)?;
     }
     Ok(())
@@ -312,11 +320,18 @@ mod tests {
   }
 
   fn encode(s: &OpusSettings, format: Format, chunks: usize) -> (Vec<Piece>, Finished, u64) {
+    encode_part(s, format, chunks, format.chunk_frames())
+  }
+
+  /// `chunks` chunks of which the last holds only `last_frames` frames of audio.
+  fn encode_part(s: &OpusSettings, format: Format, chunks: usize, last_frames: usize) -> (Vec<Piece>, Finished, u64) {
     let mut e = OggOpus::new(s, format, format.sample_rate).unwrap();
     let mut out = Vec::new();
     let audio = sine(format, chunks, 440.0);
-    for c in audio.chunks(format.chunk_len()) {
-      e.push(c, &mut out).unwrap();
+    let n = audio.len() / format.chunk_len();
+    for (i, c) in audio.chunks(format.chunk_len()).enumerate() {
+      let frames = if i + 1 == n { last_frames } else { format.chunk_frames() };
+      e.push_part(c, frames, &mut out).unwrap();
     }
     let f = e.finish(&mut out).unwrap();
     (out, f, e.pre_skip())
@@ -479,11 +494,16 @@ mod tests {
       per_page in 1u32..5,
       rate in prop::sample::select(RATES.to_vec()),
       stereo in any::<bool>(),
+      tail_pct in 1usize..=100,
     ) {
       let f = Format::new(rate, if stereo { 2 } else { 1 }).unwrap();
       let s = OpusSettings { frame_ms: frame, page_ms: frame * per_page, complexity: Some(0), ..Default::default() };
-      let (out, fin, pre_skip) = encode(&s, f, chunks);
-      prop_assert_eq!(fin.samples, (chunks * f.chunk_frames()) as u64);
+      // The last chunk is partial (a segment's padded end) unless tail_pct is 100.
+      let last = (f.chunk_frames() * tail_pct / 100).max(1);
+      let (out, fin, pre_skip) = encode_part(&s, f, chunks, last);
+      let input = ((chunks - 1) * f.chunk_frames() + last) as u64;
+      prop_assert_eq!(fin.samples, input);
+      let input = input * (48_000 / rate as u64);
       let bytes: Vec<u8> = out.iter().flat_map(|p| p.bytes.clone()).collect();
       let ps = pages(&bytes);
       prop_assert!(ps.len() >= 3);
@@ -491,7 +511,11 @@ mod tests {
       prop_assert_eq!(ps.iter().filter(|p| p.eos).count(), 1);
       prop_assert!(ps.last().unwrap().eos);
       let mut prev = 0;
-      for p in &ps[2..] {
+      for (i, p) in ps[2..].iter().enumerate() {
+        // The end granule trims, but never below an earlier page's (RFC 7845 4.5).
+        if i + 3 == ps.len() {
+          prop_assert!(p.granule > prev, "end granule {} not past {}", p.granule, prev);
+        }
         prop_assert!(p.granule >= prev, "granule went back: {} < {}", p.granule, prev);
         prev = p.granule;
         prop_assert!(p.packets as u32 <= per_page);
@@ -499,12 +523,12 @@ mod tests {
       for p in &ps[2..ps.len() - 1] {
         prop_assert_eq!(p.packets as u32, per_page);
       }
-      prop_assert_eq!(ps.last().unwrap().granule, pre_skip + chunks as u64 * 480);
+      prop_assert_eq!(ps.last().unwrap().granule, pre_skip + input);
       // Enough audio for the decoder to reach the end granule, and not a frame more.
       let frame_granules = frame as u64 * 48;
       let packets: u64 = ps[2..].iter().map(|p| p.packets as u64).sum();
-      prop_assert!(packets * frame_granules >= pre_skip + chunks as u64 * 480);
-      prop_assert!((packets - 1) * frame_granules < pre_skip + chunks as u64 * 480);
+      prop_assert!(packets * frame_granules >= pre_skip + input);
+      prop_assert!((packets - 1) * frame_granules < pre_skip + input);
     }
   }
 }

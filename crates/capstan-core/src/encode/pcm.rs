@@ -43,12 +43,13 @@ impl Encoder for Pcm {
     self.format
   }
 
-  fn push(&mut self, chunk: &[i16], out: &mut Vec<Piece>) -> std::result::Result<(), String> {
+  fn push_part(&mut self, chunk: &[i16], frames: usize, out: &mut Vec<Piece>) -> std::result::Result<(), String> {
     super::check_chunk(self.format, chunk)?;
+    let frames = frames.min(self.format.chunk_frames());
     let mut bytes = Vec::new();
-    write_samples(chunk, self.sample, &mut bytes);
+    write_samples(&chunk[..frames * self.format.channels as usize], self.sample, &mut bytes);
     out.push(Piece::data(bytes));
-    self.samples += self.format.chunk_frames() as u64;
+    self.samples += frames as u64;
     Ok(())
   }
 
@@ -88,5 +89,9 @@ mod tests {
     assert_eq!((v * 32_768.0) as i16, chunk[1]);
     assert_eq!(g.finish(&mut out).unwrap().samples, 80);
     assert!(g.push(&chunk[..10], &mut out).is_err());
+    // A segment's padded last chunk: only its audio is written.
+    s.push_part(&chunk, 33, &mut out).unwrap();
+    assert_eq!(out.last().unwrap().bytes.len(), 66);
+    assert_eq!(s.finish(&mut out).unwrap().samples, 80 + 33);
   }
 }

@@ -49,8 +49,9 @@ impl Encoder for Wav {
     self.format
   }
 
-  fn push(&mut self, chunk: &[i16], out: &mut Vec<Piece>) -> std::result::Result<(), String> {
+  fn push_part(&mut self, chunk: &[i16], frames: usize, out: &mut Vec<Piece>) -> std::result::Result<(), String> {
     super::check_chunk(self.format, chunk)?;
+    let chunk = &chunk[..frames.min(self.format.chunk_frames()) * self.format.channels as usize];
     if self.data.is_none() {
       out.push(Piece::header(header(self.format, None)));
       self.data = Some(0);
@@ -104,5 +105,13 @@ mod tests {
     assert!(out[4].header);
     assert_eq!(w.finish(&mut Vec::new()).unwrap().samples, 160);
     assert_eq!(Wav::new(f).finish(&mut out).unwrap(), Finished::default());
+    // A padded last chunk: the data size (and the bytes) hold only its audio.
+    w.push(&vec![5; f.chunk_len()], &mut out).unwrap();
+    w.push_part(&vec![5; f.chunk_len()], 7, &mut out).unwrap();
+    assert_eq!(out.last().unwrap().bytes.len(), 7 * 4);
+    let fin = w.finish(&mut out).unwrap();
+    assert_eq!(fin.samples, 167);
+    let h = fin.header_patch.unwrap();
+    assert_eq!(u32::from_le_bytes(h[40..44].try_into().unwrap()), 167 * 4);
   }
 }

@@ -93,6 +93,12 @@ pub struct EncodedMetrics {
 
 struct Cut {
   position: u64,
+  /// When it was registered: an idle pass that started earlier may not have seen the
+  /// audio that came before it.
+  registered: Instant,
+  /// Queue samples of `flush()` silence right before `position`: the chunk that ends
+  /// there is encoded without them, so the file ends on the input's exact length.
+  pad: u64,
   last: bool,
 }
 
@@ -144,7 +150,27 @@ impl EncodedOutput {
   /// Ends a segment once the queue has given up everything before `position` (samples,
   /// as counted by the source queue); `last` ends the stream.
   pub fn cut(&self, position: u64, last: bool) {
-    self.inner.lock().cuts.push_back(Cut { position, last });
+    self.cut_padded(position, 0, last);
+  }
+
+  /// [`cut`](Self::cut) where the last `pad` queue samples before `position` are padding.
+  /// Registered before the padding is captured, so the clock cannot deliver the chunk
+  /// that ends there without knowing it.
+  pub fn cut_padded(&self, position: u64, pad: u64, last: bool) {
+    self.inner.lock().cuts.push_back(Cut {
+      position,
+      registered: Instant::now(),
+      pad,
+      last,
+    });
+  }
+
+  /// The padding for the cut at `position` was refused: whatever completes that chunk
+  /// later is audio, not silence to trim.
+  pub fn unpad(&self, position: u64) {
+    for c in self.inner.lock().cuts.iter_mut().filter(|c| c.position == position) {
+      c.pad = 0;
+    }
   }
 
   /// Whole pieces up to about `max` bytes (at least one), stopping after a segment's end.
@@ -333,6 +359,10 @@ fn on_engine_thread() -> bool {
 
 pub struct EncodeSink {
   format: Format,
+  /// The source's format (queue positions count its samples; processors may change rate).
+  input: Format,
+  /// Frames of audio in the next chunk, when it is a segment's padded last one.
+  next_frames: Option<usize>,
   encoder: Box<dyn Encoder>,
   out: Arc<EncodedOutput>,
   pieces: Vec<Piece>,
@@ -351,6 +381,8 @@ impl EncodeSink {
   pub fn new(format: Format, encoder: Box<dyn Encoder>, out: Arc<EncodedOutput>, fill_gaps: bool) -> Self {
     EncodeSink {
       format,
+      input: format,
+      next_frames: None,
       encoder,
       out,
       pieces: Vec::new(),
@@ -364,10 +396,26 @@ impl EncodeSink {
     }
   }
 
-  fn encode(&mut self, chunk: &[i16]) -> Result<(), String> {
+  /// The source's own format, when processors deliver another (a resampler): positions
+  /// and padding are counted in it.
+  pub fn with_input(mut self, input: Format) -> Self {
+    self.input = input;
+    self
+  }
+
+  /// Frames of audio (at the sink's rate) in a chunk whose last `pad` queue samples are
+  /// padding.
+  fn audio_frames(&self, pad: u64) -> usize {
+    let (inr, outr) = (self.input.sample_rate as u64, self.format.sample_rate as u64);
+    let pad_frames = pad / self.input.channels as u64;
+    let pad_out = (pad_frames * outr + inr / 2) / inr;
+    self.format.chunk_frames().saturating_sub(pad_out as usize)
+  }
+
+  fn encode(&mut self, chunk: &[i16], frames: usize) -> Result<(), String> {
     let started = Instant::now();
     self.segment_started.get_or_insert(started);
-    let r = self.encoder.push(chunk, &mut self.pieces);
+    let r = self.encoder.push_part(chunk, frames, &mut self.pieces);
     let us = started.elapsed().as_micros() as u64;
     if self.first_piece_ms.is_none() && self.pieces.iter().any(|p| !p.header) {
       let since = self.segment_started.expect("set above").elapsed();
@@ -377,7 +425,7 @@ impl EncodeSink {
     // One lock for the chunk's pieces and its counts: this runs for every 10 ms of audio.
     let stats = ChunkStats {
       encode_us: us,
-      samples: self.format.chunk_frames() as u64,
+      samples: frames as u64,
       first_piece_ms: self.first_piece_ms,
       caller: !on_engine_thread(),
     };
@@ -435,11 +483,12 @@ impl Sink for EncodeSink {
   }
 
   fn push(&mut self, chunk: &[i16]) -> Result<(), String> {
+    let frames = self.next_frames.take().unwrap_or(self.format.chunk_frames());
     if self.ended {
       self.out.inner.lock().m.ignored_samples += self.format.chunk_frames() as u64;
       return Ok(());
     }
-    self.encode(chunk)
+    self.encode(chunk, frames)
   }
 
   fn underrun(&mut self) -> Result<(), String> {
@@ -447,7 +496,7 @@ impl Sink for EncodeSink {
       return Ok(());
     }
     let silence = std::mem::take(&mut self.silence);
-    let r = self.encode(&silence);
+    let r = self.encode(&silence, self.format.chunk_frames());
     self.silence = silence;
     r
   }
@@ -456,16 +505,25 @@ impl Sink for EncodeSink {
     self.fill_gaps
   }
 
-  fn at(&mut self, position: u64, idle: bool) {
+  fn at(&mut self, position: u64, idle: Option<Instant>) {
+    let chunk_end = position + self.input.chunk_len() as u64;
     loop {
-      let cut = {
+      let (cut, pad) = {
         let mut g = self.out.inner.lock();
         match g.cuts.front() {
-          Some(c) if c.position <= position || idle => g.cuts.pop_front(),
-          _ => None,
+          // Idle: the queue is empty and nothing waits, so a cut registered before the pass
+          // looked is due even if its mark lies past the audio (a padding capture that
+          // timed out). One registered since came after audio this pass did not take.
+          Some(c) if c.position <= position || idle.is_some_and(|t| c.registered < t) => (g.cuts.pop_front(), 0),
+          // The next chunk ends a segment: how much of it is padding (one lock for both).
+          Some(c) if c.position == chunk_end => (None, c.pad),
+          _ => (None, 0),
         }
       };
-      let Some(cut) = cut else { break };
+      let Some(cut) = cut else {
+        self.next_frames = (pad > 0).then(|| self.audio_frames(pad));
+        break;
+      };
       if !self.ended {
         self.end_segment(cut.last);
       }
@@ -511,7 +569,7 @@ mod tests {
     let (mut s, out) = sink(1 << 20, Overflow::Wait, Arc::default());
     out.cut(160, false);
     for i in 0..3u64 {
-      s.at(i * 80, false);
+      s.at(i * 80, None);
       s.push(&[1; 80]).unwrap();
     }
     assert_eq!(out.clear(), 480);
@@ -575,10 +633,10 @@ mod tests {
     assert_eq!(out.read(10), Read::Empty);
     out.cut(160, false);
     for i in 0..4u64 {
-      s.at(i * 80, false);
+      s.at(i * 80, None);
       s.push(&[i as i16; 80]).unwrap();
     }
-    s.at(320, false);
+    s.at(320, None);
     assert!(wakes.load(Ordering::Relaxed) >= 2);
     let Read::Bytes { bytes, end } = out.read(1 << 20) else {
       panic!()
@@ -605,9 +663,50 @@ mod tests {
     let (mut s, out) = sink(1 << 20, Overflow::Wait, Arc::default());
     s.push(&[1; 80]).unwrap();
     out.cut(10_000, true);
-    s.at(80, false);
+    s.at(80, None);
     assert!(!out.is_ended());
-    s.at(80, true);
+    s.at(80, Some(Instant::now()));
     assert!(out.is_ended());
+  }
+
+  #[test]
+  fn an_idle_pass_that_started_before_a_cut_leaves_it_for_the_audio_that_came_with_it() {
+    // The race a loaded machine hit: a pass sees the queue empty, then a producer
+    // captures a segment's audio and cuts it, then the pass reports idle.
+    let (mut s, out) = sink(1 << 20, Overflow::Wait, Arc::default());
+    let pass_started = Instant::now();
+    std::thread::sleep(std::time::Duration::from_millis(2));
+    out.cut(160, true);
+    s.at(0, Some(pass_started));
+    assert!(!out.is_ended(), "the cut is not the stale pass's to take");
+    s.at(0, None);
+    s.push(&[1; 80]).unwrap();
+    s.at(80, None);
+    s.push(&[1; 80]).unwrap();
+    s.at(160, None);
+    assert!(out.is_ended());
+    assert_eq!(out.take_finished()[0].samples, 160);
+  }
+
+  #[test]
+  fn the_chunk_before_a_padded_cut_is_encoded_without_its_padding() {
+    let (mut s, out) = sink(1 << 20, Overflow::Wait, Arc::default());
+    out.cut_padded(160, 30, true);
+    s.at(0, None);
+    s.push(&[1; 80]).unwrap();
+    s.at(80, None);
+    s.push(&[2; 80]).unwrap();
+    s.at(160, None);
+    let fin = out.take_finished();
+    assert_eq!(fin[0].samples, 130);
+    assert_eq!(out.metrics().produced_bytes, 260);
+    // A refused padding (unpad) makes the chunk whole audio again.
+    let (mut s, out) = sink(1 << 20, Overflow::Wait, Arc::default());
+    out.cut_padded(80, 30, true);
+    out.unpad(80);
+    s.at(0, None);
+    s.push(&[1; 80]).unwrap();
+    s.at(80, None);
+    assert_eq!(out.take_finished()[0].samples, 80);
   }
 }

@@ -15,6 +15,8 @@ pub use discard::Discard;
 pub use encode::{EncodeSink, EncodedMetrics, EncodedOutput, SegmentInfo};
 pub use reader::{Read, ReaderBuffer, ReaderSink};
 
+use std::time::Instant;
+
 use crate::format::Format;
 
 pub trait Sink: Send {
@@ -47,10 +49,11 @@ pub trait Sink: Send {
   }
 
   /// The queue position (in samples) of the next chunk to be pushed, told before each
-  /// chunk and once at the end of every pass; `idle` when the queue is empty and nothing
-  /// waits to enter it. Everything before `position` has left the queue (delivered,
-  /// dropped or cleared). Sinks that cut segments at positions use it.
-  fn at(&mut self, _position: u64, _idle: bool) {}
+  /// chunk and once at the end of every pass; `idle` when the queue was empty and nothing
+  /// waited to enter it, with the instant the pass started: what was registered after it
+  /// may have come with audio the pass did not see. Everything before `position` has left
+  /// the queue (delivered, dropped or cleared). Sinks that cut segments at positions use it.
+  fn at(&mut self, _position: u64, _idle: Option<Instant>) {}
 
   /// Called once, after the last push, when the source closes or the sink is replaced.
   fn close(&mut self) {}

@@ -72,6 +72,17 @@ impl Source {
   /// segments there. Exact unless an earlier capture still waiting then times out (the
   /// mark then lies past the audio, and the sink cuts when the queue runs idle).
   pub fn flush_mark(&self, deadline_ms: Option<u32>) -> Result<(CaptureResult, u64)> {
+    self.flush_marked(deadline_ms, |_, _| {})
+  }
+
+  /// [`flush_mark`](Source::flush_mark) that tells `before(mark, pad)` where the padded
+  /// audio will end and how much of it is padding, before the padding is captured: once it
+  /// is in, the clock may deliver the chunk at any moment.
+  pub fn flush_marked(
+    &self,
+    deadline_ms: Option<u32>,
+    before: impl FnOnce(u64, u64),
+  ) -> Result<(CaptureResult, u64)> {
     let busy = |n: usize| {
       self.contended.fetch_add(n as u64, Ordering::Relaxed);
       Ok((
@@ -94,6 +105,7 @@ impl Source {
       let pad = (c - carried % c) % c;
       (pad, st.queue.pushed_total() + (carried + pad) as u64)
     };
+    before(mark, pad as u64);
     if pad == 0 {
       let Ok(mut st) = self.input() else { return busy(0) };
       let status = if st.closed { Status::Closed } else { Status::Accepted };

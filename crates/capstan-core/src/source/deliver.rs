@@ -12,7 +12,7 @@ use super::{Input, Source, LOCK_BOUND};
 use crate::encode::{self, Settings};
 use crate::error::{CoreError, Result};
 use crate::options::Consumer;
-use crate::outcome::CaptureResult;
+use crate::outcome::{CaptureResult, Status};
 use crate::process::{Chain, ChainEvent};
 use crate::queue::Overflow;
 use crate::sink::{Discard, EncodeSink, EncodedOutput, Read, ReaderSink, Sink};
@@ -174,7 +174,7 @@ impl Source {
     if !out.batch.is_empty() || pass.gaps > 0 {
       self.deliver(&mut out, &pass);
     }
-    out.sink.at(pass.end, pass.idle);
+    out.sink.at(pass.end, pass.idle.then_some(now));
     let more = pass.more;
     drop(out);
     // `close()` found the output side busy (this pass): close the sink for it.
@@ -276,7 +276,7 @@ impl Source {
       if copied {
         let o = &mut **out;
         let chunk = &o.batch[i * len..(i + 1) * len];
-        o.sink.at(pass.start + (i * len) as u64, false);
+        o.sink.at(pass.start + (i * len) as u64, None);
         let audio = match o.chain.as_mut() {
           // A chunk the chain refused (exact chunks never are) passes unprocessed.
           Some(c) => c.process(chunk, &mut o.events).unwrap_or(chunk),
@@ -456,7 +456,8 @@ impl Source {
       }),
     );
     let fill = fill_gaps && self.opts.consumer == Consumer::Realtime;
-    self.set_sink(Box::new(EncodeSink::new(self.out_format, encoder, out.clone(), fill)))?;
+    let sink = EncodeSink::new(self.out_format, encoder, out.clone(), fill).with_input(self.opts.format);
+    self.set_sink(Box::new(sink))?;
     if self.closing.load(Ordering::Acquire) {
       // Closed already: the clock will never install it, so end the stream now.
       if let Some(mut sink) = self.cold.sink_slot.lock().request.take() {
@@ -470,8 +471,17 @@ impl Source {
   /// carried remainder (padded with silence, like `flush()`) and marks its end. The clock
   /// cuts there; `EncodedOutput::take_finished` reports it.
   pub fn cut_segment(&self, out: &EncodedOutput, last: bool, deadline_ms: Option<u32>) -> Result<CaptureResult> {
-    let (r, mark) = self.flush_mark(deadline_ms)?;
-    out.cut(mark, last);
+    let mut marked = false;
+    let (r, mark) = self.flush_marked(deadline_ms, |mark, pad| {
+      out.cut_padded(mark, pad, last);
+      marked = true;
+    })?;
+    match &r {
+      // The input was busy: cut at once, like any refused flush.
+      _ if !marked => out.cut(mark, last),
+      CaptureResult::Settled(o) if o.status != Status::Accepted => out.unpad(mark),
+      _ => {}
+    }
     self.poke_clock();
     Ok(r)
   }
