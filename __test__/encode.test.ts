@@ -248,8 +248,15 @@ function decodedLength(format: 'ogg-opus' | 'mp3' | 'wav' | 'pcm-s16le', p: stri
       runAll('opusdec', ['--rate', String(rate), '--quiet', p, out])
       return wavSamples(out).data.length / channels
     }
-    case 'mp3':
-      return ffmpegSamples(p, channels)
+    case 'mp3': {
+      // Both gapless decoders read LAME's delay and padding.
+      const out = join(dir, `${tag}.dec.wav`)
+      runAll('mpg123', ['-q', '-w', out, p])
+      const viaMpg123 = wavSamples(out).data.length / channels
+      const viaFfmpeg = ffmpegSamples(p, channels)
+      expect(viaMpg123, `${tag}: mpg123 ${viaMpg123}, ffmpeg ${viaFfmpeg}`).toBe(viaFfmpeg)
+      return viaFfmpeg
+    }
     case 'wav':
       return ffmpegSamples(p, channels)
     case 'pcm-s16le':
