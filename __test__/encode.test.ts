@@ -1,5 +1,5 @@
-// Encoders, checked by real decoders (opus-tools, ffmpeg, mpg123; `.ci/run` installs them
-// and a missing one fails these tests, it does not skip them).
+// Encoders, checked by real decoders (opus-tools, ffmpeg, mpg123; `npm test` installs them
+// through scripts/test-setup.mjs, and a missing one fails these tests, it does not skip them).
 import { execFileSync, spawnSync } from 'node:child_process'
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'

@@ -3,7 +3,7 @@
 //   @livekit/agents (JS) DataStreamAudioOutput  ->  capstan ByteStreamAudioReceiver
 //   capstan ByteStreamAudioSender               ->  livekit-agents (Python) DataStreamAudioReceiver
 // Sample-exact, with an interruption in the middle and playback-finished checked on both
-// sides. The peers are installed by scripts/livekit-peers.sh (.ci/run runs it).
+// sides. The peers are installed by `npm test` (scripts/test-setup.mjs, cached).
 import { createHash } from 'node:crypto'
 import { existsSync } from 'node:fs'
 import { join } from 'node:path'
@@ -22,7 +22,7 @@ describe('avatar byte-stream interop with LiveKit agents (real server)', () => {
   beforeAll(() => {
     livekitServerBinary()
     for (const p of ['__test__/livekit/peers/agents-js/node_modules/@livekit/agents', '.cache/livekit/venv/bin/python']) {
-      if (!existsSync(join(ROOT, p))) throw new Error(`interop peer missing (${p}): run scripts/livekit-peers.sh`)
+      if (!existsSync(join(ROOT, p))) throw new Error(`interop peer missing (${p}): npm test installs it, or node scripts/test-setup.mjs peers`)
     }
   }, 20 * 60_000)
 
