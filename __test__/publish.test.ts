@@ -112,6 +112,77 @@ describe('Publisher watchdog', () => {
     await within(pub.close(), 3000, 'close after abandon')
   })
 
+  it('keeps the peer leadMs ahead: the first 40 ms go out together, then real time; a new peer sink gets its lead again; nothing lost or reordered', async () => {
+    const source = new AudioSource({ sampleRate: 48000, channels: 1, queueMs: 1000, overflow: 'wait' })
+    const sinks: Array<{ at: number[]; taken: number[] }> = []
+    let hang = false
+    const peers: PeerSinkFactory = {
+      async create() {
+        const mine = { at: [] as number[], taken: [] as number[] }
+        sinks.push(mine)
+        return {
+          captureFrame: (f: AudioFrame) => {
+            if (hang) return new Promise<void>(() => {})
+            mine.at.push(performance.now())
+            mine.taken.push(...f.data)
+            return Promise.resolve()
+          },
+          close: async () => {},
+        }
+      },
+    }
+    const pub = await Publisher.start(source, peers, { leadMs: 40, captureTimeoutMs: 100 })
+    open.push(pub)
+    pub.on('sink-stalled', () => (hang = false))
+    const sent: number[] = []
+    for (let i = 0; i < 20; i++) {
+      const f = frame(i)
+      sent.push(...f)
+      await source.captureFrame(f)
+    }
+    await source.waitForPlayout()
+    await until(() => pub.metrics().samplesSent >= 9600)
+    const [first] = sinks
+    // The first 40 ms (two 20 ms frames) reached the peer together, the next 20 ms later.
+    expect(first.at[1] - first.at[0]).toBeLessThan(5)
+    expect(first.at[2] - first.at[1]).toBeGreaterThan(10)
+    expect(pub.metrics().leads).toBe(1)
+    // Every sample in order (the realtime reader goes on with silence after the audio).
+    expect(first.taken.slice(0, sent.length)).toEqual(sent)
+    // A hung peer is replaced; the new one starts empty, so its first frames go out together.
+    hang = true
+    await until(() => sinks.length === 2 && sinks[1].at.length >= 3)
+    expect(sinks[1].at[1] - sinks[1].at[0]).toBeLessThan(5)
+    expect(pub.metrics().leads).toBe(2)
+    const m = pub.metrics()
+    expect(m.framesLost).toBe(1) // the frame in the hung call
+    expect(m.framesRead).toBeGreaterThanOrEqual(m.framesSent + m.framesLost)
+    // leadMs: 0 sends each frame as it comes.
+    const s2 = new AudioSource({ sampleRate: 48000, channels: 1, queueMs: 1000 })
+    const at2: number[] = []
+    const p2 = await Publisher.start(s2, { create: async () => ({ captureFrame: async () => void at2.push(performance.now()), close: async () => {} }) }, { leadMs: 0 })
+    open.push(p2)
+    for (let k = 0; k < 6; k++) await s2.captureFrame(frame(k))
+    await until(() => p2.metrics().framesSent >= 3)
+    expect(at2[1] - at2[0]).toBeGreaterThan(10)
+    expect(p2.metrics().leads).toBe(0)
+  })
+
+  it('audio held for the lead when the publisher closes is sent, not lost', async () => {
+    const source = new AudioSource({ sampleRate: 48000, channels: 1, queueMs: 1000 })
+    const taken: number[] = []
+    const pub = await Publisher.start(source, { create: async () => ({ captureFrame: async (f: AudioFrame) => void taken.push(...f.data), close: async () => {} }) }, { leadMs: 500 })
+    await source.captureFrame(frame(0))
+    await source.captureFrame(frame(1))
+    await until(() => pub.metrics().framesRead >= 2)
+    expect(pub.metrics().framesSent).toBe(0) // held: less than the 500 ms lead
+    await within(pub.close(), 3000, 'close')
+    const m = pub.metrics()
+    expect(m.framesSent).toBe(m.framesRead)
+    expect(m.framesLost).toBe(0)
+    expect(taken.slice(0, 960)).toEqual([...frame(0), ...frame(1)])
+  })
+
   it('refuses a source that capstan does not pace, and bad options', async () => {
     const peers = new Peers()
     const pull = new AudioSource({ sampleRate: 48000, channels: 1, consumer: 'pull' })
@@ -122,5 +193,6 @@ describe('Publisher watchdog', () => {
     await expect(Publisher.start(rt, peers, { captureTimeoutMs: 0 })).rejects.toThrow(/captureTimeoutMs/)
     await expect(Publisher.start(rt, peers, { recovery: 'pray' as never })).rejects.toThrow(/recovery/)
     await expect(Publisher.start(rt, peers, { frameMs: 15 })).rejects.toThrow(/frameMs/)
+    for (const leadMs of [-1, 1001, Number.NaN]) await expect(Publisher.start(rt, peers, { leadMs })).rejects.toThrow(/leadMs/)
   })
 })

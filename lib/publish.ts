@@ -33,6 +33,13 @@ export interface PublisherOptions {
   closeTimeoutMs?: number
   /** Audio per peer `captureFrame`, a multiple of 10 ms. Default 20 (what LiveKit clients send). */
   frameMs?: number
+  /**
+   * How far ahead of real time the peer's queue is kept, ms (0 turns it off). When the
+   * peer's queue has run dry (the first audio, or audio after a pause), frames are held
+   * until this much is there and sent together: up to this much added latency at each
+   * start, in exchange for late event-loop turns not reaching the wire. Default 40.
+   */
+  leadMs?: number
 }
 
 export interface SinkStalledEvent {
@@ -63,6 +70,8 @@ export interface PublisherMetrics {
   recoveries: number
   /** Longest a peer `captureFrame` took that did settle, ms. */
   maxCaptureMs: number
+  /** Times the peer's lead was (re)built: the first audio, and audio after the peer ran dry. */
+  leads: number
   state: 'publishing' | 'stalled' | 'recovering' | 'abandoned' | 'closed'
 }
 
@@ -81,13 +90,18 @@ export class Publisher extends EventEmitter<PublisherEvents> {
   readonly #closeMs: number
   readonly #recovery: 'recreate' | 'manual'
   readonly #frameMs: number
+  readonly #leadMs: number
+  /** Frames held back while the peer's lead is rebuilt. */
+  readonly #held: AudioFrame[] = []
+  /** When the peer's queue runs dry, by the audio sent to it (performance.now() ms). */
+  #dryAt = 0
   #sink: PeerAudioSink | undefined
   #stop = false
   /** A failure reported from outside (the room disconnected), handled before the next frame. */
   #failed: string | undefined
   readonly #cleanups: Array<() => void> = []
   #resume: ((go: boolean) => void) | undefined
-  readonly #m: PublisherMetrics = { framesRead: 0, framesSent: 0, framesLost: 0, samplesSent: 0, stalls: 0, recoveries: 0, maxCaptureMs: 0, state: 'publishing' }
+  readonly #m: PublisherMetrics = { framesRead: 0, framesSent: 0, framesLost: 0, samplesSent: 0, stalls: 0, recoveries: 0, maxCaptureMs: 0, leads: 0, state: 'publishing' }
   readonly #done: Promise<void>
 
   /** @internal Use `publishToLiveKit()` or `Publisher.start()`. */
@@ -100,6 +114,7 @@ export class Publisher extends EventEmitter<PublisherEvents> {
     this.#closeMs = o.closeTimeoutMs ?? 2000
     this.#recovery = o.recovery ?? 'recreate'
     this.#frameMs = o.frameMs ?? 20
+    this.#leadMs = o.leadMs ?? 40
     this.#done = this.#run()
   }
 
@@ -112,6 +127,9 @@ export class Publisher extends EventEmitter<PublisherEvents> {
       const v = o[k]
       if (v !== undefined && (!Number.isFinite(v) || v <= 0)) throw new CapstanError('ERR_INVALID_OPTION', `${k} must be a positive number, got ${v}`)
     }
+    if (o.leadMs !== undefined && (!Number.isFinite(o.leadMs) || o.leadMs < 0 || o.leadMs > 1000)) {
+      throw new CapstanError('ERR_INVALID_OPTION', `leadMs must be 0..1000, got ${o.leadMs}`)
+    }
     if (o.frameMs !== undefined && (!Number.isInteger(o.frameMs) || o.frameMs < 10 || o.frameMs % 10 !== 0)) {
       throw new CapstanError('ERR_INVALID_OPTION', `frameMs must be a multiple of 10, got ${o.frameMs}`)
     }
@@ -123,8 +141,24 @@ export class Publisher extends EventEmitter<PublisherEvents> {
   }
 
   async #run(): Promise<void> {
-    for await (const frame of this.#source.frames({ frameMs: this.#frameMs })) {
-      if (this.#stop) break
+    const it = this.#source.frames({ frameMs: this.#frameMs })[Symbol.asyncIterator]()
+    // A pending read outlives a loop turn only while frames are held for the lead.
+    let pending: Promise<IteratorResult<AudioFrame>> | undefined
+    let holdUntil = 0
+    for (;;) {
+      pending ??= it.next()
+      let r: IteratorResult<AudioFrame> | undefined
+      if (this.#held.length > 0) {
+        r = await settleOrTimeout(pending, holdUntil - performance.now())
+        if (r === undefined) {
+          // No more audio came in time (the end of an utterance): send what is held.
+          if (!(await this.#sendHeld())) break
+          continue
+        }
+      } else r = await pending
+      pending = undefined
+      if (r.done || this.#stop) break
+      const frame = r.value
       this.#m.framesRead++
       if (this.#failed !== undefined) {
         const cause = this.#failed
@@ -133,25 +167,71 @@ export class Publisher extends EventEmitter<PublisherEvents> {
         if (!(await this.#stalled(cause))) break
         continue
       }
-      const sink = this.#sink
-      if (!sink) {
-        this.#m.framesLost++
+      // The peer's queue has (by its own clock) run dry: this is a start, or audio after a
+      // gap. Hold frames until `leadMs` of audio is there and send them together, so the
+      // peer's queue stays that far ahead and a late turn of the event loop or a late
+      // producer does not reach the wire as a hole the receiver must conceal.
+      if (this.#leadMs > 0 && (this.#held.length > 0 || performance.now() >= this.#dryAt)) {
+        if (this.#held.length === 0) {
+          this.#m.leads++
+          holdUntil = performance.now() + this.#leadMs + this.#frameMs
+        }
+        this.#held.push(frame)
+        if (this.#held.length * this.#frameMs >= this.#leadMs && !(await this.#sendHeld())) break
         continue
       }
-      const t = performance.now()
-      try {
-        await bounded(sink.captureFrame(frame), this.#timeoutMs, 'peer captureFrame')
-        this.#m.framesSent++
-        this.#m.samplesSent += frame.samplesPerChannel
-        this.#m.maxCaptureMs = Math.max(this.#m.maxCaptureMs, performance.now() - t)
-      } catch (e) {
-        this.#m.framesLost++
-        if (this.#stop) break
-        const go = await this.#stalled(e instanceof Error ? e.message : String(e))
-        if (!go) break
-      }
+      if (!(await this.#send(frame))) break
+    }
+    if (pending) {
+      // Publishing stopped while a read was out: the frame it brings is lost, and counted.
+      void pending.then((r) => {
+        if (!r.done) {
+          this.#m.framesRead++
+          this.#m.framesLost++
+        }
+      }, () => {})
+    }
+    // Ends the reader as a for-await break would (queued behind a read still out).
+    const ended = it.return?.(undefined).catch(() => undefined)
+    if (!pending) await ended
+    // What is still held goes out (the source ended or closed) unless the sink is gone.
+    if (this.#held.length > 0) {
+      if (this.#m.state === 'publishing' && this.#sink) await this.#sendHeld()
+      this.#m.framesLost += this.#held.length
+      this.#held.length = 0
     }
     if (this.#m.state !== 'abandoned') this.#m.state = 'closed'
+  }
+
+  async #sendHeld(): Promise<boolean> {
+    while (this.#held.length > 0) {
+      const f = this.#held.shift() as AudioFrame
+      if (!(await this.#send(f))) return false
+    }
+    return true
+  }
+
+  /** One frame to the peer, watched; false when publishing must stop. */
+  async #send(frame: AudioFrame): Promise<boolean> {
+    const sink = this.#sink
+    if (!sink) {
+      this.#m.framesLost++
+      return true
+    }
+    const t = performance.now()
+    try {
+      await bounded(sink.captureFrame(frame), this.#timeoutMs, 'peer captureFrame')
+      this.#m.framesSent++
+      this.#m.samplesSent += frame.samplesPerChannel
+      this.#m.maxCaptureMs = Math.max(this.#m.maxCaptureMs, performance.now() - t)
+      // The peer plays in real time from when it has audio: when its queue runs dry.
+      this.#dryAt = Math.max(this.#dryAt, t) + (frame.samplesPerChannel * 1000) / frame.sampleRate
+      return true
+    } catch (e) {
+      this.#m.framesLost++
+      if (this.#stop) return false
+      return this.#stalled(e instanceof Error ? e.message : String(e))
+    }
   }
 
   /** The sink stalled: stop feeding it (the reader waits here, so capstan's queue holds). */
@@ -165,6 +245,7 @@ export class Publisher extends EventEmitter<PublisherEvents> {
       this.#m.state = 'recovering'
       await bounded(old?.close() ?? Promise.resolve(), this.#closeMs, 'closing the stalled peer sink').catch(() => {})
       this.#sink = await this.#factory.create(this.#source.outputSampleRate, this.#source.channels)
+      this.#dryAt = 0 // a new peer sink starts empty: its lead is built again
       this.#m.recoveries++
       this.#m.state = 'publishing'
       this.emit('sink-recovered', { stalledMs: performance.now() - at, recoveries: this.#m.recoveries })
@@ -243,6 +324,18 @@ export class Publisher extends EventEmitter<PublisherEvents> {
     this.#sink = undefined
     await bounded(s?.close() ?? Promise.resolve(), this.#closeMs, 'closing the peer sink').catch(() => {})
     if (this.#m.state !== 'abandoned') this.#m.state = 'closed'
+  }
+}
+
+/** The read's result, or undefined once `ms` have passed first. */
+async function settleOrTimeout<T>(p: Promise<T>, ms: number): Promise<T | undefined> {
+  if (ms <= 0) return undefined
+  let t: NodeJS.Timeout | undefined
+  const timer = new Promise<undefined>((r) => (t = setTimeout(r, ms, undefined)))
+  try {
+    return await Promise.race([p, timer])
+  } finally {
+    clearTimeout(t)
   }
 }
 
