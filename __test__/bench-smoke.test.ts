@@ -30,7 +30,7 @@ describe('benchmark harness (smoke)', () => {
     const r = await runNode(['benchmark/bench.mjs', '--smoke', '--out', out], { timeoutMs: 90_000 })
     expect(r.timedOut, r.stdout + r.stderr).toBe(false)
     expect(r.code, r.stdout + r.stderr).toBe(0)
-    expect(r.elapsedMs).toBeLessThan(60_000)
+    expect(r.elapsedMs).toBeLessThan(120_000) // a bound on hanging, not a speed figure
 
     // markdown on stdout
     expect(r.stdout).toContain('| N | library | RTF min | RTF avg |')

@@ -104,6 +104,20 @@ if (!existsSync(path.join(ROOT, 'dist', 'index.mjs')) && libs.includes('capstan'
 /** @typedef {{ key: string, scenario: string, lib: string, script: string, argv: string[], timeoutMs: number, label: string }} Job */
 /** @type {Job[]} */
 const jobs = []
+// The machine's floor (child-floor.mjs), first and last, so every table of this run can be
+// read as multiples of it and a drift in the machine during the run shows.
+const floorN = smoke ? 200 : 1000
+/** @param {string} when @returns {Job} */
+const floorJob = (when) => ({
+  key: `floor/${when}`,
+  scenario: 'floor',
+  lib: 'floor',
+  script: 'child-floor.mjs',
+  argv: ['--n', `${floorN}`, '--seconds', smoke ? '2' : '6'],
+  timeoutMs: 60_000,
+  label: `floor (${floorN} plain JS loops, one copy and one shared 10 ms timer promise per frame), ${when}`,
+})
+jobs.push(floorJob('start'))
 if (scenarios.includes('realtime')) {
   for (const frameMs of frameMsList) {
     const ns = [...new Set(libs.flatMap((l) => nList(l, frameMs)))].sort((a, b) => a - b)
@@ -164,6 +178,8 @@ if (scenarios.includes('stall') && libs.includes('capstan')) {
     label: `stall capstan N=${stallN}`,
   })
 }
+
+jobs.push(floorJob('end'))
 
 /** CPU cores used by the rest of the machine over the next `ms` (this process is idle meanwhile). */
 async function machineLoad(ms = 1000) {
@@ -327,8 +343,17 @@ const meta = {
   livekitRtcNode: lkVersion,
   settings: { seconds, warmup, maxExtraWarmup, collapseStop, frameMsList, burstS, burstReps, tryS, stallN, stallS, quietWait, disturbedRetries },
 }
+const floors = ['start', 'end'].map((w) => results[`floor/${w}`]).filter((r) => r && !r.failed)
+/** The floor of this run: the lower of its two measurements (the quieter machine). */
+const floorUs = floors.length ? Math.min(...floors.map((r) => r.cpuUsPerFrame)) : NaN
+/** @param {number} us */
+const xFloor = (us) => (Number.isFinite(us) && Number.isFinite(floorUs) ? `${f(us / floorUs, 1)}x` : '—')
 md.push(
   `${meta.startedAt} · node ${meta.node} · ${meta.platform} · ${meta.cores} cores (${meta.cpu}) · capstan git ${meta.git}, dist built ${meta.distBuiltAt} · @livekit/rtc-node ${meta.livekitRtcNode} · total ${totalS.toFixed(0)} s`,
+)
+md.push('')
+md.push(
+  `**This machine's floor**: ${floors.map((r) => `${f(r.cpuUsPerFrame, 2)} µs/frame`).join(' at the start, ')}${floors.length > 1 ? ' at the end' : ''} of CPU for ${floorN} plain JavaScript loops that each copy a 10 ms frame and await one shared 10 ms timer's promise (\`benchmark/child-floor.mjs\`). "× floor" columns divide by the lower figure; two machines of the same name can differ by 2x, so compare ratios, not microseconds.`,
 )
 md.push('')
 md.push(`Command: \`${meta.command}\``)
@@ -353,12 +378,12 @@ if (rt.length) {
     md.push('')
     md.push(`#### ${frameMs} ms frames`)
     md.push('')
-    md.push('| N | library | RTF min | RTF avg | accepted RTF avg | underrun ticks | CPU µs/frame | JS-thread µs/frame | CPU cores | timer gap p99 / max ms (whole run) | stop timer late ms | event-loop delay p50 / p99 / max ms | capture latency p50 / p99 / max ms | non-accepted | CPU/frame ratio capstan/livekit | notes |')
-    md.push('|---:|---|---:|---:|---:|---:|---:|---:|---:|---|---:|---|---|---:|---:|---|')
+    md.push('| N | library | RTF min | RTF avg | accepted RTF avg | underrun ticks | CPU µs/frame | × floor | JS-thread µs/frame | CPU cores | timer gap p99 / max ms (whole run) | stop timer late ms | event-loop delay p50 / p99 / max ms | capture latency p50 / p99 / max ms | non-accepted | CPU/frame ratio capstan/livekit | notes |')
+    md.push('|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|---|---|---:|---:|---|')
     for (const r of rows) {
       const n = r.n ?? Number(r.argv?.[3])
       if (r.failed) {
-        md.push(`| ${n} | ${r.lib} | — | — | — | — | — | — | — | — | — | — | — | — | — | FAILED: ${String(r.error).replace(/\|/g, '/').slice(0, 160)} |`)
+        md.push(`| ${n} | ${r.lib} | — | — | — | — | — | — | — | — | — | — | — | — | — | — | FAILED: ${String(r.error).replace(/\|/g, '/').slice(0, 160)} |`)
         continue
       }
       const other = results[`realtime/${frameMs}/${n}/${r.lib === 'capstan' ? 'livekit' : 'capstan'}`]
@@ -381,7 +406,7 @@ if (rt.length) {
       if (r.otherProcessesCores > 0.1) notes.push(`**disturbed**: other processes used ${f(r.otherProcessesCores)} cores`)
       if (r.errors) notes.push(`${r.errors} errors: ${String(r.firstError).slice(0, 80)}`)
       md.push(
-        `| ${n} | ${r.lib}${r.grouped ? ' (one SourceGroup loop)' : ''} | ${f(r.rtfMin, 3)} | ${f(r.rtfAvg, 3)} | ${f(r.acceptedRtfAvg, 3)} | ${r.underruns ?? '—'} | ${f(r.cpuUsPerFrame, 1)} | ${f(r.mainThreadUsPerFrame, 1)} | ${f(r.cpuCores)} | ${f(r.gaps?.p99, 1)} / ${f(r.gaps?.max, 1)} | ${f(r.stopLateMs, 1)} | ${triple(r.eld, 1)} | ${triple(r.capture, 2)} | ${r.nonAccepted} | ${rat} | ${notes.join('; ')} |`,
+        `| ${n} | ${r.lib}${r.grouped ? ' (one SourceGroup loop)' : ''} | ${f(r.rtfMin, 3)} | ${f(r.rtfAvg, 3)} | ${f(r.acceptedRtfAvg, 3)} | ${r.underruns ?? '—'} | ${f(r.cpuUsPerFrame, 1)} | ${xFloor(r.cpuUsPerFrame)} | ${f(r.mainThreadUsPerFrame, 1)} | ${f(r.cpuCores)} | ${f(r.gaps?.p99, 1)} / ${f(r.gaps?.max, 1)} | ${f(r.stopLateMs, 1)} | ${triple(r.eld, 1)} | ${triple(r.capture, 2)} | ${r.nonAccepted} | ${rat} | ${notes.join('; ')} |`,
       )
     }
   }
@@ -394,7 +419,7 @@ if (rt.length) {
       const l = results[`realtime/${frameMs}/${c.n}/livekit`]
       if (!l || l.failed) continue
       cmp.push(
-        `| ${frameMs} | ${c.n} | ${f(c.rtfAvg, 3)} | ${f(l.rtfAvg, 3)} | ${ratio(c.rtfAvg, l.rtfAvg)} | ${f(c.cpuUsPerFrame, 1)} | ${f(l.cpuUsPerFrame, 1)} | ${ratio(c.cpuUsPerFrame, l.cpuUsPerFrame)} | ${f(c.eld.p99, 1)} | ${f(l.eld.p99, 1)} | ${ratio(c.eld.p99, l.eld.p99)} |`,
+        `| ${frameMs} | ${c.n} | ${f(c.rtfAvg, 3)} | ${f(l.rtfAvg, 3)} | ${ratio(c.rtfAvg, l.rtfAvg)} | ${f(c.cpuUsPerFrame, 1)} (${xFloor(c.cpuUsPerFrame)}) | ${f(l.cpuUsPerFrame, 1)} (${xFloor(l.cpuUsPerFrame)}) | ${ratio(c.cpuUsPerFrame, l.cpuUsPerFrame)} | ${f(c.eld.p99, 1)} | ${f(l.eld.p99, 1)} | ${ratio(c.eld.p99, l.eld.p99)} |`,
       )
     }
   }
@@ -402,7 +427,7 @@ if (rt.length) {
     md.push('')
     md.push('#### capstan / livekit at the same N')
     md.push('')
-    md.push('| frame ms | N | RTF avg capstan | RTF avg livekit | ratio | CPU µs/frame capstan | CPU µs/frame livekit | ratio | ELD p99 ms capstan | ELD p99 ms livekit | ratio |')
+    md.push('| frame ms | N | RTF avg capstan | RTF avg livekit | ratio | CPU µs/frame capstan (× floor) | CPU µs/frame livekit (× floor) | ratio | ELD p99 ms capstan | ELD p99 ms livekit | ratio |')
     md.push('|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|')
     md.push(...cmp)
   }
