@@ -112,6 +112,8 @@ export declare class NativeSource {
   waitPlayout(): number | null
   cancelPlayout(id: number): void
   setReader(on: boolean): void
+  /** A reader's own pre-roll (ms); none: back to the source's `prerollMs`. */
+  setPreroll(ms?: number | undefined | null): void
   /**
    * Encodes everything the source delivers from now on (see `NativeEncoded`); the
    * options object is `EncodeOptions`, checked by the core.
@@ -148,6 +150,7 @@ export interface AudioSourceOptions {
   stallAfterMs?: number
   consumer?: string
   fillSilence?: boolean
+  prerollMs?: number
   readerBufferMs?: number
   processors?: Array<JsProcessorSpec>
   processorBypassAfter?: number
@@ -219,6 +222,7 @@ export interface JsDefaults {
   stallAfterMs: number
   consumer: string
   fillSilence: boolean
+  prerollMs: number
   readerBufferMs: number
   processorBypassAfter: number
   processorBudgetMs: number

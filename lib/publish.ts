@@ -40,6 +40,13 @@ export interface PublisherOptions {
    * start, in exchange for late event-loop turns not reaching the wire. Default 40.
    */
   leadMs?: number
+  /**
+   * The source's pre-roll while it is published (its `frames()` reader's, see
+   * `AudioSourceOptions.prerollMs`): a producer that delivers in bursts (a live relay) does
+   * not reach the peer as holes. A producer ahead of real time (TTS) meets it at once and
+   * pays nothing. Default 80; 0 keeps the source's own.
+   */
+  prerollMs?: number
 }
 
 export interface SinkStalledEvent {
@@ -91,6 +98,7 @@ export class Publisher extends EventEmitter<PublisherEvents> {
   readonly #recovery: 'recreate' | 'manual'
   readonly #frameMs: number
   readonly #leadMs: number
+  readonly #prerollMs: number | undefined
   /** Frames held back while the peer's lead is rebuilt. */
   readonly #held: AudioFrame[] = []
   /** When the peer's queue runs dry, by the audio sent to it (performance.now() ms). */
@@ -115,6 +123,7 @@ export class Publisher extends EventEmitter<PublisherEvents> {
     this.#recovery = o.recovery ?? 'recreate'
     this.#frameMs = o.frameMs ?? 20
     this.#leadMs = o.leadMs ?? 40
+    this.#prerollMs = o.prerollMs === 0 ? undefined : (o.prerollMs ?? 80)
     this.#done = this.#run()
   }
 
@@ -126,6 +135,9 @@ export class Publisher extends EventEmitter<PublisherEvents> {
     for (const k of ['captureTimeoutMs', 'closeTimeoutMs'] as const) {
       const v = o[k]
       if (v !== undefined && (!Number.isFinite(v) || v <= 0)) throw new CapstanError('ERR_INVALID_OPTION', `${k} must be a positive number, got ${v}`)
+    }
+    if (o.prerollMs !== undefined && (!Number.isInteger(o.prerollMs) || o.prerollMs < 0 || o.prerollMs > 200 || o.prerollMs % 10 !== 0)) {
+      throw new CapstanError('ERR_INVALID_OPTION', `prerollMs must be a multiple of 10 up to 200, got ${o.prerollMs}`)
     }
     if (o.leadMs !== undefined && (!Number.isFinite(o.leadMs) || o.leadMs < 0 || o.leadMs > 1000)) {
       throw new CapstanError('ERR_INVALID_OPTION', `leadMs must be 0..1000, got ${o.leadMs}`)
@@ -141,7 +153,7 @@ export class Publisher extends EventEmitter<PublisherEvents> {
   }
 
   async #run(): Promise<void> {
-    const it = this.#source.frames({ frameMs: this.#frameMs })[Symbol.asyncIterator]()
+    const it = this.#source.frames({ frameMs: this.#frameMs, prerollMs: this.#prerollMs })[Symbol.asyncIterator]()
     // A pending read outlives a loop turn only while frames are held for the lead.
     let pending: Promise<IteratorResult<AudioFrame>> | undefined
     let holdUntil = 0

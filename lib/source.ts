@@ -374,20 +374,20 @@ export class AudioSource extends EventEmitter<AudioSourceEvents> implements Enco
    * consumer (not reading is a stall); on a realtime/unpaced source it is a sink with
    * bounded buffering (`readerBufferMs`). One reader at a time.
    */
-  async *frames(opts: { frameMs?: number } = {}): AsyncIterableIterator<AudioFrame> {
+  async *frames(opts: { frameMs?: number; prerollMs?: number } = {}): AsyncIterableIterator<AudioFrame> {
     const frameMs = opts.frameMs ?? 10
     if (!Number.isInteger(frameMs) || frameMs < 10 || frameMs % 10 !== 0) {
       throw new CapstanError('ERR_INVALID_OPTION', `frameMs must be a multiple of 10, got ${frameMs}`)
     }
     if (frameMs === 10) {
-      yield* this.#frames10()
+      yield* this.#frames10(opts.prerollMs)
       return
     }
     // Whole 10 ms chunks joined into frames of exactly frameMs (a transport that sends 20 ms
     // frames makes half the calls); a short last frame when the source ends mid-frame.
     const per = frameMs / 10
     let parts: Int16Array[] = []
-    for await (const f of this.#frames10()) {
+    for await (const f of this.#frames10(opts.prerollMs)) {
       parts.push(f.data as Int16Array)
       if (parts.length < per) continue
       yield joined(parts, this.outputSampleRate, this.channels)
@@ -396,12 +396,14 @@ export class AudioSource extends EventEmitter<AudioSourceEvents> implements Enco
     if (parts.length > 0) yield joined(parts, this.outputSampleRate, this.channels)
   }
 
-  async *#frames10(): AsyncIterableIterator<AudioFrame> {
+  async *#frames10(prerollMs?: number): AsyncIterableIterator<AudioFrame> {
     // Every start counts against the turn's budget: a loop that keeps opening readers on a
     // closed (or already read) source would otherwise be an endless chain of microtasks.
     const start = turn()
     if (start) await start
     if (this.#reading) throw new CapstanError('ERR_INVALID_STATE', 'this source already has a frames() reader')
+    // The reader's own pre-roll (checked natively like the option), for as long as it reads.
+    if (prerollMs !== undefined) native(() => this.#native.setPreroll(prerollMs))
     this.#reading = true
     const paced = this.consumer !== 'pull'
     if (paced) native(() => this.#native.setReader(true))
@@ -432,6 +434,7 @@ export class AudioSource extends EventEmitter<AudioSourceEvents> implements Enco
       // Closed by endInput() while this reader still had audio to read: its last process() is done.
       if (this.#closed) this.#js?.close()
       if (paced && !this.#closed) native(() => this.#native.setReader(false))
+      if (prerollMs !== undefined && !this.#closed) native(() => this.#native.setPreroll(undefined))
     }
   }
 

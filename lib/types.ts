@@ -23,6 +23,13 @@ export interface AudioSourceOptions {
   consumer?: ConsumerMode
   /** Realtime: an underrun tick sends silence (always counted). Default true. */
   fillSilence?: boolean
+  /**
+   * Realtime: audio to have queued before delivery starts, and starts again after the
+   * queue ran dry, ms (a multiple of 10, up to 200). A producer that delivers in bursts
+   * (a live relay, 7..53 ms frames) then reaches the consumer without holes; the wait is
+   * never longer than this, and `flush()` ends it. Default 0.
+   */
+  prerollMs?: number
   /** Realtime/unpaced `frames()` reader: delivered audio it may hold unread. Default 50. */
   readerBufferMs?: number
   /**

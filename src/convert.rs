@@ -3,7 +3,7 @@
 
 use capstan_core::options::{
   DEFAULT_CONSUMER, DEFAULT_DEADLINE_MS, DEFAULT_FILL_SILENCE, DEFAULT_OVERFLOW, DEFAULT_PROCESSOR_BUDGET_MS,
-  DEFAULT_QUEUE_MS, DEFAULT_READER_BUFFER_MS, DEFAULT_STALL_AFTER_MS,
+  DEFAULT_PREROLL_MS, DEFAULT_QUEUE_MS, DEFAULT_READER_BUFFER_MS, DEFAULT_STALL_AFTER_MS,
 };
 use capstan_core::outcome::{slot, OUTCOME_SLOTS, PENDING};
 use capstan_core::process::DEFAULT_BYPASS_AFTER;
@@ -63,6 +63,7 @@ pub struct JsDefaults {
   pub stall_after_ms: u32,
   pub consumer: String,
   pub fill_silence: bool,
+  pub preroll_ms: u32,
   pub reader_buffer_ms: u32,
   pub processor_bypass_after: u32,
   pub processor_budget_ms: f64,
@@ -106,6 +107,7 @@ impl JsContract {
         stall_after_ms: DEFAULT_STALL_AFTER_MS,
         consumer: DEFAULT_CONSUMER.as_str().into(),
         fill_silence: DEFAULT_FILL_SILENCE,
+        preroll_ms: DEFAULT_PREROLL_MS,
         reader_buffer_ms: DEFAULT_READER_BUFFER_MS,
         processor_bypass_after: DEFAULT_BYPASS_AFTER,
         processor_budget_ms: DEFAULT_PROCESSOR_BUDGET_MS as f64,
@@ -126,6 +128,7 @@ pub struct JsSourceOptions {
   pub stall_after_ms: Option<f64>,
   pub consumer: Option<String>,
   pub fill_silence: Option<bool>,
+  pub preroll_ms: Option<f64>,
   pub reader_buffer_ms: Option<f64>,
   pub processors: Option<Vec<JsProcessorSpec>>,
   pub processor_bypass_after: Option<f64>,
@@ -162,6 +165,7 @@ impl From<JsSourceOptions> for capstan_core::RawOptions {
       stall_after_ms: o.stall_after_ms,
       consumer: o.consumer,
       fill_silence: o.fill_silence,
+      preroll_ms: o.preroll_ms,
       reader_buffer_ms: o.reader_buffer_ms,
       processors: o
         .processors

@@ -226,6 +226,13 @@ impl NativeSource {
     self.inner.set_reader(on)
   }
 
+  /// A reader's own pre-roll (ms); none: back to the source's `prerollMs`.
+  #[napi(catch_unwind)]
+  pub fn set_preroll(&self, ms: Option<f64>) -> Result<()> {
+    let ms = ms.map(|v| capstan_core::whole("prerollMs", v)).transpose().map_err(js_err)?;
+    self.inner.set_preroll(ms).map_err(js_err)
+  }
+
   /// Encodes everything the source delivers from now on (see `NativeEncoded`); the
   /// options object is `EncodeOptions`, checked by the core.
   #[napi(catch_unwind)]

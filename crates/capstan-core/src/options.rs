@@ -32,6 +32,10 @@ pub const DEFAULT_OVERFLOW: Overflow = Overflow::Wait;
 pub const DEFAULT_CONSUMER: Consumer = Consumer::Realtime;
 /// A realtime underrun tick sends silence unless the caller says otherwise.
 pub const DEFAULT_FILL_SILENCE: bool = true;
+/// Realtime delivery starts at once unless the caller asks for a pre-roll.
+pub const DEFAULT_PREROLL_MS: u32 = 0;
+/// The longest pre-roll: past it the wait would read as a lagging consumer.
+pub const MAX_PREROLL_MS: u32 = 200;
 
 /// Who takes audio out of the queue.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -72,6 +76,9 @@ pub struct SourceOptions {
   pub stall_after_ms: u32,
   pub consumer: Consumer,
   pub fill_silence: bool,
+  /// Realtime: audio to have queued before delivery starts, and starts again after the
+  /// queue ran dry (a producer that delivers in bursts, a live relay), ms.
+  pub preroll_ms: u32,
   /// Chunks a `frames()` reader may hold undelivered on a realtime/unpaced source.
   pub reader_chunks: usize,
   /// Native processors, run on engine threads on every chunk the consumer takes.
@@ -99,6 +106,7 @@ impl SourceOptions {
       stall_after_ms: DEFAULT_STALL_AFTER_MS,
       consumer: DEFAULT_CONSUMER,
       fill_silence: DEFAULT_FILL_SILENCE,
+      preroll_ms: DEFAULT_PREROLL_MS,
       reader_chunks: (DEFAULT_READER_BUFFER_MS / CHUNK_MS) as usize,
       processors: Vec::new(),
       processor_bypass_after: DEFAULT_BYPASS_AFTER,
@@ -120,6 +128,7 @@ impl SourceOptions {
         self.stall_after_ms
       )));
     }
+    check_preroll(self.preroll_ms, self.consumer)?;
     let max_reader_chunks = (MAX_READER_BUFFER_MS / CHUNK_MS) as usize;
     if self.reader_chunks == 0 || self.reader_chunks > max_reader_chunks {
       return Err(CoreError::InvalidOption(format!(
@@ -143,6 +152,7 @@ pub struct RawOptions {
   pub stall_after_ms: Option<f64>,
   pub consumer: Option<String>,
   pub fill_silence: Option<bool>,
+  pub preroll_ms: Option<f64>,
   pub reader_buffer_ms: Option<f64>,
   pub processors: Vec<RawProcessor>,
   pub processor_bypass_after: Option<f64>,
@@ -217,6 +227,23 @@ pub fn whole(name: &str, v: f64) -> Result<u32> {
   Ok(v as u32)
 }
 
+/// `prerollMs`: whole 10 ms chunks up to [`MAX_PREROLL_MS`], for a realtime consumer only
+/// (the others take audio as it comes).
+pub fn check_preroll(ms: u32, consumer: Consumer) -> Result<()> {
+  if ms > MAX_PREROLL_MS || !ms.is_multiple_of(CHUNK_MS) {
+    return Err(CoreError::InvalidOption(format!(
+      "prerollMs must be a multiple of {CHUNK_MS} up to {MAX_PREROLL_MS}, got {ms}"
+    )));
+  }
+  if ms > 0 && consumer != Consumer::Realtime {
+    return Err(CoreError::InvalidOption(format!(
+      "prerollMs applies to consumer: 'realtime', not '{}'",
+      consumer.as_str()
+    )));
+  }
+  Ok(())
+}
+
 fn check_deadline(ms: u32) -> Result<()> {
   if ms > MAX_DEADLINE_MS {
     return Err(CoreError::InvalidOption(format!(
@@ -286,6 +313,9 @@ impl SourceOptions {
     }
     if let Some(v) = r.fill_silence {
       o.fill_silence = v;
+    }
+    if let Some(v) = r.preroll_ms {
+      o.preroll_ms = whole("prerollMs", v)?;
     }
     if let Some(v) = r.reader_buffer_ms {
       let ms = whole("readerBufferMs", v)?;

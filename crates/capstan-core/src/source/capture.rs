@@ -97,7 +97,11 @@ impl Source {
       ))
     };
     let (pad, mark) = {
-      let Ok(st) = self.input() else { return busy(0) };
+      let Ok(mut st) = self.input() else { return busy(0) };
+      // A segment's end: what is queued plays now, without waiting for a pre-roll.
+      if st.preroll > 0 && !st.queue.is_empty() {
+        st.primed = true;
+      }
       // Pad against what will be carried once earlier waiters are in.
       let pending: usize = st.waiters.iter().map(|w| w.rest.len() - w.pos).sum();
       let c = st.chunker.chunk_len();

@@ -4,7 +4,7 @@
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use parking_lot::MutexGuard;
 
@@ -186,10 +186,27 @@ impl Source {
     more
   }
 
+  /// Whether delivery may start: the pre-roll is queued, or audio has waited for as long as
+  /// the pre-roll lasts (a short utterance), or `flush()` waived it.
+  fn prime(st: &mut Input, now: Instant) -> bool {
+    if st.queue.is_empty() {
+      st.refill_since = None;
+      return false;
+    }
+    let since = *st.refill_since.get_or_insert(now);
+    let wait = Duration::from_millis(st.preroll as u64 * crate::format::CHUNK_MS as u64);
+    if st.queue.free_chunks() == 0 || st.queue.len_samples() >= st.preroll * st.queue.chunk_len() || now.saturating_duration_since(since) >= wait {
+      st.primed = true;
+    }
+    st.primed
+  }
+
   /// Expires deadlines and judges health, once per pass.
   fn judge(&self, st: &mut Input, now: Instant) {
     self.expire(st, now);
-    let backlog = !st.queue.is_empty() || !st.waiters.is_empty();
+    // Audio held for the pre-roll is not a consumer falling behind.
+    let holding = st.preroll > 0 && !st.primed;
+    let backlog = !holding && (!st.queue.is_empty() || !st.waiters.is_empty());
     let q = self.queued_ms(st);
     let t = st.health.check(now, backlog, q);
     self.push_transition(st, t);
@@ -219,9 +236,18 @@ impl Source {
             pass.owed = (ticks - t).min(MAX_OWED_TICKS);
             break;
           }
-          if self.pop_chunk(st, now, batch.as_deref_mut()) {
+          // Waiting for the pre-roll: this tick plays nothing, as if the queue were empty.
+          let waiting = st.preroll > 0 && !st.primed && !Self::prime(st, now);
+          if !waiting && self.pop_chunk(st, now, batch.as_deref_mut()) {
             pass.chunks += 1;
-          } else if self.underrun(st) && fills {
+            continue;
+          }
+          if !waiting && st.preroll > 0 {
+            // Ran dry: the next audio waits for the pre-roll again.
+            st.primed = false;
+            st.refill_since = None;
+          }
+          if self.underrun(st) && fills {
             pass.gaps += 1;
           }
         }
@@ -400,6 +426,18 @@ impl Source {
       slot.request = Some(Box::new(Discard::new(self.out_format)));
     }
     self.sink_requested.store(true, Ordering::Release);
+  }
+
+  /// The pre-roll from now on (a `frames()` reader's own): `None` goes back to the
+  /// source's `prerollMs`. Checked like the option.
+  pub fn set_preroll(&self, ms: Option<u32>) -> Result<()> {
+    let ms = ms.unwrap_or(self.opts.preroll_ms);
+    crate::options::check_preroll(ms, self.opts.consumer)?;
+    let Ok(mut st) = self.input() else {
+      return Err(CoreError::Busy("setting the pre-roll: the source lock is busy".into()));
+    };
+    st.preroll = (ms / crate::format::CHUNK_MS) as usize;
+    Ok(())
   }
 
   /// Delivers to `sink` from the clock's next pass on (the current one is closed then):

@@ -115,6 +115,12 @@ pub(crate) struct Input {
   pending: Pending,
   started: bool,
   delivered_since_underrun: bool,
+  /// Pre-roll in chunks (the option, or what the current reader asked for); 0: none.
+  preroll: usize,
+  /// Delivery is running: the pre-roll was met (or waived) and the queue has not run dry.
+  primed: bool,
+  /// When audio came back while not primed: the pre-roll waits at most its length.
+  refill_since: Option<Instant>,
   underrun_unreported: u64,
   /// Bumped by every clear: the output side resets the processors' history before it
   /// processes audio captured after it.
@@ -239,6 +245,9 @@ impl Source {
       pending: Pending::default(),
       started: false,
       delivered_since_underrun: false,
+      preroll: (opts.preroll_ms / crate::format::CHUNK_MS) as usize,
+      primed: false,
+      refill_since: None,
       underrun_unreported: 0,
       reset_gen: 0,
       closed: false,
