@@ -229,7 +229,10 @@ impl NativeSource {
   /// A reader's own pre-roll (ms); none: back to the source's `prerollMs`.
   #[napi(catch_unwind)]
   pub fn set_preroll(&self, ms: Option<f64>) -> Result<()> {
-    let ms = ms.map(|v| capstan_core::whole("prerollMs", v)).transpose().map_err(js_err)?;
+    let ms = ms
+      .map(|v| capstan_core::whole("prerollMs", v))
+      .transpose()
+      .map_err(js_err)?;
     self.inner.set_preroll(ms).map_err(js_err)
   }
 

@@ -33,7 +33,11 @@ fn delivery_waits_for_the_preroll_then_plays_in_real_time() {
   s.capture(FrameRef::i16(&[2; 160]), None).unwrap();
   now += Duration::from_millis(1);
   s.tick(now, 1);
-  assert_eq!(s.metrics().delivered, 10 * MS, "30 ms queued: delivery starts, one chunk a tick");
+  assert_eq!(
+    s.metrics().delivered,
+    10 * MS,
+    "30 ms queued: delivery starts, one chunk a tick"
+  );
   for _ in 0..2 {
     now += Duration::from_millis(10);
     s.tick(now, 1);
@@ -52,7 +56,11 @@ fn a_short_utterance_waits_no_longer_than_the_preroll_and_a_flush_not_at_all() {
   s.tick(t0 + Duration::from_millis(40), 1);
   assert_eq!(s.metrics().delivered, 0);
   s.tick(t0 + Duration::from_millis(50), 1);
-  assert_eq!(s.metrics().delivered, 10 * MS, "released once it waited as long as the pre-roll");
+  assert_eq!(
+    s.metrics().delivered,
+    10 * MS,
+    "released once it waited as long as the pre-roll"
+  );
   // The queue ran dry; a flush() (the end of a segment) releases what is queued at once.
   s.tick(t0 + Duration::from_millis(60), 1);
   s.capture(FrameRef::i16(&[1; 120]), None).unwrap();

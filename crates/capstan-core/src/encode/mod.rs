@@ -251,7 +251,10 @@ impl Encoder for Resampled {
   fn push_part(&mut self, chunk: &[i16], frames: usize, out: &mut Vec<Piece>) -> std::result::Result<(), String> {
     self.buf.clear();
     self.resample.process(chunk, &mut self.buf)?;
-    let (from, to) = (self.input.sample_rate as usize, self.inner.format().sample_rate as usize);
+    let (from, to) = (
+      self.input.sample_rate as usize,
+      self.inner.format().sample_rate as usize,
+    );
     let inner = self.inner.format().chunk_frames();
     let frames = if frames >= self.input.chunk_frames() {
       inner

@@ -47,7 +47,11 @@ impl Encoder for Pcm {
     super::check_chunk(self.format, chunk)?;
     let frames = frames.min(self.format.chunk_frames());
     let mut bytes = Vec::new();
-    write_samples(&chunk[..frames * self.format.channels as usize], self.sample, &mut bytes);
+    write_samples(
+      &chunk[..frames * self.format.channels as usize],
+      self.sample,
+      &mut bytes,
+    );
     out.push(Piece::data(bytes));
     self.samples += frames as u64;
     Ok(())

@@ -78,11 +78,7 @@ impl Source {
   /// [`flush_mark`](Source::flush_mark) that tells `before(mark, pad)` where the padded
   /// audio will end and how much of it is padding, before the padding is captured: once it
   /// is in, the clock may deliver the chunk at any moment.
-  pub fn flush_marked(
-    &self,
-    deadline_ms: Option<u32>,
-    before: impl FnOnce(u64, u64),
-  ) -> Result<(CaptureResult, u64)> {
+  pub fn flush_marked(&self, deadline_ms: Option<u32>, before: impl FnOnce(u64, u64)) -> Result<(CaptureResult, u64)> {
     let busy = |n: usize| {
       self.contended.fetch_add(n as u64, Ordering::Relaxed);
       Ok((

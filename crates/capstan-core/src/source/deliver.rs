@@ -195,7 +195,10 @@ impl Source {
     }
     let since = *st.refill_since.get_or_insert(now);
     let wait = Duration::from_millis(st.preroll as u64 * crate::format::CHUNK_MS as u64);
-    if st.queue.free_chunks() == 0 || st.queue.len_samples() >= st.preroll * st.queue.chunk_len() || now.saturating_duration_since(since) >= wait {
+    if st.queue.free_chunks() == 0
+      || st.queue.len_samples() >= st.preroll * st.queue.chunk_len()
+      || now.saturating_duration_since(since) >= wait
+    {
       st.primed = true;
     }
     st.primed
