@@ -11,8 +11,10 @@ import {
   AudioFrame,
   AudioSource,
   AudioStream,
+  ByteStreamAudioReceiver,
   CapstanError,
   SourceGroup,
+  memoryTransports,
   processors,
   type AudioSourceOptions,
   type CapstanErrorCode,
@@ -184,6 +186,19 @@ const cases: Case[] = [
     act: () => new AudioStream(5 as never, { sampleRate: 48000, channels: 1 }),
     expect: { throws: 'ERR_INVALID_OPTION' },
   },
+  ...(
+    [
+      ['`queueMs` NaN', { queueMs: Number.NaN }],
+      ['`queueMs` 15 (not a multiple of 10)', { queueMs: 15 }],
+      ['`idleTimeoutMs` -1', { idleTimeoutMs: -1 }],
+      ['`rpcAttempts` 0', { rpcAttempts: 0 }],
+      ['`rpcTimeoutMs` 1.5', { rpcTimeoutMs: 1.5 }],
+    ] as const
+  ).map(([what, o]) => ({
+    row: `\`ByteStreamAudioReceiver\` ${what}`,
+    act: () => new ByteStreamAudioReceiver(memoryTransports('a', 'b')[1], { sender: 'a', ...o }),
+    expect: { throws: 'ERR_INVALID_OPTION' as const },
+  })),
 
   // Frames
   { row: 'frame a string', act: (c) => c.source().captureFrame('abc' as never), expect: { rejects: 'ERR_INVALID_FRAME', counts: NOTHING } },
@@ -192,6 +207,11 @@ const cases: Case[] = [
   { row: 'frame a plain array', act: (c) => c.source().captureFrame([1, 2, 3] as never), expect: { rejects: 'ERR_INVALID_FRAME', counts: NOTHING } },
   { row: 'frame empty', act: (c) => c.source().captureFrame(new Int16Array(0)), expect: { rejects: 'ERR_INVALID_FRAME', counts: NOTHING } },
   { row: 'frame on a detached buffer', act: (c) => c.source().captureFrame(detached()), expect: { rejects: 'ERR_INVALID_FRAME', counts: NOTHING } },
+  {
+    row: 'frame a `Proxy` of an `Int16Array`',
+    act: (c) => c.source().captureFrame(new Proxy(ramp(C), {})),
+    expect: { rejects: 'ERR_INVALID_FRAME', counts: NOTHING },
+  },
   {
     row: 'frame ragged (481 samples, 2 channels)',
     act: (c) => c.source({ channels: 2 }).captureFrame(ramp(481)),

@@ -2,7 +2,7 @@ import { EventEmitter } from 'node:events'
 
 import { AudioFrame } from './frame'
 import { bounded } from './bounded'
-import { CapstanError } from './errors'
+import { CapstanError, describe, isCapstanError } from './errors'
 import { settleFair, turn } from './fairness'
 import type { EncodedSegment, EncodedStream, EncoderMetrics } from './encode'
 import { AudioSource } from './source'
@@ -56,6 +56,8 @@ export interface ByteStreamAudioSenderMetrics {
   failures: number
   clears: number
   playbackFinished: number
+  /** `lk.playback_finished` answers refused as malformed (not an object, a position that is not a finite number >= 0, `interrupted` not a boolean, over 64 KiB). */
+  invalidAnswers: number
   /** The PCM stream between the source and the transport: produced = read + queued + dropped + cleared. */
   encoder: EncoderMetrics
 }
@@ -84,7 +86,7 @@ export class ByteStreamAudioSender extends EventEmitter<ByteStreamAudioSenderEve
   #pushedSeconds = 0
   #closed = false
   readonly #pump: Promise<void>
-  readonly #m = { streams: 0, chunksSent: 0, bytesSent: 0, unsentBytes: 0, failures: 0, clears: 0, playbackFinished: 0 }
+  readonly #m = { streams: 0, chunksSent: 0, bytesSent: 0, unsentBytes: 0, failures: 0, clears: 0, playbackFinished: 0, invalidAnswers: 0 }
 
   constructor(source: AudioSource, transport: AudioTransport, options: ByteStreamAudioSenderOptions) {
     super()
@@ -110,13 +112,12 @@ export class ByteStreamAudioSender extends EventEmitter<ByteStreamAudioSenderEve
     this.#off.push(
       transport.handle(RPC_PLAYBACK_FINISHED, (payload, from) => {
         if (from !== this.destination) return 'reject'
-        let p: { playback_position?: unknown; interrupted?: unknown }
-        try {
-          p = JSON.parse(payload)
-        } catch {
+        const p = parsePlaybackFinished(payload)
+        if (!p) {
+          this.#m.invalidAnswers++
           return 'reject'
         }
-        this.#finished({ playbackPosition: Number(p.playback_position) || 0, interrupted: p.interrupted === true, status: 'finished' })
+        this.#finished({ ...p, status: 'finished' })
         return 'ok'
       }),
       transport.handle(RPC_PLAYBACK_STARTED, (_payload, from) => {
@@ -179,7 +180,7 @@ export class ByteStreamAudioSender extends EventEmitter<ByteStreamAudioSenderEve
     this.#failedSegment = segment
     this.#writer = undefined
     this.#m.failures++
-    const err = e instanceof CapstanError ? e : new CapstanError('ERR_TRANSPORT', `byte stream: ${(e as Error)?.message ?? e}`, { cause: e })
+    const err = isCapstanError(e) ? e : new CapstanError('ERR_TRANSPORT', `byte stream: ${describe(e)}`, { cause: e })
     if (this.listenerCount('error') > 0) this.emit('error', err)
   }
 
@@ -213,7 +214,19 @@ export class ByteStreamAudioSender extends EventEmitter<ByteStreamAudioSenderEve
   waitForPlayback(): Promise<PlaybackFinished> {
     // Settled at once, so through the turn's budget: a loop of these must not starve timers.
     if (this.#closed) return settleFair({ playbackPosition: this.#pushedSeconds, interrupted: true, status: 'closed' })
-    return new Promise((r) => this.#waiting.push(r))
+    return this.#addWaiter()[0]
+  }
+
+  /** A waiter for the next answer, and how to take exactly that waiter back. */
+  #addWaiter(): [Promise<PlaybackFinished>, () => void] {
+    let resolve!: (p: PlaybackFinished) => void
+    const promise = new Promise<PlaybackFinished>((r) => (resolve = r))
+    this.#waiting.push(resolve)
+    const cancel = () => {
+      const i = this.#waiting.indexOf(resolve)
+      if (i >= 0) this.#waiting.splice(i, 1)
+    }
+    return [promise, cancel]
   }
 
   /**
@@ -230,21 +243,26 @@ export class ByteStreamAudioSender extends EventEmitter<ByteStreamAudioSenderEve
     this.#source.clearQueue()
     this.#stream.clear()
     void this.#stream.segment().catch(() => {})
-    const answer = this.waitForPlayback()
+    // This call's own waiter: taken back (never another's) when no answer is coming.
+    const [answer, cancel] = this.#closed ? [this.waitForPlayback(), () => {}] : this.#addWaiter()
     const fallback = (): PlaybackFinished => ({ playbackPosition: this.#pushedSeconds, interrupted: true, status: 'timeout' })
     try {
-      await bounded(this.#transport.call({ to: this.destination, method: RPC_CLEAR_BUFFER, payload: '', timeoutMs: this.#clearMs }), this.#clearMs, RPC_CLEAR_BUFFER)
+      await bounded(
+        Promise.resolve().then(() => this.#transport.call({ to: this.destination, method: RPC_CLEAR_BUFFER, payload: '', timeoutMs: this.#clearMs })),
+        this.#clearMs,
+        RPC_CLEAR_BUFFER,
+      )
     } catch (e) {
       this.#fail(-3, e)
-      const i = this.#waiting.length - 1
-      const p = fallback()
-      this.#waiting.splice(i, 1)
-      return p
+      cancel()
+      return fallback()
     }
     let t: NodeJS.Timeout | undefined
     const timedOut = new Promise<PlaybackFinished>((r) => (t = setTimeout(() => r(fallback()), this.#clearMs)))
     const p = await Promise.race([answer, timedOut])
     clearTimeout(t)
+    // Timed out: its waiter must not take the next answer, which belongs to a later wait.
+    cancel()
     return p
   }
 
@@ -263,6 +281,38 @@ export class ByteStreamAudioSender extends EventEmitter<ByteStreamAudioSenderEve
     for (const off of this.#off) off()
     this.#settleAll({ playbackPosition: this.#pushedSeconds, interrupted: true, status: 'closed' })
   }
+}
+
+/** An option that must be a whole number in [min, max]; `dflt` when absent. */
+function wholeIn(name: string, v: unknown, dflt: number, min: number, max: number): number {
+  if (v === undefined) return dflt
+  if (typeof v !== 'number' || !Number.isInteger(v) || v < min || v > max) {
+    throw new CapstanError('ERR_INVALID_OPTION', `${name} must be a whole number ${min}..${max}, got ${describe(v)}`)
+  }
+  return v
+}
+
+/** The largest `lk.playback_finished` payload read. */
+const MAX_ANSWER_BYTES = 64 * 1024
+
+/**
+ * A receiver's `lk.playback_finished` payload, parsed strictly: an object with
+ * `playback_position` a finite number >= 0 (seconds) and `interrupted` a boolean (absent:
+ * false). Anything else is undefined: refused and counted, never a throw in the handler.
+ */
+function parsePlaybackFinished(payload: unknown): { playbackPosition: number; interrupted: boolean } | undefined {
+  if (typeof payload !== 'string' || payload.length > MAX_ANSWER_BYTES) return undefined
+  let p: unknown
+  try {
+    p = JSON.parse(payload)
+  } catch {
+    return undefined
+  }
+  if (typeof p !== 'object' || p === null || Array.isArray(p)) return undefined
+  const { playback_position: pos, interrupted } = p as { playback_position?: unknown; interrupted?: unknown }
+  if (typeof pos !== 'number' || !Number.isFinite(pos) || pos < 0) return undefined
+  if (interrupted !== undefined && typeof interrupted !== 'boolean') return undefined
+  return { playbackPosition: pos, interrupted: interrupted === true }
 }
 
 /** Marks the end of a segment in a receiver's output (after its last frame). */
@@ -346,10 +396,12 @@ export class ByteStreamAudioReceiver extends EventEmitter<ByteStreamAudioReceive
     }
     this.sender = options.sender
     this.#transport = transport
-    this.#queueMs = options.queueMs ?? 5000
-    this.#idleMs = options.idleTimeoutMs ?? 10_000
-    this.#attempts = options.rpcAttempts ?? 3
-    this.#rpcMs = options.rpcTimeoutMs ?? 5000
+    // Checked here, not when the first stream arrives: a bad value is the caller's bug.
+    this.#queueMs = wholeIn('queueMs', options.queueMs, 5000, 10, 600_000)
+    if (this.#queueMs % 10 !== 0) throw new CapstanError('ERR_INVALID_OPTION', `queueMs must be a multiple of 10, got ${this.#queueMs}`)
+    this.#idleMs = wholeIn('idleTimeoutMs', options.idleTimeoutMs, 10_000, 1, 3_600_000)
+    this.#attempts = wholeIn('rpcAttempts', options.rpcAttempts, 3, 1, 10)
+    this.#rpcMs = wholeIn('rpcTimeoutMs', options.rpcTimeoutMs, 5000, 1, 3_600_000)
     this.#off.push(
       transport.onStream(AUDIO_STREAM_TOPIC, (s) => {
         if (s.from !== this.sender) {
@@ -372,7 +424,7 @@ export class ByteStreamAudioReceiver extends EventEmitter<ByteStreamAudioReceive
       }),
     )
     // Never an unhandled rejection: a failure here ends reception, and close() still works.
-    this.#loop = this.#receive().catch((e: unknown) => this.#reject(`receiver stopped: ${(e as Error)?.message ?? e}`))
+    this.#loop = this.#receive().catch((e: unknown) => this.#reject(`receiver stopped: ${describe(e)}`))
   }
 
   #kick(): void {
@@ -450,7 +502,7 @@ export class ByteStreamAudioReceiver extends EventEmitter<ByteStreamAudioReceive
       })
       // A stream that breaks (its sender vanished mid-segment) ends the segment, interrupted.
       const r = await Promise.race([next, idle, superseded]).catch((e: unknown) => {
-        this.#reject(`byte stream broke: ${(e as Error)?.message ?? e}`)
+        this.#reject(`byte stream broke: ${describe(e)}`)
         return 'broken' as const
       })
       clearTimeout(t)

@@ -22,6 +22,33 @@ export class CapstanError extends Error {
   }
 }
 
+/**
+ * What went wrong, as text, whatever was thrown: a Symbol, an object whose `message` getter
+ * throws, a revoked Proxy. Never throws (an error path must not fail in turn).
+ */
+export function describe(e: unknown): string {
+  try {
+    if (typeof e === 'symbol') return e.toString()
+    if (typeof e === 'object' && e !== null) {
+      const m = (e as { message?: unknown }).message
+      if (typeof m === 'string') return m
+      return Object.prototype.toString.call(e)
+    }
+    return String(e)
+  } catch {
+    return 'an error that could not be described'
+  }
+}
+
+/** `e instanceof CapstanError`, false for a value that throws when asked (a revoked Proxy). */
+export function isCapstanError(e: unknown): e is CapstanError {
+  try {
+    return e instanceof CapstanError
+  } catch {
+    return false
+  }
+}
+
 /** The codes core errors carry in `code` (the binding makes them the napi error status). */
 let coreCodes: Set<string> | undefined
 
@@ -38,6 +65,8 @@ export function fromNative(e: unknown): unknown {
     return new CapstanError(code as CapstanErrorCode, e.message, { cause: e })
   }
   if (code === 'GenericFailure') return new CapstanError('ERR_NATIVE_PANIC', `native panic: ${e.message}`, { cause: e })
+  // napi-rs refused an argument before the core saw it (a Proxy where a typed array goes).
+  if (code === 'InvalidArg') return new CapstanError('ERR_INVALID_FRAME', `not audio the binding can read: ${e.message}`, { cause: e })
   return e
 }
 

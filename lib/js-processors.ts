@@ -1,6 +1,6 @@
 import { AudioFrame, type AudioFrameLike } from './frame'
 import { binding } from './engine'
-import { CapstanError, native } from './errors'
+import { CapstanError, describe, native } from './errors'
 import type { FrameProcessor, FrameProcessorCredentials, FrameProcessorStreamInfo } from './processors'
 import type { ProcessorMetrics } from './types'
 import type { JsEvent, NativeLedger as NativeLedgerT } from '../index'
@@ -51,10 +51,6 @@ function letGo(procs: FrameProcessor<AudioFrame>[], autoClose: boolean): void {
     if (autoClose) h.closing--
     else h.sharing--
   }
-}
-
-function describe(e: unknown): string {
-  return e instanceof Error ? e.message : String(e)
 }
 
 /**

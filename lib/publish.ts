@@ -1,7 +1,7 @@
 import { EventEmitter } from 'node:events'
 
 import { bounded } from './bounded'
-import { CapstanError } from './errors'
+import { CapstanError, describe } from './errors'
 import type { AudioFrame } from './frame'
 import type { AudioSource } from './source'
 import type { LiveKitRoomLike } from './livekit'
@@ -242,7 +242,7 @@ export class Publisher extends EventEmitter<PublisherEvents> {
     } catch (e) {
       this.#m.framesLost++
       if (this.#stop) return false
-      return this.#stalled(e instanceof Error ? e.message : String(e))
+      return this.#stalled(describe(e))
     }
   }
 
@@ -269,7 +269,7 @@ export class Publisher extends EventEmitter<PublisherEvents> {
         await recreate()
         return true
       } catch (e) {
-        this.#abandon(`recreating the peer sink failed: ${(e as Error).message}`)
+        this.#abandon(`recreating the peer sink failed: ${describe(e)}`)
         return false
       }
     }
@@ -284,7 +284,7 @@ export class Publisher extends EventEmitter<PublisherEvents> {
             await recreate()
             resolve(true)
           } catch (e) {
-            this.#abandon(`recreating the peer sink failed: ${(e as Error).message}`)
+            this.#abandon(`recreating the peer sink failed: ${describe(e)}`)
             resolve(false)
           }
         },

@@ -47,9 +47,22 @@ interface SignalWaits {
  * option) is a boolean, and the processors list is native processors, then JS ones. The
  * type and range of every other option is checked natively (`ERR_INVALID_OPTION`).
  */
-function checkOptions(opts: unknown): AudioSourceOptions {
-  if (typeof opts !== 'object' || opts === null) {
+/** Every option `AudioSource` reads: each is read once, into a snapshot. */
+const OPTION_KEYS = [
+  'sampleRate', 'channels', 'name', 'queueMs', 'overflow', 'deadlineMs', 'stallAfterMs', 'consumer', 'fillSilence',
+  'prerollMs', 'readerBufferMs', 'processors', 'processorBypassAfter', 'processorBudgetMs', 'autoClose',
+] as const satisfies ReadonlyArray<keyof AudioSourceOptions>
+
+function checkOptions(given: unknown): AudioSourceOptions {
+  if (typeof given !== 'object' || given === null) {
     throw new CapstanError('ERR_INVALID_OPTION', 'AudioSource options must be an object')
+  }
+  // Read once: a getter that answers differently on a second read cannot make the JS side
+  // and the engine disagree (the wire saying stereo for a mono source).
+  const opts: Record<string, unknown> = {}
+  for (const k of OPTION_KEYS) {
+    const v = (given as Record<string, unknown>)[k]
+    if (v !== undefined) opts[k] = Array.isArray(v) ? [...v] : v
   }
   const autoClose = (opts as { autoClose?: unknown }).autoClose
   if (autoClose !== undefined && typeof autoClose !== 'boolean') {
@@ -82,7 +95,7 @@ function checkOptions(opts: unknown): AudioSourceOptions {
       }
     }
   }
-  return opts as AudioSourceOptions
+  return opts as unknown as AudioSourceOptions
 }
 
 /** Splits what the caller passed into samples and declared format (undefined: the source's). */
@@ -376,8 +389,9 @@ export class AudioSource extends EventEmitter<AudioSourceEvents> implements Enco
    */
   async *frames(opts: { frameMs?: number; prerollMs?: number } = {}): AsyncIterableIterator<AudioFrame> {
     const frameMs = opts.frameMs ?? 10
-    if (!Number.isInteger(frameMs) || frameMs < 10 || frameMs % 10 !== 0) {
-      throw new CapstanError('ERR_INVALID_OPTION', `frameMs must be a multiple of 10, got ${frameMs}`)
+    // Bounded: a frame is audio held back from the reader until it is whole.
+    if (!Number.isInteger(frameMs) || frameMs < 10 || frameMs % 10 !== 0 || frameMs > 1000) {
+      throw new CapstanError('ERR_INVALID_OPTION', `frameMs must be a multiple of 10 up to 1000, got ${frameMs}`)
     }
     if (frameMs === 10) {
       yield* this.#frames10(opts.prerollMs)

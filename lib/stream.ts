@@ -140,15 +140,19 @@ export class AudioStream extends EventEmitter<AudioSourceEvents> implements Asyn
           break
         }
         if (this.#stopped) break
-        const frame = r.value
-        const ms = frameMs(frame)
-        // Woken by any frame the reader got, which may have left the queue before it filled:
-        // look again, until there is room or the reader has had its time.
-        while (!this.#stopped && this.#source.queuedMs + ms > this.#queueMs) {
-          if (await this.#waitForRoom(ms)) break
+        // A frame longer than half the queue goes in in slices: whole, it could never find
+        // room, and a reader parked in next() would wait for it forever.
+        for (const frame of slices(r.value, this.#queueMs / 2)) {
+          const ms = frameMs(frame)
+          // Woken by any frame the reader got, which may have left the queue before it
+          // filled: look again, until there is room or the reader has had its time.
+          while (!this.#stopped && this.#source.queuedMs + ms > this.#queueMs) {
+            if (await this.#waitForRoom(ms)) break
+          }
+          if (this.#stopped) break
+          this.#source.tryCaptureFrame(frame)
         }
         if (this.#stopped) break
-        this.#source.tryCaptureFrame(frame)
         const next = turn()
         if (next) await next
       }
@@ -233,6 +237,18 @@ export class AudioStream extends EventEmitter<AudioSourceEvents> implements Asyn
   [Symbol.asyncDispose](): Promise<void> {
     return this.close()
   }
+}
+
+/** `f` cut into frames of at most `maxMs` (at least 10 ms each), whole sample frames. */
+function slices(f: AudioFrameLike, maxMs: number): AudioFrameLike[] {
+  const ms = frameMs(f)
+  if (ms <= maxMs || ms === 0) return [f]
+  const per = Math.max(Math.ceil(f.sampleRate / 100), Math.floor((maxMs * f.sampleRate) / 1000)) * f.channels
+  const out: AudioFrameLike[] = []
+  for (let off = 0; off < f.data.length; off += per) {
+    out.push({ data: f.data.subarray(off, Math.min(f.data.length, off + per)), sampleRate: f.sampleRate, channels: f.channels })
+  }
+  return out
 }
 
 /** How long a frame lasts, in ms (0 for one the source will refuse anyway). */
