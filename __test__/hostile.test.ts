@@ -198,3 +198,122 @@ describe('careless callers', () => {
     expect(r.code).toBe(0)
   })
 })
+
+/** A byte stream that records whether it was cancelled; `open` streams never end. */
+function fakeStream(o: { from?: string; attributes?: unknown; chunks?: Uint8Array[]; open?: boolean; throwing?: unknown }) {
+  const chunks = [...(o.chunks ?? [])]
+  const s = {
+    from: o.from ?? 'agent',
+    topic: 'lk.audio_stream',
+    attributes: (o.attributes ?? { sample_rate: '16000', num_channels: '1' }) as Record<string, string>,
+    returned: 0,
+    [Symbol.asyncIterator](): AsyncIterator<Uint8Array> {
+      return {
+        next: () => {
+          if (o.throwing !== undefined) return Promise.reject(o.throwing)
+          const c = chunks.shift()
+          if (c) return Promise.resolve({ done: false, value: c })
+          return o.open ? new Promise(() => {}) : Promise.resolve({ done: true, value: undefined })
+        },
+        return: async () => {
+          s.returned++
+          return { done: true, value: undefined }
+        },
+      }
+    },
+  }
+  return s
+}
+
+/** A transport whose incoming streams the test hands in (and that ignores off()). */
+function streamsByHand() {
+  const [, avatar] = memoryTransports('agent', 'avatar')
+  const handlers: Array<(s: unknown) => void> = []
+  const t: AudioTransport = {
+    identity: 'avatar',
+    openStream: (o) => avatar.openStream(o),
+    onStream: (_topic, h) => {
+      handlers.push(h as (s: unknown) => void)
+      return () => {} // ignores off(): the receiver must cope after close
+    },
+    call: (o) => avatar.call(o),
+    handle: (m, h) => avatar.handle(m, h),
+    onPeerLeft: (h) => avatar.onPeerLeft(h),
+  }
+  return { t, deliver: (s: unknown) => handlers.forEach((h) => h(s)) }
+}
+
+const pcm = (ms: number) => new Uint8Array(new Int16Array(ramp(16 * ms)).buffer)
+
+describe('the receiver and the streams it abandons', () => {
+  it('close() settles while a stream is open, and every close() waits for the same end', async () => {
+    const { t, deliver } = streamsByHand()
+    const rx = new ByteStreamAudioReceiver(t, { sender: 'agent', idleTimeoutMs: 60_000 })
+    const open = fakeStream({ chunks: [pcm(100)], open: true })
+    deliver(open)
+    await new Promise((r) => setTimeout(r, 50))
+    const order: string[] = []
+    const first = rx.close().then(() => order.push('first'))
+    const second = rx.close().then(() => order.push('second'))
+    await within(Promise.all([first, second]), 3000, 'close with a stream open')
+    expect(order).toEqual(['first', 'second'])
+    expect(open.returned).toBe(1)
+  })
+
+  it('superseded, queued-at-close and after-close streams are cancelled; waiting streams are capped and counted', async () => {
+    const { t, deliver } = streamsByHand()
+    const rx = new ByteStreamAudioReceiver(t, { sender: 'agent', idleTimeoutMs: 60_000 })
+    const a = fakeStream({ chunks: [pcm(20)], open: true })
+    deliver(a)
+    await new Promise((r) => setTimeout(r, 30))
+    const queued = Array.from({ length: 70 }, () => fakeStream({ chunks: [pcm(10)], open: true }))
+    for (const s of queued) deliver(s)
+    await new Promise((r) => setTimeout(r, 30))
+    // A was superseded by the first queued one: cancelled.
+    expect(a.returned).toBe(1)
+    await within(rx.close(), 3000, 'close')
+    const late = fakeStream({ chunks: [pcm(10)] })
+    deliver(late)
+    expect(late.returned).toBe(1)
+    // The 70 queued: one was playing (superseded by the next and cancelled), the rest were
+    // either beyond the cap or still waiting at close; every one was cancelled.
+    for (const s of queued) expect(s.returned, 'each queued stream cancelled').toBeGreaterThanOrEqual(1)
+    const m = rx.metrics()
+    expect(m.droppedStreams).toBeGreaterThanOrEqual(70 - 64)
+    expect(m.streams + m.droppedStreams).toBeGreaterThanOrEqual(70)
+  })
+
+  it('one bad stream (attributes that throw, an iterator that throws a non-Error) is skipped; the next one plays', async () => {
+    const { t, deliver } = streamsByHand()
+    const rx = new ByteStreamAudioReceiver(t, { sender: 'agent' })
+    closers.push(() => rx.close())
+    const errors: unknown[] = []
+    rx.on('stream-error', (e) => errors.push(e))
+    const throwingAttrs = fakeStream({})
+    Object.defineProperty(throwingAttrs, 'attributes', {
+      get() {
+        throw Symbol('no attributes for you')
+      },
+    })
+    deliver(throwingAttrs)
+    deliver(fakeStream({ attributes: undefined as never }))
+    deliver(fakeStream({ attributes: { sample_rate: '0x3E80', num_channels: '1' } }))
+    deliver(fakeStream({ throwing: Symbol('broken') }))
+    deliver(fakeStream({ chunks: [pcm(30)] }))
+    const got: number[] = []
+    await within(
+      (async () => {
+        for await (const item of rx) {
+          // (The broken stream ends an interrupted segment of its own first.)
+          if ('data' in item) got.push(...item.data)
+          else if (got.length > 0) break
+        }
+      })(),
+      5000,
+      'the good stream',
+    )
+    expect(got.length).toBe(480)
+    expect(errors.length).toBeGreaterThanOrEqual(3)
+    for (const e of errors) expect(e).toBeInstanceOf(CapstanError)
+  })
+})

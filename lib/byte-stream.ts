@@ -283,6 +283,32 @@ export class ByteStreamAudioSender extends EventEmitter<ByteStreamAudioSenderEve
   }
 }
 
+/** Byte streams a receiver holds waiting to be played; past it the newest are cancelled. */
+const MAX_PENDING_STREAMS = 64
+
+/** A decimal integer attribute, strictly ('48000', not '0x1F40', ' 48000' or '4.8e4'). */
+function strictInt(v: unknown): number {
+  return typeof v === 'string' && /^[1-9][0-9]{0,8}$/.test(v) ? Number(v) : Number.NaN
+}
+
+/** Tells a stream nobody will read it (its iterator's return()), whatever it does then. */
+function cancel(s: IncomingByteStream): void {
+  try {
+    cancelIterator(s[Symbol.asyncIterator]())
+  } catch {
+    // a stream that cannot even be iterated is done all the same
+  }
+}
+
+function cancelIterator(it: AsyncIterator<unknown>): void {
+  try {
+    const r = it.return?.() as unknown
+    if (r instanceof Promise) r.catch(() => undefined)
+  } catch {
+    // an iterator whose return() throws is done all the same
+  }
+}
+
 /** An option that must be a whole number in [min, max]; `dflt` when absent. */
 function wholeIn(name: string, v: unknown, dflt: number, min: number, max: number): number {
   if (v === undefined) return dflt
@@ -355,6 +381,8 @@ export interface ByteStreamAudioReceiverMetrics {
   discardedBytes: number
   segments: number
   clears: number
+  /** Streams cancelled unplayed: beyond `MAX_PENDING_STREAMS` waiting, or still waiting at close. */
+  droppedStreams: number
   /** The reassembly queue (samples): captured = delivered + queued + dropped + cleared. */
   queue: SourceMetrics | undefined
 }
@@ -387,7 +415,10 @@ export class ByteStreamAudioReceiver extends EventEmitter<ByteStreamAudioReceive
   #frames: AsyncIterator<AudioFrame> | undefined
   #pending: Promise<IteratorResult<AudioFrame>> | undefined
   readonly #loop: Promise<void>
-  readonly #m = { streams: 0, ignoredStreams: 0, rejectedStreams: 0, bytesReceived: 0, discardedBytes: 0, segments: 0, clears: 0 }
+  readonly #m = { streams: 0, ignoredStreams: 0, rejectedStreams: 0, bytesReceived: 0, discardedBytes: 0, segments: 0, clears: 0, droppedStreams: 0 }
+  /** Aborts a capture waiting for room when the receiver closes. */
+  readonly #abort = new AbortController()
+  #closing: Promise<void> | undefined
 
   constructor(transport: AudioTransport, options: ByteStreamAudioReceiverOptions) {
     super()
@@ -404,10 +435,27 @@ export class ByteStreamAudioReceiver extends EventEmitter<ByteStreamAudioReceive
     this.#rpcMs = wholeIn('rpcTimeoutMs', options.rpcTimeoutMs, 5000, 1, 3_600_000)
     this.#off.push(
       transport.onStream(AUDIO_STREAM_TOPIC, (s) => {
-        if (s.from !== this.sender) {
+        if (this.#closed) {
+          // A transport that ignored off(): the stream is cancelled, not left queueing.
+          cancel(s)
+          return
+        }
+        let from: unknown
+        try {
+          from = s.from
+        } catch {
+          from = undefined
+        }
+        if (from !== this.sender) {
           // Read and thrown away (counted), so an unread stream holds no memory.
           this.#m.ignoredStreams++
           void this.#discard(s).catch(() => {})
+          return
+        }
+        if (this.#incoming.length >= MAX_PENDING_STREAMS) {
+          // Bounded: a sender opening streams faster than they play loses the newest, counted.
+          this.#m.droppedStreams++
+          cancel(s)
           return
         }
         this.#incoming.push(s)
@@ -454,27 +502,51 @@ export class ByteStreamAudioReceiver extends EventEmitter<ByteStreamAudioReceive
         continue
       }
       this.#m.streams++
-      const rate = Number(s.attributes.sample_rate)
-      const channels = Number(s.attributes.num_channels)
-      if (!Number.isInteger(rate) || !Number.isInteger(channels) || rate < 8000 || rate > 192_000 || rate % 100 !== 0 || channels < 1 || channels > 8) {
-        this.#reject(`byte stream without usable sample_rate/num_channels attributes (${JSON.stringify(s.attributes)}); skipped`)
-        await this.#discard(s)
-        continue
+      // One bad stream (attributes that throw, an iterator that throws anything) is that
+      // stream's failure, counted; the receiver goes on with the next.
+      try {
+        await this.#one(s)
+      } catch (e) {
+        this.#reject(`byte stream failed: ${describe(e)}; skipped`)
+        cancel(s)
       }
-      if (this.#format && (this.#format.rate !== rate || this.#format.channels !== channels)) {
-        this.#reject(`byte stream of ${rate} Hz / ${channels} ch, the receiver plays ${this.#format.rate} Hz / ${this.#format.channels} ch; skipped`, 'ERR_FORMAT_MISMATCH')
-        await this.#discard(s)
-        continue
-      }
-      if (!this.#source) {
-        this.#format = { rate, channels }
-        this.#source = new AudioSource({ sampleRate: rate, channels, consumer: 'pull', queueMs: Math.max(10, Math.round(this.#queueMs / 10) * 10), overflow: 'wait', deadlineMs: 3_600_000 })
-        const w = this.#formatArrived
-        this.#formatArrived = undefined
-        w?.()
-      }
-      await this.#play(s, this.#source, 2 * channels)
     }
+    // Closed: streams still waiting are cancelled (a LiveKit reader left open keeps queueing).
+    for (const s of this.#incoming.splice(0)) {
+      this.#m.droppedStreams++
+      cancel(s)
+    }
+  }
+
+  /** One stream from the sender: checked, then played (or skipped, counted). */
+  async #one(s: IncomingByteStream): Promise<void> {
+    const attrs = (s.attributes ?? {}) as Record<string, unknown>
+    const rate = strictInt(attrs.sample_rate)
+    const channels = strictInt(attrs.num_channels)
+    if (!Number.isInteger(rate) || !Number.isInteger(channels) || rate < 8000 || rate > 192_000 || rate % 100 !== 0 || channels < 1 || channels > 8) {
+      let shown: string
+      try {
+        shown = JSON.stringify(attrs).slice(0, 200)
+      } catch {
+        shown = describe(attrs)
+      }
+      this.#reject(`byte stream without usable sample_rate/num_channels attributes (${shown}); skipped`)
+      await this.#discard(s)
+      return
+    }
+    if (this.#format && (this.#format.rate !== rate || this.#format.channels !== channels)) {
+      this.#reject(`byte stream of ${rate} Hz / ${channels} ch, the receiver plays ${this.#format.rate} Hz / ${this.#format.channels} ch; skipped`, 'ERR_FORMAT_MISMATCH')
+      await this.#discard(s)
+      return
+    }
+    if (!this.#source) {
+      this.#format = { rate, channels }
+      this.#source = new AudioSource({ sampleRate: rate, channels, consumer: 'pull', queueMs: Math.max(10, Math.round(this.#queueMs / 10) * 10), overflow: 'wait', deadlineMs: 3_600_000 })
+      const w = this.#formatArrived
+      this.#formatArrived = undefined
+      w?.()
+    }
+    await this.#play(s, this.#source, 2 * channels)
   }
 
   async #discard(s: IncomingByteStream): Promise<void> {
@@ -506,7 +578,26 @@ export class ByteStreamAudioReceiver extends EventEmitter<ByteStreamAudioReceive
         return 'broken' as const
       })
       clearTimeout(t)
-      if (r === 'idle' || r === 'superseded' || r === 'broken') break
+      if (r === 'idle' || r === 'superseded' || r === 'broken' || this.#closed) {
+        // Abandoned: the chunk the leftover read brings is counted, and the stream cancelled.
+        if (r !== 'broken') {
+          void next.then(
+            (x) => {
+              if (!x.done) {
+                this.#m.bytesReceived += x.value.length
+                this.#m.discardedBytes += x.value.length
+              }
+            },
+            () => {},
+          )
+          if (r !== 'idle' && r !== 'superseded' && !r.done) {
+            this.#m.bytesReceived += r.value.length
+            this.#m.discardedBytes += r.value.length
+          }
+        }
+        cancelIterator(it)
+        break
+      }
       if (r.done) {
         ended = true
         break
@@ -528,11 +619,15 @@ export class ByteStreamAudioReceiver extends EventEmitter<ByteStreamAudioReceive
       if (whole === 0) continue
       // Aligned copy: byte streams hand over chunks at any offset.
       const samples = new Int16Array(bytes.slice(0, whole).buffer)
-      await source.captureFrame(samples)
+      // Aborted (and counted) if the receiver closes while it waits for room.
+      await source.captureFrame(samples, { signal: this.#abort.signal })
     }
     if (carry.length > 0) this.#m.discardedBytes += carry.length
+    // Closed: the reader ends after what is queued; nothing waits for it to be played.
+    if (this.#closed) return
     if (!this.#cleared) await source.flush()
-    await source.waitForPlayout()
+    await source.waitForPlayout({ signal: this.#abort.signal }).catch(() => undefined)
+    if (this.#closed) return
     // A clear while the segment's tail was still queued interrupts it too.
     const interrupted = this.#cleared || !ended
     this.#ends.push(new AudioSegmentEnd(this.#m.segments++, interrupted))
@@ -603,13 +698,22 @@ export class ByteStreamAudioReceiver extends EventEmitter<ByteStreamAudioReceive
     return { ...this.#m, queue: this.#source?.metrics() }
   }
 
-  /** Stops receiving and answering; a reader ends after what was already queued. */
-  async close(): Promise<void> {
+  /**
+   * Stops receiving and answering; a reader ends after what was already queued. Settles
+   * whatever the sender does (an open stream is cancelled); every call waits for the same
+   * end.
+   */
+  close(): Promise<void> {
+    this.#closing ??= this.#close()
+    return this.#closing
+  }
+
+  async #close(): Promise<void> {
     const start = turn()
     if (start) await start
-    if (this.#closed) return
     this.#closed = true
     for (const off of this.#off) off()
+    this.#abort.abort()
     this.#kick()
     const w = this.#formatArrived
     this.#formatArrived = undefined
