@@ -317,3 +317,46 @@ describe('the receiver and the streams it abandons', () => {
     for (const e of errors) expect(e).toBeInstanceOf(CapstanError)
   })
 })
+
+describe('one RPC method, several handlers', () => {
+  it('memoryTransports: closing an old receiver leaves the new one answering lk.clear_buffer', async () => {
+    const [agent, avatar] = memoryTransports('agent', 'avatar')
+    const old = new ByteStreamAudioReceiver(avatar, { sender: 'agent' })
+    const now = new ByteStreamAudioReceiver(avatar, { sender: 'agent' })
+    closers.push(() => now.close())
+    let cleared = 0
+    now.on('clear-buffer', () => cleared++)
+    await old.close()
+    expect(await agent.call({ to: 'avatar', method: 'lk.clear_buffer', payload: '', timeoutMs: 1000 })).toBe('ok')
+    expect(cleared).toBe(1)
+  })
+
+  it('livekitTransport: rtc-node keeps one handler per method, so calls are dispatched to every transport of the room', async () => {
+    const registered = new Map<string, (d: { callerIdentity: string; payload: string }) => Promise<string>>()
+    const room = {
+      localParticipant: {
+        identity: 'avatar',
+        streamBytes: async () => ({ write: async () => {}, close: async () => {} }),
+        performRpc: async () => 'ok',
+        registerRpcMethod: (m: string, h: (d: { callerIdentity: string; payload: string }) => Promise<string>) => void registered.set(m, h),
+        unregisterRpcMethod: (m: string) => void registered.delete(m),
+      },
+      registerByteStreamHandler: () => {},
+      unregisterByteStreamHandler: () => {},
+      on: () => room,
+      off: () => room,
+    }
+    const { livekitTransport } = await import('../lib/index')
+    const a = livekitTransport(room)
+    const b = livekitTransport(room)
+    const offA = a.handle('m', (_p, from) => (from === 'alice' ? 'from-a' : 'reject'))
+    const offB = b.handle('m', (_p, from) => (from === 'bob' ? 'from-b' : 'reject'))
+    const call = (from: string) => registered.get('m')!({ callerIdentity: from, payload: '' })
+    expect([await call('alice'), await call('bob'), await call('eve')]).toEqual(['from-a', 'from-b', 'reject'])
+    offA()
+    expect(await call('bob')).toBe('from-b')
+    expect(await call('alice')).toBe('reject')
+    offB()
+    expect(registered.has('m')).toBe(false)
+  })
+})

@@ -1,5 +1,5 @@
 import { CapstanError } from './errors'
-import type { AudioTransport, ByteStreamWriter, IncomingByteStream } from './transport'
+import { addTo, dispatch, type AudioTransport, type ByteStreamWriter, type IncomingByteStream, type RpcHandler } from './transport'
 
 /**
  * The parts of an `@livekit/rtc-node` `Room` the transport uses, written out so capstan
@@ -26,6 +26,13 @@ export interface LiveKitRoomLike {
 }
 
 /**
+ * The RPC handlers every transport over one room registered: rtc-node keeps one handler per
+ * method, so each method is registered once per room and its calls dispatched to all of
+ * them (two receivers of different senders in one process; closing one keeps the other).
+ */
+const rooms = new WeakMap<LiveKitRoomLike, Map<string, RpcHandler[]>>()
+
+/**
  * An `AudioTransport` over a connected LiveKit room (`@livekit/rtc-node`): byte streams
  * through `streamBytes`/`registerByteStreamHandler`, calls through RPC, departures from
  * `participantDisconnected` (and `disconnected`, which loses every peer).
@@ -33,6 +40,9 @@ export interface LiveKitRoomLike {
 export function livekitTransport(room: LiveKitRoomLike): AudioTransport {
   const lp = room.localParticipant
   if (!lp) throw new CapstanError('ERR_INVALID_STATE', 'livekitTransport needs a connected room (no localParticipant)')
+  let methods = rooms.get(room)
+  if (!methods) rooms.set(room, (methods = new Map()))
+  const shared = methods
   return {
     identity: lp.identity,
     async openStream(o): Promise<ByteStreamWriter> {
@@ -55,8 +65,10 @@ export function livekitTransport(room: LiveKitRoomLike): AudioTransport {
       return lp.performRpc({ destinationIdentity: o.to, method: o.method, payload: o.payload, responseTimeout: o.timeoutMs })
     },
     handle(method, handler) {
-      lp.registerRpcMethod(method, async (data) => handler(data.payload, data.callerIdentity))
-      return () => lp.unregisterRpcMethod(method)
+      if (!shared.has(method)) {
+        lp.registerRpcMethod(method, async (data) => dispatch([...(shared.get(method) ?? [])], data.payload, data.callerIdentity))
+      }
+      return addTo(shared, method, handler, () => lp.unregisterRpcMethod(method))
     },
     onPeerLeft(handler) {
       const left = (p: { identity: string }) => handler(p.identity)

@@ -33,6 +33,40 @@ export interface AudioTransport {
 
 type Handler<A extends unknown[]> = (...a: A) => void
 
+/** Answers calls of one method. */
+export type RpcHandler = (payload: string, from: string) => string | Promise<string>
+
+/**
+ * One call to several handlers of its method (a sender and a receiver in one process, two
+ * receivers of different senders): newest first, the first answer that is not `'reject'`
+ * is the answer. Each handler refuses callers that are not its peer, so each call reaches
+ * the one it is for, and removing one handler never removes another's.
+ */
+export async function dispatch(handlers: readonly RpcHandler[], payload: string, from: string): Promise<string> {
+  for (let i = handlers.length - 1; i >= 0; i--) {
+    const answer = await handlers[i](payload, from)
+    if (answer !== 'reject') return answer
+  }
+  return 'reject'
+}
+
+/** Adds `h` to the list under `key`; the returned function removes exactly it. */
+export function addTo<K, H>(map: Map<K, H[]>, key: K, h: H, onEmpty?: () => void): () => void {
+  let list = map.get(key)
+  if (!list) map.set(key, (list = []))
+  list.push(h)
+  return () => {
+    const l = map.get(key)
+    const i = l?.indexOf(h) ?? -1
+    if (!l || i < 0) return
+    l.splice(i, 1)
+    if (l.length === 0) {
+      map.delete(key)
+      onEmpty?.()
+    }
+  }
+}
+
 /** A byte stream between two in-process peers: chunks flow through a small async queue. */
 class MemoryStream implements IncomingByteStream {
   readonly #chunks: Uint8Array[] = []
@@ -73,7 +107,7 @@ class MemoryEnd implements AudioTransport {
   peer!: MemoryEnd
   gone = false
   readonly #streams = new Map<string, Set<(s: IncomingByteStream) => void>>()
-  readonly #methods = new Map<string, (payload: string, from: string) => string | Promise<string>>()
+  readonly #methods = new Map<string, RpcHandler[]>()
   readonly #left = new Set<Handler<[string]>>()
   constructor(readonly identity: string) {}
 
@@ -99,12 +133,13 @@ class MemoryEnd implements AudioTransport {
 
   async call(o: { to: string; method: string; payload: string; timeoutMs: number }): Promise<string> {
     const peer = this.#reach(o.to)
-    const h = peer.#methods.get(o.method)
-    if (!h) throw new Error(`unsupported method ${o.method}`)
+    const hs = peer.#methods.get(o.method)
+    if (!hs?.length) throw new Error(`unsupported method ${o.method}`)
+    const handlers = [...hs]
     let t: NodeJS.Timeout | undefined
     try {
       return await Promise.race([
-        Promise.resolve().then(() => h(o.payload, this.identity)),
+        Promise.resolve().then(() => dispatch(handlers, o.payload, this.identity)),
         new Promise<never>((_, rej) => (t = setTimeout(() => rej(new Error(`${o.method}: no response within ${o.timeoutMs} ms`)), o.timeoutMs))),
       ])
     } finally {
@@ -112,9 +147,8 @@ class MemoryEnd implements AudioTransport {
     }
   }
 
-  handle(method: string, handler: (payload: string, from: string) => string | Promise<string>): () => void {
-    this.#methods.set(method, handler)
-    return () => this.#methods.delete(method)
+  handle(method: string, handler: RpcHandler): () => void {
+    return addTo(this.#methods, method, handler)
   }
 
   onPeerLeft(handler: (identity: string) => void): () => void {
