@@ -40,6 +40,7 @@ describe('contract()', () => {
       stallAfterMs: 250,
       consumer: 'realtime',
       fillSilence: true,
+      prerollMs: 0,
       readerBufferMs: 50,
       processorBypassAfter: 5,
       processorBudgetMs: 5,
