@@ -703,14 +703,16 @@ export class ByteStreamAudioReceiver extends EventEmitter<ByteStreamAudioReceive
    * whatever the sender does (an open stream is cancelled); every call waits for the same
    * end.
    */
-  close(): Promise<void> {
+  async close(): Promise<void> {
+    // Settled at once after the first: through the turn's budget, so a loop of these
+    // cannot starve timers.
+    const start = turn()
+    if (start) await start
     this.#closing ??= this.#close()
     return this.#closing
   }
 
   async #close(): Promise<void> {
-    const start = turn()
-    if (start) await start
     this.#closed = true
     for (const off of this.#off) off()
     this.#abort.abort()
