@@ -37,7 +37,8 @@ export interface PublisherOptions {
    * How far ahead of real time the peer's queue is kept, ms (0 turns it off). When the
    * peer's queue has run dry (the first audio, or audio after a pause), frames are held
    * until this much is there and sent together: up to this much added latency at each
-   * start, in exchange for late event-loop turns not reaching the wire. Default 40.
+   * start, in exchange for late event-loop turns not reaching the wire. Default 80 (40
+   * let one run in 10-20 of a live producer reach the wire as concealment on a 2-core machine).
    */
   leadMs?: number
   /**
@@ -122,7 +123,7 @@ export class Publisher extends EventEmitter<PublisherEvents> {
     this.#closeMs = o.closeTimeoutMs ?? 2000
     this.#recovery = o.recovery ?? 'recreate'
     this.#frameMs = o.frameMs ?? 20
-    this.#leadMs = o.leadMs ?? 40
+    this.#leadMs = o.leadMs ?? 80
     this.#prerollMs = o.prerollMs === 0 ? undefined : (o.prerollMs ?? 80)
     this.#done = this.#run()
   }

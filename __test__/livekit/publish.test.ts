@@ -56,7 +56,7 @@ describe('a live producer (irregular 7..53 ms frames in real time) through publi
     livekitServerBinary()
   }, 20 * 60_000)
 
-  // The publisher's defaults (a pre-roll of 80 ms on the source, the peer kept 40 ms ahead)
+  // The publisher's defaults (a pre-roll of 80 ms on the source, the peer kept 80 ms ahead)
   // absorb the producer's bursts and the event loop's late turns: without them the receiver
   // concealed holes and the whole-span tone read 444..453 Hz on this machine.
   it('10 runs of 3 s: the tone over its whole span is within 2 Hz of 440 in every run, no hole, nothing lost', { timeout: 240_000 }, async () => {
