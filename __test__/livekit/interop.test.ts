@@ -9,7 +9,7 @@ import { existsSync } from 'node:fs'
 import { join } from 'node:path'
 import { beforeAll, describe, expect, it } from 'vitest'
 
-import { fixture, interpreterFor, lastJsonLine, livekitServerBinary, runManyInLivekitNetns, type NetnsResult } from './netns'
+import { clientCode, fixture, interpreterFor, lastJsonLine, livekitServerBinary, runManyInLivekitNetns, type NetnsResult } from './netns'
 
 const ROOT = join(__dirname, '..', '..')
 const dump = (r: NetnsResult) =>
@@ -35,7 +35,7 @@ describe('avatar byte-stream interop with LiveKit agents (real server)', () => {
       { timeoutMs: 90_000 },
     )
     expect(r.timedOut, dump(r)).toBe(false)
-    expect(r.procs.map((p) => p.code), dump(r)).toEqual([0, 0])
+    expect(r.procs.map(clientCode), dump(r)).toEqual([0, 0])
     const avatar = lastJsonLine(r.procs[0].stdout)
     const agent = lastJsonLine(r.procs[1].stdout)
     expect(avatar.ok && agent.ok, dump(r)).toBe(true)
@@ -66,7 +66,7 @@ describe('avatar byte-stream interop with LiveKit agents (real server)', () => {
       { timeoutMs: 90_000 },
     )
     expect(r.timedOut, dump(r)).toBe(false)
-    expect(r.procs.map((p) => p.code), dump(r)).toEqual([0, 0])
+    expect(r.procs.map(clientCode), dump(r)).toEqual([0, 0])
     const avatar = lastJsonLine(r.procs[0].stdout)
     const agent = lastJsonLine(r.procs[1].stdout)
     expect(avatar.ok && agent.ok, dump(r)).toBe(true)
