@@ -149,6 +149,18 @@ export class EncodedStream extends EventEmitter<EncodedStreamEvents> implements 
 
   /** @internal The source's `encoded` event: bytes for a waiting reader, segment ends, errors. */
   wake(): void {
+    this.#takeFinished()
+    const errors = native(() => this.#native.takeErrors())
+    if (this.listenerCount('error') > 0) {
+      for (const m of errors) this.emit('error', new CapstanError('ERR_ENCODER', m))
+    }
+    const w = this.#wakeReader
+    this.#wakeReader = undefined
+    w?.()
+  }
+
+  /** Segments the engine finished since the last look: settles `segment()`/`finish()`. */
+  #takeFinished(): void {
     for (const f of native(() => this.#native.takeFinished())) {
       const seg = this.#segmentOf(f)
       this.#lastSegment = seg
@@ -162,13 +174,6 @@ export class EncodedStream extends EventEmitter<EncodedStreamEvents> implements 
       }
       this.emit('segment', seg)
     }
-    const errors = native(() => this.#native.takeErrors())
-    if (this.listenerCount('error') > 0) {
-      for (const m of errors) this.emit('error', new CapstanError('ERR_ENCODER', m))
-    }
-    const w = this.#wakeReader
-    this.#wakeReader = undefined
-    w?.()
   }
 
   /** Every byte in order, each yield whole pages/frames; ends when the stream has ended and been read. */
@@ -191,6 +196,9 @@ export class EncodedStream extends EventEmitter<EncodedStreamEvents> implements 
       for (;;) {
         const r = native(() => this.#native.read(max))
         if (r.state === 'ended') {
+          // The reader may see the end before the engine's event for it arrives: the last
+          // segment is taken now, so `ended` and pending `segment()`s agree with the reader.
+          this.#takeFinished()
           retireEncoder(this, this.metrics())
           return
         }
