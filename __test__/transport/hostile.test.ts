@@ -1,0 +1,362 @@
+// Hostile peers and careless callers (the outside probes' findings): transports that reject
+// with values that are not Errors, clears that fail or time out, malformed answers, a frame
+// longer than a stream's queue, options that change under a second read. Each case failed
+// before its fix; every call here settles.
+import { afterEach, describe, expect, it } from 'vitest'
+
+import { AudioSource, AudioStream, ByteStreamAudioReceiver, ByteStreamAudioSender, CapstanError, memoryTransports, type AudioTransport } from '../../dist/index.js'
+import { runNode } from '../spawn'
+import { ramp, within } from '../helpers'
+
+const closers: Array<() => Promise<unknown>> = []
+afterEach(async () => {
+  for (const c of closers.splice(0).reverse()) await c()
+})
+
+/** Values a hostile transport may reject with that are not Errors. */
+function badValues(): Array<[string, () => unknown]> {
+  return [
+    ['a Symbol', () => Symbol('nope')],
+    ['an object whose message getter throws', () => ({
+      get message(): string {
+        throw new Error('gotcha')
+      },
+    })],
+    ['a revoked Proxy', () => {
+      const { proxy, revoke } = Proxy.revocable({}, {})
+      revoke()
+      return proxy
+    }],
+  ]
+}
+
+/** One end of a memory transport pair with some calls replaced. */
+function hostile(base: AudioTransport, over: Partial<AudioTransport>): AudioTransport {
+  return {
+    identity: base.identity,
+    openStream: over.openStream ?? ((o) => base.openStream(o)),
+    onStream: (t, h) => base.onStream(t, h),
+    call: over.call ?? ((o) => base.call(o)),
+    handle: (m, h) => base.handle(m, h),
+    onPeerLeft: (h) => base.onPeerLeft(h),
+  }
+}
+
+describe('a transport that rejects with something that is not an Error', () => {
+  for (const [what, value] of badValues()) {
+    it(`write() rejecting with ${what}: 'error' is a CapstanError, the bytes are counted unsent, nothing crashes`, async () => {
+      const [agent] = memoryTransports('agent', 'avatar')
+      const t = hostile(agent, {
+        openStream: async () => ({ write: () => Promise.reject(value()), close: () => Promise.reject(value()) }),
+      })
+      const source = new AudioSource({ sampleRate: 16000, channels: 1, consumer: 'unpaced', queueMs: 1000 })
+      const sender = new ByteStreamAudioSender(source, t, { destination: 'avatar', clearTimeoutMs: 200 })
+      closers.push(() => source.close(), () => sender.close())
+      const errors: unknown[] = []
+      sender.on('error', (e) => errors.push(e))
+      await source.captureFrame(ramp(1600))
+      await within(sender.flush(), 3000, 'flush')
+      const until = Date.now() + 3000
+      while (sender.metrics().unsentBytes === 0 && Date.now() < until) await new Promise((r) => setTimeout(r, 10))
+      expect(sender.metrics().unsentBytes).toBeGreaterThan(0)
+      expect(errors.length).toBeGreaterThan(0)
+      for (const e of errors) {
+        expect(e).toBeInstanceOf(CapstanError)
+        expect((e as CapstanError).code).toBe('ERR_TRANSPORT')
+      }
+      // clearBuffer() on a call that rejects the same way settles with the stand-in answer.
+      const c = hostile(agent, { call: () => Promise.reject(value()) })
+      const s2 = new AudioSource({ sampleRate: 16000, channels: 1, consumer: 'unpaced' })
+      const tx2 = new ByteStreamAudioSender(s2, c, { destination: 'avatar', clearTimeoutMs: 200 })
+      closers.push(() => s2.close(), () => tx2.close())
+      tx2.on('error', () => {})
+      await expect(within(tx2.clearBuffer(), 3000, 'clearBuffer')).resolves.toMatchObject({ status: 'timeout', interrupted: true })
+    })
+  }
+})
+
+describe('clearBuffer() and the playback waiters', () => {
+  it("a failed clear takes back its own waiter, not the app's: the app's waitForPlayback() still gets the next answer", async () => {
+    const [agent, avatar] = memoryTransports('agent', 'avatar')
+    let fail = true
+    const t = hostile(agent, { call: (o) => (fail && o.method === 'lk.clear_buffer' ? Promise.reject(new Error('refused')) : agent.call(o)) })
+    const source = new AudioSource({ sampleRate: 16000, channels: 1, consumer: 'unpaced' })
+    const sender = new ByteStreamAudioSender(source, t, { destination: 'avatar', clearTimeoutMs: 300 })
+    closers.push(() => source.close(), () => sender.close())
+    sender.on('error', () => {})
+    const app = sender.waitForPlayback()
+    expect((await within(sender.clearBuffer(), 2000)).status).toBe('timeout')
+    fail = false
+    await avatar.call({ to: 'agent', method: 'lk.playback_finished', payload: JSON.stringify({ playback_position: 1.5, interrupted: false }), timeoutMs: 1000 })
+    await expect(within(app, 2000, "the app's wait")).resolves.toMatchObject({ status: 'finished', playbackPosition: 1.5 })
+  })
+
+  it('a clear that timed out leaves no waiter behind to take the answer meant for a later wait', async () => {
+    const [agent, avatar] = memoryTransports('agent', 'avatar')
+    avatar.handle('lk.clear_buffer', () => 'ok') // answers the call, never sends playback_finished
+    const source = new AudioSource({ sampleRate: 16000, channels: 1, consumer: 'unpaced' })
+    const sender = new ByteStreamAudioSender(source, agent, { destination: 'avatar', clearTimeoutMs: 100 })
+    closers.push(() => source.close(), () => sender.close())
+    expect((await within(sender.clearBuffer(), 2000)).status).toBe('timeout')
+    const later = sender.waitForPlayback()
+    await avatar.call({ to: 'agent', method: 'lk.playback_finished', payload: JSON.stringify({ playback_position: 0.25, interrupted: false }), timeoutMs: 1000 })
+    await expect(within(later, 2000, 'the later wait')).resolves.toMatchObject({ status: 'finished', playbackPosition: 0.25 })
+  })
+})
+
+describe('malformed playback_finished answers', () => {
+  it('are refused and counted, never thrown; a well-formed one still settles the wait', async () => {
+    const [agent, avatar] = memoryTransports('agent', 'avatar')
+    const source = new AudioSource({ sampleRate: 16000, channels: 1, consumer: 'unpaced' })
+    const sender = new ByteStreamAudioSender(source, agent, { destination: 'avatar' })
+    closers.push(() => source.close(), () => sender.close())
+    const wait = sender.waitForPlayback()
+    const bad = ['null', '5', '"x"', '[]', '{}', '{"playback_position":-1}', '{"playback_position":1e400}', '{"playback_position":"2"}', '{"playback_position":1,"interrupted":"yes"}', 'not json']
+    for (const payload of bad) {
+      // Refused: the handler answers 'reject' (a transport may also turn that into a rejection).
+      const answer = await avatar.call({ to: 'agent', method: 'lk.playback_finished', payload, timeoutMs: 1000 }).catch(() => 'reject')
+      expect(answer, payload).toBe('reject')
+    }
+    expect(sender.metrics().invalidAnswers).toBe(bad.length)
+    expect(sender.metrics().playbackFinished).toBe(0)
+    await avatar.call({ to: 'agent', method: 'lk.playback_finished', payload: '{"playback_position":0.5,"interrupted":true}', timeoutMs: 1000 })
+    await expect(within(wait, 2000)).resolves.toEqual({ playbackPosition: 0.5, interrupted: true, status: 'finished' })
+  })
+})
+
+describe('careless callers', () => {
+  it('an AudioStream input frame longer than the queue is yielded whole, in order, instead of hanging', async () => {
+    const second = ramp(48000)
+    async function* input() {
+      yield { data: second, sampleRate: 48000, channels: 1 }
+    }
+    const stream = new AudioStream(input(), { sampleRate: 48000, channels: 1 }) // a 500 ms queue
+    closers.push(() => stream.close())
+    const got: number[] = []
+    await within(
+      (async () => {
+        for await (const f of stream) got.push(...f.data)
+      })(),
+      10_000,
+      'the stream',
+    )
+    expect(got.length).toBe(48000)
+    expect(got).toEqual(Array.from(second))
+    expect(stream.metrics().dropped).toBe(0)
+  })
+
+  it('options are read once: a getter that changes its answer cannot make JS and the engine disagree', () => {
+    let reads = 0
+    const o = {
+      sampleRate: 48000,
+      get channels() {
+        return ++reads === 1 ? 1 : 2
+      },
+    }
+    const s = new AudioSource(o)
+    closers.push(() => s.close())
+    expect(reads).toBe(1)
+    expect(s.channels).toBe(1)
+    expect(s.tryCaptureFrame(new Int16Array(480)).acceptedSamples).toBe(480)
+  })
+
+  it('a Proxy of an Int16Array is a CapstanError, not a plain Error; frames({ frameMs }) is bounded', async () => {
+    const s = new AudioSource({ sampleRate: 48000, channels: 1 })
+    closers.push(() => s.close())
+    const p = new Proxy(new Int16Array(480), {})
+    expect(() => s.tryCaptureFrame(p)).toThrow(CapstanError)
+    await expect(s.captureFrame(p)).rejects.toBeInstanceOf(CapstanError)
+    await expect(s.frames({ frameMs: 2000 }).next()).rejects.toMatchObject({ code: 'ERR_INVALID_OPTION' })
+  })
+
+  it('receiver options are checked at construction', () => {
+    const [, avatar] = memoryTransports('agent', 'avatar')
+    for (const bad of [{ queueMs: Number.NaN }, { queueMs: 15 }, { idleTimeoutMs: -1 }, { rpcAttempts: 0 }, { rpcTimeoutMs: 1.5 }]) {
+      expect(() => new ByteStreamAudioReceiver(avatar, { sender: 'agent', ...bad }), JSON.stringify(bad)).toThrow(CapstanError)
+    }
+  })
+
+  it('the timer that bounds a transport call keeps the process alive: await sender.close() on a hung write returns', async () => {
+    const script = `
+      const { AudioSource, ByteStreamAudioSender, memoryTransports } = require('./dist/index.js')
+      const [agent] = memoryTransports('agent', 'avatar')
+      const t = { ...agent, identity: 'agent', openStream: async () => ({ write: () => new Promise(() => {}), close: () => new Promise(() => {}) }),
+        onStream: (a, b) => agent.onStream(a, b), call: (o) => agent.call(o), handle: (a, b) => agent.handle(a, b), onPeerLeft: (h) => agent.onPeerLeft(h) }
+      const s = new AudioSource({ sampleRate: 16000, channels: 1, consumer: 'unpaced' })
+      const tx = new ByteStreamAudioSender(s, t, { destination: 'avatar', writeTimeoutMs: 300 })
+      tx.on('error', () => {})
+      ;(async () => {
+        await s.captureFrame(new Int16Array(1600))
+        await tx.flush()
+        await tx.close()
+        await s.close()
+        console.log('close returned')
+      })()
+    `
+    const r = await runNode(['-e', script], { timeoutMs: 15_000 })
+    expect(r.stdout + r.stderr).toContain('close returned')
+    expect(r.code).toBe(0)
+  })
+})
+
+/** A byte stream that records whether it was cancelled; `open` streams never end. */
+function fakeStream(o: { from?: string; attributes?: unknown; chunks?: Uint8Array[]; open?: boolean; throwing?: unknown }) {
+  const chunks = [...(o.chunks ?? [])]
+  const s = {
+    from: o.from ?? 'agent',
+    topic: 'lk.audio_stream',
+    attributes: (o.attributes ?? { sample_rate: '16000', num_channels: '1' }) as Record<string, string>,
+    returned: 0,
+    [Symbol.asyncIterator](): AsyncIterator<Uint8Array> {
+      return {
+        next: () => {
+          if (o.throwing !== undefined) return Promise.reject(o.throwing)
+          const c = chunks.shift()
+          if (c) return Promise.resolve({ done: false, value: c })
+          return o.open ? new Promise(() => {}) : Promise.resolve({ done: true, value: undefined })
+        },
+        return: async () => {
+          s.returned++
+          return { done: true, value: undefined }
+        },
+      }
+    },
+  }
+  return s
+}
+
+/** A transport whose incoming streams the test hands in (and that ignores off()). */
+function streamsByHand() {
+  const [, avatar] = memoryTransports('agent', 'avatar')
+  const handlers: Array<(s: unknown) => void> = []
+  const t: AudioTransport = {
+    identity: 'avatar',
+    openStream: (o) => avatar.openStream(o),
+    onStream: (_topic, h) => {
+      handlers.push(h as (s: unknown) => void)
+      return () => {} // ignores off(): the receiver must cope after close
+    },
+    call: (o) => avatar.call(o),
+    handle: (m, h) => avatar.handle(m, h),
+    onPeerLeft: (h) => avatar.onPeerLeft(h),
+  }
+  return { t, deliver: (s: unknown) => handlers.forEach((h) => h(s)) }
+}
+
+const pcm = (ms: number) => new Uint8Array(new Int16Array(ramp(16 * ms)).buffer)
+
+describe('the receiver and the streams it abandons', () => {
+  it('close() settles while a stream is open, and every close() waits for the same end', async () => {
+    const { t, deliver } = streamsByHand()
+    const rx = new ByteStreamAudioReceiver(t, { sender: 'agent', idleTimeoutMs: 60_000 })
+    const open = fakeStream({ chunks: [pcm(100)], open: true })
+    deliver(open)
+    await new Promise((r) => setTimeout(r, 50))
+    const order: string[] = []
+    const first = rx.close().then(() => order.push('first'))
+    const second = rx.close().then(() => order.push('second'))
+    await within(Promise.all([first, second]), 3000, 'close with a stream open')
+    expect(order).toEqual(['first', 'second'])
+    expect(open.returned).toBe(1)
+  })
+
+  it('superseded, queued-at-close and after-close streams are cancelled; waiting streams are capped and counted', async () => {
+    const { t, deliver } = streamsByHand()
+    const rx = new ByteStreamAudioReceiver(t, { sender: 'agent', idleTimeoutMs: 60_000 })
+    const a = fakeStream({ chunks: [pcm(20)], open: true })
+    deliver(a)
+    await new Promise((r) => setTimeout(r, 30))
+    const queued = Array.from({ length: 70 }, () => fakeStream({ chunks: [pcm(10)], open: true }))
+    for (const s of queued) deliver(s)
+    await new Promise((r) => setTimeout(r, 30))
+    // A was superseded by the first queued one: cancelled.
+    expect(a.returned).toBe(1)
+    await within(rx.close(), 3000, 'close')
+    const late = fakeStream({ chunks: [pcm(10)] })
+    deliver(late)
+    expect(late.returned).toBe(1)
+    // The 70 queued: one was playing (superseded by the next and cancelled), the rest were
+    // either beyond the cap or still waiting at close; every one was cancelled.
+    for (const s of queued) expect(s.returned, 'each queued stream cancelled').toBeGreaterThanOrEqual(1)
+    const m = rx.metrics()
+    expect(m.droppedStreams).toBeGreaterThanOrEqual(70 - 64)
+    expect(m.streams + m.droppedStreams).toBeGreaterThanOrEqual(70)
+  })
+
+  it('one bad stream (attributes that throw, an iterator that throws a non-Error) is skipped; the next one plays', async () => {
+    const { t, deliver } = streamsByHand()
+    const rx = new ByteStreamAudioReceiver(t, { sender: 'agent' })
+    closers.push(() => rx.close())
+    const errors: unknown[] = []
+    rx.on('stream-error', (e) => errors.push(e))
+    const throwingAttrs = fakeStream({})
+    Object.defineProperty(throwingAttrs, 'attributes', {
+      get() {
+        throw Symbol('no attributes for you')
+      },
+    })
+    deliver(throwingAttrs)
+    deliver(fakeStream({ attributes: undefined as never }))
+    deliver(fakeStream({ attributes: { sample_rate: '0x3E80', num_channels: '1' } }))
+    deliver(fakeStream({ throwing: Symbol('broken') }))
+    deliver(fakeStream({ chunks: [pcm(30)] }))
+    const got: number[] = []
+    await within(
+      (async () => {
+        for await (const item of rx) {
+          // (The broken stream ends an interrupted segment of its own first.)
+          if ('data' in item) got.push(...item.data)
+          else if (got.length > 0) break
+        }
+      })(),
+      5000,
+      'the good stream',
+    )
+    expect(got.length).toBe(480)
+    expect(errors.length).toBeGreaterThanOrEqual(3)
+    for (const e of errors) expect(e).toBeInstanceOf(CapstanError)
+  })
+})
+
+describe('one RPC method, several handlers', () => {
+  it('memoryTransports: closing an old receiver leaves the new one answering lk.clear_buffer', async () => {
+    const [agent, avatar] = memoryTransports('agent', 'avatar')
+    const old = new ByteStreamAudioReceiver(avatar, { sender: 'agent' })
+    const now = new ByteStreamAudioReceiver(avatar, { sender: 'agent' })
+    closers.push(() => now.close())
+    let cleared = 0
+    now.on('clear-buffer', () => cleared++)
+    await old.close()
+    expect(await agent.call({ to: 'avatar', method: 'lk.clear_buffer', payload: '', timeoutMs: 1000 })).toBe('ok')
+    expect(cleared).toBe(1)
+  })
+
+  it('livekitTransport: rtc-node keeps one handler per method, so calls are dispatched to every transport of the room', async () => {
+    const registered = new Map<string, (d: { callerIdentity: string; payload: string }) => Promise<string>>()
+    const room = {
+      localParticipant: {
+        identity: 'avatar',
+        streamBytes: async () => ({ write: async () => {}, close: async () => {} }),
+        performRpc: async () => 'ok',
+        registerRpcMethod: (m: string, h: (d: { callerIdentity: string; payload: string }) => Promise<string>) => void registered.set(m, h),
+        unregisterRpcMethod: (m: string) => void registered.delete(m),
+      },
+      registerByteStreamHandler: () => {},
+      unregisterByteStreamHandler: () => {},
+      on: () => room,
+      off: () => room,
+    }
+    const { livekitTransport } = await import('../../dist/livekit/index.js')
+    const a = livekitTransport(room)
+    const b = livekitTransport(room)
+    const offA = a.handle('m', (_p, from) => (from === 'alice' ? 'from-a' : 'reject'))
+    const offB = b.handle('m', (_p, from) => (from === 'bob' ? 'from-b' : 'reject'))
+    const call = (from: string) => registered.get('m')!({ callerIdentity: from, payload: '' })
+    expect([await call('alice'), await call('bob'), await call('eve')]).toEqual(['from-a', 'from-b', 'reject'])
+    offA()
+    expect(await call('bob')).toBe('from-b')
+    expect(await call('alice')).toBe('reject')
+    offB()
+    expect(registered.has('m')).toBe(false)
+  })
+})
