@@ -5,6 +5,7 @@ import { afterEach, describe, expect, it } from 'vitest'
 import { AudioEncoder, AudioSource } from '../../dist/index.js'
 import { collectMetrics } from '../../dist/ops/index.js'
 import { within } from '../helpers'
+import { lastJson, runNode } from '../spawn'
 
 const C = 480
 const open: AudioSource[] = []
@@ -121,5 +122,92 @@ describe('collectMetrics (prom-client)', () => {
     expect(() => new AudioSource({ sampleRate: 48000, channels: 1, name: 5 as never })).toThrow(
       expect.objectContaining({ code: 'ERR_INVALID_OPTION' }),
     )
+  })
+})
+
+describe('collectMetrics: registries, the census and what it holds (issue 16, items 6 and 15)', () => {
+  it('two registries each get every capture wait; the same registry twice is ERR_INVALID_STATE and leaves nothing behind', async () => {
+    const r1 = new Registry()
+    const r2 = new Registry()
+    const stop1 = collectMetrics(r1)
+    const stop2 = collectMetrics(r2)
+    try {
+      expect(() => collectMetrics(r1)).toThrow(expect.objectContaining({ name: 'CapstanError', code: 'ERR_INVALID_STATE' }))
+      // Another exporter's metric under one of our names: refused, and none of ours stays.
+      const r3 = new Registry()
+      const { Counter } = await import('prom-client')
+      new Counter({ name: 'y_encoded_bytes_total', help: 'not ours', registers: [r3] })
+      expect(() => collectMetrics(r3, { prefix: 'y_' })).toThrow(expect.objectContaining({ code: 'ERR_INVALID_STATE' }))
+      expect(r3.getMetricsAsArray().map((m) => m.name)).toEqual(['y_encoded_bytes_total'])
+      // A capture that has to wait: both histograms count it.
+      const s = make('waits', { queueMs: 10, overflow: 'wait', consumer: 'realtime' })
+      s.tryCaptureFrame(new Int16Array(C))
+      const o = await s.captureFrame(new Int16Array(C))
+      expect(o.status).toBe('accepted')
+      for (const reg of [r1, r2]) {
+        const m = parse(await reg.metrics())
+        expect(m.get('capstan_capture_wait_seconds_count{source="waits"}'), 'each registry saw the wait').toBe(1)
+      }
+    } finally {
+      stop1()
+      stop2()
+    }
+  })
+
+  it('an encoder dropped unread is collected, its counts kept: the census holds no stream', async () => {
+    // A child with --expose-gc: collection is observed with a FinalizationRegistry of its own.
+    const script = `
+      const { AudioSource } = require('./dist/index.js')
+      const { collectMetrics } = require('./dist/ops/index.js')
+      const { Registry } = require('prom-client')
+      const reg = new Registry()
+      collectMetrics(reg)
+      const N = 200
+      let collected = 0
+      const watch = new FinalizationRegistry(() => collected++)
+      let produced = 0
+      // In a function of its own: the frame of a loop still running would hold its last stream.
+      async function makeAndDrop() {
+        for (let i = 0; i < N; i++) {
+          const s = new AudioSource({ sampleRate: 48000, channels: 1, consumer: 'unpaced', name: 'unread' })
+          const e = s.encode({ format: 'wav' })
+          s.tryCaptureFrame(new Int16Array(4800))
+          await e.finish()
+          await s.close()
+          produced += e.metrics().producedBytes
+          watch.register(e, i)
+        }
+      }
+      ;(async () => {
+        await makeAndDrop()
+        for (let k = 0; k < 20 && collected < N; k++) {
+          global.gc()
+          await new Promise((r) => setTimeout(r, 20))
+        }
+        const text = await reg.metrics()
+        const val = (n) => Number(new RegExp('^' + n + '\\\\{source="unread",format="wav"\\\\} (\\\\S+)$', 'm').exec(text)?.[1])
+        console.log(JSON.stringify({ collected, produced, total: val('capstan_encoded_bytes_total'), cleared: val('capstan_encoded_cleared_bytes_total'), queued: val('capstan_encoded_queued_bytes') }))
+      })()`
+    const r = await runNode(['--expose-gc', '-e', script], { timeoutMs: 60_000 })
+    expect(r.stderr).toBe('')
+    const out = lastJson(r.stdout)
+    // Every stream was collected (the census held none of them)...
+    expect(out.collected).toBe(200)
+    // ...and nothing it produced went uncounted: its unread bytes are cleared, not lost.
+    expect(out.produced).toBeGreaterThan(200 * 9600)
+    expect(out.total).toBe(out.produced)
+    expect(out.cleared).toBe(out.produced)
+    expect(out.queued).toBe(0)
+  })
+
+  it('without an exporter nothing is counted: the census is empty however many sources run', async () => {
+    const { liveSources } = await import('../../dist/internal/census.js')
+    const before = liveSources().size
+    const a = make('quiet')
+    const b = make('quiet')
+    a.tryCaptureFrame(new Int16Array(C))
+    b.tryCaptureFrame(new Int16Array(C))
+    expect(liveSources().size).toBe(before)
+    expect(before).toBe(0)
   })
 })
