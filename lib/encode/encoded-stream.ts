@@ -7,6 +7,7 @@ import { hold, release } from '../internal/engine'
 import { settleFair, turn } from '../internal/fairness'
 import type { NativeEncoded } from '../internal/binding'
 import type { CaptureOptions, CaptureOutcome } from '../source/types'
+import { Parked } from '../internal/wake'
 
 export type EncodeFormat = 'ogg-opus' | 'mp3' | 'wav' | 'pcm-s16le' | 'pcm-f32le'
 
@@ -134,7 +135,7 @@ export class EncodedStream extends EventEmitter<EncodedStreamEvents> implements 
   readonly format: EncodeFormat
   readonly #native: NativeEncoded
   readonly #host: EncodeHost
-  #wakeReader: (() => void) | undefined
+  readonly #reader = new Parked()
   #reading = false
   #segment = 0
   #ended = false
@@ -183,9 +184,7 @@ export class EncodedStream extends EventEmitter<EncodedStreamEvents> implements 
     if (this.listenerCount('error') > 0) {
       for (const m of errors) this.emit('error', new CapstanError('ERR_ENCODER', m))
     }
-    const w = this.#wakeReader
-    this.#wakeReader = undefined
-    w?.()
+    this.#reader.wake()
   }
 
   /** Segments the engine finished since the last look: settles `segment()`/`finish()`. */
@@ -232,12 +231,7 @@ export class EncodedStream extends EventEmitter<EncodedStreamEvents> implements 
           return
         }
         if (r.state === 'empty') {
-          hold()
-          try {
-            await new Promise<void>((resolve) => (this.#wakeReader = resolve))
-          } finally {
-            release()
-          }
+          await this.#reader.park()
           continue
         }
         // A deep queue is read without waiting: give the event loop its turn now and then.
@@ -251,7 +245,7 @@ export class EncodedStream extends EventEmitter<EncodedStreamEvents> implements 
         yield chunk
       }
     } finally {
-      this.#wakeReader = undefined
+      this.#reader.forget()
       this.#reading = false
     }
   }

@@ -21,6 +21,7 @@ import type {
 } from './types'
 import { asyncDispose } from '../internal/symbols'
 import { readOptions, whole } from '../internal/validate'
+import { Parked } from '../internal/wake'
 
 interface Waiting {
   resolve(o: CaptureOutcome | PromiseLike<CaptureOutcome>): void
@@ -194,7 +195,7 @@ export class AudioSource extends EventEmitter<AudioSourceEvents> {
   readonly #waiting = new Map<number, Waiting>()
   readonly #playouts = new Map<number, Playout>()
   readonly #signals = new Map<AbortSignal, SignalWaits>()
-  #wakeReader: (() => void) | undefined
+  readonly #reader = new Parked()
   #js: JsChain | undefined
   #reading = false
   /** close() ended the reader: its JS processors are closed, it must not process again. */
@@ -442,12 +443,7 @@ export class AudioSource extends EventEmitter<AudioSourceEvents> {
         if (this.#readerStopped) return
         const chunk = native(() => this.#native.read())
         if (chunk === null) {
-          hold()
-          try {
-            await new Promise<void>((r) => (this.#wakeReader = r))
-          } finally {
-            release()
-          }
+          await this.#reader.park()
           continue
         }
         if (chunk.length === 0) return
@@ -459,7 +455,7 @@ export class AudioSource extends EventEmitter<AudioSourceEvents> {
         yield this.#js ? this.#js.run(frame) : frame
       }
     } finally {
-      this.#wakeReader = undefined
+      this.#reader.forget()
       this.#reading = false
       // Closed by endInput() while this reader still had audio to read: its last process() is done.
       if (this.#closed) this.#js?.close()
@@ -597,9 +593,7 @@ export class AudioSource extends EventEmitter<AudioSourceEvents> {
   #event(e: JsEvent): void {
     switch (e.kind) {
       case 'readable': {
-        const wake = this.#wakeReader
-        this.#wakeReader = undefined
-        wake?.()
+        this.#reader.wake()
         break
       }
       case 'encoded':
@@ -610,9 +604,7 @@ export class AudioSource extends EventEmitter<AudioSourceEvents> {
         this.#closed = true
         if (this.#encoded.size === 0) unregister(this.#id)
         retire(this)
-        const wake = this.#wakeReader
-        this.#wakeReader = undefined
-        wake?.()
+        this.#reader.wake()
         this.emit('closed', {})
         break
       }
