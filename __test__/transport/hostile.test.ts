@@ -360,3 +360,48 @@ describe('one RPC method, several handlers', () => {
     expect(registered.has('m')).toBe(false)
   })
 })
+
+describe('memoryTransports behave like a transport with a buffer (issue 16, item 7)', () => {
+  it('a receiver that stops reading backs the sender up, and the source behind it: audio waits, nothing piles up', async () => {
+    const [a, b] = memoryTransports()
+    // The receiver reads into its own bounded queue (1 s) and nobody reads it: it stops reading.
+    const rx = new ByteStreamAudioReceiver(b, { sender: 'agent', queueMs: 1000 })
+    const source = new AudioSource({ sampleRate: 48000, channels: 2, consumer: 'unpaced', deadlineMs: 100 })
+    const sender = new ByteStreamAudioSender(source, a, { destination: 'avatar' })
+    closers.push(async () => {
+      await sender.close()
+      await source.close()
+      await rx.close()
+    })
+    const second = new Int16Array(2 * 48000)
+    let accepted = 0
+    const statuses = new Set<string>()
+    const t0 = performance.now()
+    // Up to 300 s of audio offered, for at most 3 s of wall time.
+    for (let i = 0; i < 300 && performance.now() - t0 < 3000; i++) {
+      const o = await source.captureFrame(second)
+      accepted += o.acceptedSamples
+      statuses.add(o.status)
+      if (o.status === 'timeout') break
+    }
+    // Bounded by what the chain may hold: the receiver's 1 s, the stream's window, the
+    // sender's 1 MiB (5.5 s of 48 kHz stereo) and the source's queue; not 300 s.
+    expect(statuses.has('timeout')).toBe(true)
+    expect(accepted / 48000).toBeLessThan(10)
+    const m = sender.metrics()
+    expect(m.bytesSent).toBeLessThanOrEqual(1000 * 192 + 64 * 1024 + 15_000)
+  })
+
+  it('a stream whose reader has gone takes writes and drops them, never a write that waits forever', async () => {
+    const [a, b] = memoryTransports()
+    let reader: AsyncIterator<Uint8Array> | undefined
+    b.onStream('t', (s) => (reader = s[Symbol.asyncIterator]()))
+    const w = await a.openStream({ to: 'avatar', topic: 't', attributes: {} })
+    await w.write(new Uint8Array(10))
+    expect((await reader!.next()).value.length).toBe(10)
+    await reader!.return!()
+    // Far past the window: each write settles at once.
+    for (let i = 0; i < 20; i++) await within(w.write(new Uint8Array(16 * 1024)), 1000, 'write after the reader left')
+    await w.close()
+  })
+})

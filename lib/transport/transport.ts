@@ -67,19 +67,34 @@ export function addTo<K, H>(map: Map<K, H[]>, key: K, h: H, onEmpty?: () => void
   }
 }
 
-/** A byte stream between two in-process peers: chunks flow through a small async queue. */
+/**
+ * Bytes an in-process stream holds unread before a write waits, like a socket's buffer: a
+ * reader that does not keep up backs the writer up (and, behind it, the source), as a real
+ * transport does.
+ */
+export const MEMORY_WINDOW_BYTES = 64 * 1024
+
+/** A byte stream between two in-process peers: a bounded queue of chunks. */
 class MemoryStream implements IncomingByteStream {
   readonly #chunks: Uint8Array[] = []
+  #buffered = 0
   #done = false
+  /** The reader has gone (`return()`): writes are taken and dropped, never waited on. */
+  #cancelled = false
   #wake: (() => void) | undefined
+  readonly #room: Array<() => void> = []
   constructor(
     readonly from: string,
     readonly topic: string,
     readonly attributes: Readonly<Record<string, string>>,
   ) {}
-  push(b: Uint8Array): void {
+  /** Resolves once the bytes fit the window (at once while the reader keeps up). */
+  async push(b: Uint8Array): Promise<void> {
+    if (this.#cancelled) return
     this.#chunks.push(b)
+    this.#buffered += b.length
     this.#kick()
+    while (this.#buffered > MEMORY_WINDOW_BYTES && !this.#cancelled) await new Promise<void>((r) => this.#room.push(r))
   }
   end(): void {
     this.#done = true
@@ -90,15 +105,28 @@ class MemoryStream implements IncomingByteStream {
     this.#wake = undefined
     w?.()
   }
+  #drained(): void {
+    if (this.#buffered > MEMORY_WINDOW_BYTES && !this.#cancelled) return
+    for (const r of this.#room.splice(0)) r()
+  }
   async *[Symbol.asyncIterator](): AsyncIterator<Uint8Array> {
-    for (;;) {
-      const c = this.#chunks.shift()
-      if (c) {
-        yield c
-        continue
+    try {
+      for (;;) {
+        const c = this.#chunks.shift()
+        if (c) {
+          this.#buffered -= c.length
+          this.#drained()
+          yield c
+          continue
+        }
+        if (this.#done) return
+        await new Promise<void>((r) => (this.#wake = r))
       }
-      if (this.#done) return
-      await new Promise<void>((r) => (this.#wake = r))
+    } finally {
+      this.#cancelled = true
+      this.#chunks.length = 0
+      this.#buffered = 0
+      this.#drained()
     }
   }
 }
@@ -114,11 +142,13 @@ class MemoryEnd implements AudioTransport {
   async openStream(o: { to: string; topic: string; attributes: Record<string, string> }): Promise<ByteStreamWriter> {
     const peer = this.#reach(o.to)
     const s = new MemoryStream(this.identity, o.topic, { ...o.attributes })
+    const heard = peer.#streams.get(o.topic)?.size ?? 0
     for (const h of peer.#streams.get(o.topic) ?? []) h(s)
     return {
       write: async (b) => {
         this.#reach(o.to)
-        s.push(b.slice())
+        // Nobody listens to the topic: the bytes go nowhere, as over a network.
+        if (heard > 0) await s.push(b.slice())
       },
       close: async () => s.end(),
     }
