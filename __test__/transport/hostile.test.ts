@@ -405,3 +405,59 @@ describe('memoryTransports behave like a transport with a buffer (issue 16, item
     await w.close()
   })
 })
+
+describe('huge inputs are bounded by the queue, in slices (issue 16, item 10)', () => {
+  /** The longest gap between 5 ms timers while `f` runs. */
+  async function longestGap(f: () => Promise<void>): Promise<number> {
+    let last = performance.now()
+    let worst = 0
+    const t = setInterval(() => {
+      const now = performance.now()
+      worst = Math.max(worst, now - last)
+      last = now
+    }, 5)
+    try {
+      await f()
+    } finally {
+      clearInterval(t)
+    }
+    return Math.max(worst, performance.now() - last)
+  }
+
+  it("a peer's 100 MB chunk is captured a quarter of the queue at a time: the event loop keeps turning, the audio arrives in order", async () => {
+    const { t, deliver } = streamsByHand()
+    const rx = new ByteStreamAudioReceiver(t, { sender: 'agent', queueMs: 1000 })
+    closers.push(() => rx.close())
+    const big = new Int16Array(50_000_000)
+    for (let i = 0; i < big.length; i += 160) big[i] = (i / 160) % 30000
+    const stream = fakeStream({ chunks: [new Uint8Array(big.buffer)], open: true })
+    const gap = await longestGap(async () => {
+      deliver(stream)
+      const it = rx[Symbol.asyncIterator]()
+      // 3 s of audio read: every 10 ms frame starts with its chunk's marker, in order.
+      for (let k = 0; k < 300; k++) {
+        const f = (await within(it.next(), 5000, 'a frame')).value as { data: Int16Array }
+        expect(f.data[0]).toBe(k % 30000)
+      }
+    })
+    expect(gap).toBeLessThan(60)
+    // Closing while a slice waits for room ends at once, not at the idle timeout (10 s).
+    await within(rx.close(), 2000, 'close while a capture waits for room')
+  })
+
+  it('a 50 M-sample captureFrame under wait on a realtime source returns at once and settles counted', async () => {
+    const s = new AudioSource({ sampleRate: 48000, channels: 1, deadlineMs: 100 })
+    closers.push(() => s.close())
+    const big = new Int16Array(50_000_000)
+    const t0 = performance.now()
+    const p = s.captureFrame(big)
+    const callMs = performance.now() - t0
+    const o = await within(p, 3000, 'the huge capture')
+    expect(callMs).toBeLessThan(30)
+    expect(o.status).toBe('timeout')
+    expect(o.acceptedSamples + o.droppedSamples).toBe(50_000_000)
+    const m = s.metrics()
+    expect(m.captured).toBe(m.delivered + m.queued + m.dropped + m.cleared)
+    expect(m.dropped).toBe(o.droppedSamples)
+  })
+})

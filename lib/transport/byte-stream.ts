@@ -551,6 +551,9 @@ export class ByteStreamAudioReceiver extends EventEmitter<ByteStreamAudioReceive
 
   async #play(s: IncomingByteStream, source: AudioSource, frameBytes: number): Promise<void> {
     this.#cleared = false
+    // A quarter of the queue, in whole sample frames.
+    const quarter = Math.floor((source.sampleRate * this.#queueMs) / 4000) * frameBytes
+    const step = Math.max(frameBytes, quarter)
     let carry = new Uint8Array(0)
     let ended = false
     const it = s[Symbol.asyncIterator]()
@@ -561,7 +564,8 @@ export class ByteStreamAudioReceiver extends EventEmitter<ByteStreamAudioReceive
       const next = it.next()
       const idle = new Promise<'idle'>((r) => (t = setTimeout(() => r('idle'), this.#idleMs)))
       const superseded = new Promise<'superseded'>((r) => {
-        if (this.#incoming.length > 0) r('superseded')
+        // Closed while this stream waited for room: close() has already looked for a race to end.
+        if (this.#incoming.length > 0 || this.#closed) r('superseded')
         else this.#arrived = () => r('superseded')
       })
       // A stream that breaks (its sender vanished mid-segment) ends the segment, interrupted.
@@ -609,10 +613,19 @@ export class ByteStreamAudioReceiver extends EventEmitter<ByteStreamAudioReceive
       const whole = bytes.length - (bytes.length % frameBytes)
       carry = bytes.slice(whole)
       if (whole === 0) continue
-      // Aligned copy: byte streams hand over chunks at any offset.
-      const samples = new Int16Array(bytes.slice(0, whole).buffer)
-      // Aborted (and counted) if the receiver closes while it waits for room.
-      await source.captureFrame(samples, { signal: this.#abort.signal })
+      // In slices of at most a quarter of the queue, each an aligned copy (byte streams hand
+      // over chunks at any offset) captured before the next is made: a peer's huge chunk
+      // costs neither a copy of itself nor a blocked event loop, only its turn in the queue.
+      let off = 0
+      for (; off < whole && !this.#cleared && !this.#closed; off += step) {
+        const samples = new Int16Array(bytes.slice(off, Math.min(whole, off + step)).buffer)
+        // Aborted (and counted) if the receiver closes while it waits for room.
+        await source.captureFrame(samples, { signal: this.#abort.signal })
+        const next = turn()
+        if (next) await next
+      }
+      // Cleared or closed mid-chunk: what was not offered is counted, not lost.
+      if (off < whole) this.#m.discardedBytes += whole - off
     }
     if (carry.length > 0) this.#m.discardedBytes += carry.length
     // Closed: the reader ends after what is queued; nothing waits for it to be played.
