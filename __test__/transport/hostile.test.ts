@@ -461,3 +461,88 @@ describe('huge inputs are bounded by the queue, in slices (issue 16, item 10)', 
     expect(m.dropped).toBe(o.droppedSamples)
   })
 })
+
+describe('minor: after close, positions, tiny chunks (issue 16, item 19)', () => {
+  /** A transport whose off() does nothing, keeping every handler it was given. */
+  function sticky() {
+    const [agent, avatar] = memoryTransports('agent', 'avatar')
+    const handlers = new Map<string, (payload: string, from: string) => string | Promise<string>>()
+    const keep = (base: AudioTransport): AudioTransport => ({
+      identity: base.identity,
+      openStream: (o) => base.openStream(o),
+      onStream: (t, h) => (base.onStream(t, h), () => {}),
+      call: (o) => base.call(o),
+      handle: (m, h) => {
+        handlers.set(m, h)
+        return () => {}
+      },
+      onPeerLeft: (h) => (base.onPeerLeft(h), () => {}),
+    })
+    return { a: keep(agent), b: keep(avatar), handlers, agent }
+  }
+
+  it('handlers refuse and emit nothing after close(), whatever the transport does with off()', async () => {
+    const { a, b, handlers } = sticky()
+    const source = new AudioSource({ sampleRate: 16000, channels: 1, consumer: 'unpaced' })
+    const sender = new ByteStreamAudioSender(source, a, { destination: 'avatar' })
+    const rx = new ByteStreamAudioReceiver(b, { sender: 'agent' })
+    const seen: string[] = []
+    sender.on('playback-started', () => seen.push('started'))
+    rx.on('clear-buffer', () => seen.push('clear'))
+    await sender.close()
+    await source.close()
+    await rx.close()
+    expect(await handlers.get('lk.playback_finished')!(JSON.stringify({ playback_position: 1, interrupted: false }), 'avatar')).toBe('reject')
+    expect(await handlers.get('lk.playback_started')!('{}', 'avatar')).toBe('reject')
+    expect(await handlers.get('lk.clear_buffer')!('{}', 'agent')).toBe('reject')
+    expect(seen).toEqual([])
+    expect(sender.metrics().playbackFinished).toBe(0)
+  })
+
+  it('a position of 1 s reads 1, not 0.9999999999999999 (samples are counted, not seconds summed)', async () => {
+    const [a, b] = memoryTransports()
+    b.onStream('lk.audio_stream', (s) => void (async () => { for await (const _ of s) void _ })())
+    const source = new AudioSource({ sampleRate: 48000, channels: 1, consumer: 'unpaced', queueMs: 2000 })
+    // 0.1 s per chunk, ten chunks: 0.1 summed ten times is 0.9999999999999999.
+    const sender = new ByteStreamAudioSender(source, a, { destination: 'avatar', chunkBytes: 9600 })
+    closers.push(async () => {
+      await sender.close()
+      await source.close()
+    })
+    expect(source.tryCaptureFrame(ramp(48000)).status).toBe('accepted')
+    const wait = sender.waitForPlayback()
+    await waitUntilSent(sender, 96_000)
+    b.leave()
+    const p = await within(wait, 3000, 'peer-left settles the wait')
+    expect(p).toMatchObject({ status: 'peer-left', playbackPosition: 1 })
+  })
+
+  it('a peer writing one byte per chunk is received whole and in order, well ahead of real time', async () => {
+    const [agent, avatar] = memoryTransports('agent', 'avatar')
+    const rx = new ByteStreamAudioReceiver(avatar, { sender: 'agent' })
+    closers.push(() => rx.close())
+    const audio = new Int16Array(ramp(4 * 16000))
+    const bytes = new Uint8Array(audio.buffer)
+    const t0 = performance.now()
+    const w = await agent.openStream({ to: 'avatar', topic: 'lk.audio_stream', attributes: { sample_rate: '16000', num_channels: '1' } })
+    const writing = (async () => {
+      for (let i = 0; i < bytes.length; i++) await w.write(bytes.subarray(i, i + 1))
+      await w.close()
+    })()
+    const got: number[] = []
+    for await (const x of rx) {
+      if ('data' in x) got.push(...(x.data as Int16Array))
+      else break
+    }
+    await writing
+    const ms = performance.now() - t0
+    expect(got.length).toBe(audio.length)
+    expect(got.every((v, i) => v === audio[i])).toBe(true)
+    // 4 s of audio in 128,000 chunks: a per-chunk cost that grew with the backlog took 5 s here.
+    expect(ms).toBeLessThan(3000)
+  })
+})
+
+async function waitUntilSent(sender: ByteStreamAudioSender, bytes: number): Promise<void> {
+  for (let i = 0; i < 300 && sender.metrics().bytesSent < bytes; i++) await new Promise((r) => setTimeout(r, 10))
+}

@@ -86,7 +86,8 @@ export class ByteStreamAudioSender extends EventEmitter<ByteStreamAudioSenderEve
   readonly #waiting: Array<(p: PlaybackFinished) => void> = []
   #writer: ByteStreamWriter | undefined
   #failedSegment = -1
-  #pushedSeconds = 0
+  /** Sample frames written on the current stream: a count, so 1 s reads 1, not 0.9999999999999999. */
+  #pushedFrames = 0
   #closed = false
   readonly #pump: Promise<void>
   readonly #m = { streams: 0, chunksSent: 0, bytesSent: 0, unsentBytes: 0, failures: 0, clears: 0, playbackFinished: 0, invalidAnswers: 0 }
@@ -106,8 +107,9 @@ export class ByteStreamAudioSender extends EventEmitter<ByteStreamAudioSenderEve
     this.#transport = transport
     this.#stream = source.encode({ format: 'pcm-s16le', queueBytes: o.queueBytes as number | undefined })
     this.#off.push(
+      // A transport that ignores off() may still call these after close(): they refuse.
       transport.handle(RPC_PLAYBACK_FINISHED, (payload, from) => {
-        if (from !== this.destination) return 'reject'
+        if (from !== this.destination || this.#closed) return 'reject'
         const p = parsePlaybackFinished(payload)
         if (!p) {
           this.#m.invalidAnswers++
@@ -117,17 +119,21 @@ export class ByteStreamAudioSender extends EventEmitter<ByteStreamAudioSenderEve
         return 'ok'
       }),
       transport.handle(RPC_PLAYBACK_STARTED, (_payload, from) => {
-        if (from !== this.destination) return 'reject'
+        if (from !== this.destination || this.#closed) return 'reject'
         this.emit('playback-started')
         return 'ok'
       }),
       transport.onPeerLeft((identity) => {
-        if (identity !== this.destination && identity !== '*') return
+        if ((identity !== this.destination && identity !== '*') || this.#closed) return
         this.emit('peer-left', { identity: this.destination })
-        this.#settleAll({ playbackPosition: this.#pushedSeconds, interrupted: true, status: 'peer-left' })
+        this.#settleAll({ playbackPosition: this.#pushedSeconds(), interrupted: true, status: 'peer-left' })
       }),
     )
     this.#pump = this.#run()
+  }
+
+  #pushedSeconds(): number {
+    return this.#pushedFrames / this.#source.outputSampleRate
   }
 
   async #run(): Promise<void> {
@@ -149,7 +155,7 @@ export class ByteStreamAudioSender extends EventEmitter<ByteStreamAudioSenderEve
                 'open byte stream',
               )
               this.#m.streams++
-              this.#pushedSeconds = 0
+              this.#pushedFrames = 0
             }
             // Whole pieces up to chunkBytes; a single piece bigger than that (very high rates)
             // is split at sample-frame boundaries.
@@ -159,7 +165,7 @@ export class ByteStreamAudioSender extends EventEmitter<ByteStreamAudioSenderEve
               await bounded(this.#writer.write(part), this.#callMs, 'byte stream write')
               this.#m.chunksSent++
               this.#m.bytesSent += part.length
-              this.#pushedSeconds += part.length / this.#frameBytes / rate
+              this.#pushedFrames += part.length / this.#frameBytes
             }
           } catch (e) {
             this.#fail(c.segment, e)
@@ -209,7 +215,7 @@ export class ByteStreamAudioSender extends EventEmitter<ByteStreamAudioSenderEve
   /** The next playback-finished answer (or what stands in for it: peer left, sender closed). */
   waitForPlayback(): Promise<PlaybackFinished> {
     // Settled at once, so through the turn's budget: a loop of these must not starve timers.
-    if (this.#closed) return settleFair({ playbackPosition: this.#pushedSeconds, interrupted: true, status: 'closed' })
+    if (this.#closed) return settleFair({ playbackPosition: this.#pushedSeconds(), interrupted: true, status: 'closed' })
     return this.#addWaiter()[0]
   }
 
@@ -241,7 +247,7 @@ export class ByteStreamAudioSender extends EventEmitter<ByteStreamAudioSenderEve
     void this.#stream.segment().catch(() => {})
     // This call's own waiter: taken back (never another's) when no answer is coming.
     const [answer, cancel] = this.#closed ? [this.waitForPlayback(), () => {}] : this.#addWaiter()
-    const fallback = (): PlaybackFinished => ({ playbackPosition: this.#pushedSeconds, interrupted: true, status: 'timeout' })
+    const fallback = (): PlaybackFinished => ({ playbackPosition: this.#pushedSeconds(), interrupted: true, status: 'timeout' })
     try {
       await bounded(
         Promise.resolve().then(() => this.#transport.call({ to: this.destination, method: RPC_CLEAR_BUFFER, payload: '', timeoutMs: this.#clearMs })),
@@ -275,7 +281,7 @@ export class ByteStreamAudioSender extends EventEmitter<ByteStreamAudioSenderEve
     await this.#stream.finish().catch(() => {})
     await this.#pump.catch(() => {})
     for (const off of this.#off) off()
-    this.#settleAll({ playbackPosition: this.#pushedSeconds, interrupted: true, status: 'closed' })
+    this.#settleAll({ playbackPosition: this.#pushedSeconds(), interrupted: true, status: 'closed' })
   }
   [asyncDispose](): Promise<void> {
     return this.close()
@@ -453,13 +459,14 @@ export class ByteStreamAudioReceiver extends EventEmitter<ByteStreamAudioReceive
         this.#incoming.push(s)
         this.#kick()
       }),
+      // A transport that ignores off() may still call these after close(): they refuse.
       transport.handle(RPC_CLEAR_BUFFER, (_payload, from) => {
-        if (from !== this.sender) return 'reject'
+        if (from !== this.sender || this.#closed) return 'reject'
         this.#clear()
         return 'ok'
       }),
       transport.onPeerLeft((identity) => {
-        if (identity !== this.sender && identity !== '*') return
+        if ((identity !== this.sender && identity !== '*') || this.#closed) return
         this.emit('peer-left', { identity: this.sender })
       }),
     )
@@ -554,7 +561,9 @@ export class ByteStreamAudioReceiver extends EventEmitter<ByteStreamAudioReceive
     // A quarter of the queue, in whole sample frames.
     const quarter = Math.floor((source.sampleRate * this.#queueMs) / 4000) * frameBytes
     const step = Math.max(frameBytes, quarter)
-    let carry = new Uint8Array(0)
+    const minBytes = (source.sampleRate / 100) * frameBytes
+    const held: Uint8Array[] = []
+    let heldBytes = 0
     let ended = false
     const it = s[Symbol.asyncIterator]()
     for (;;) {
@@ -604,14 +613,19 @@ export class ByteStreamAudioReceiver extends EventEmitter<ByteStreamAudioReceive
         this.#m.discardedBytes += chunk.length
         continue
       }
-      let bytes = chunk
-      if (carry.length > 0) {
-        bytes = new Uint8Array(carry.length + chunk.length)
-        bytes.set(carry)
-        bytes.set(chunk, carry.length)
-      }
+      // Tiny chunks (a peer that writes a byte at a time) are gathered up to 10 ms of audio
+      // before they are captured: one capture per chunk would cost more than real time.
+      held.push(chunk)
+      heldBytes += chunk.length
+      if (heldBytes < minBytes) continue
+      const bytes = held.length === 1 ? held[0] : join(held, heldBytes)
+      held.length = 0
+      heldBytes = 0
       const whole = bytes.length - (bytes.length % frameBytes)
-      carry = bytes.slice(whole)
+      if (whole < bytes.length) {
+        held.push(bytes.slice(whole))
+        heldBytes = bytes.length - whole
+      }
       if (whole === 0) continue
       // In slices of at most a quarter of the queue, each an aligned copy (byte streams hand
       // over chunks at any offset) captured before the next is made: a peer's huge chunk
@@ -627,7 +641,13 @@ export class ByteStreamAudioReceiver extends EventEmitter<ByteStreamAudioReceive
       // Cleared or closed mid-chunk: what was not offered is counted, not lost.
       if (off < whole) this.#m.discardedBytes += whole - off
     }
-    if (carry.length > 0) this.#m.discardedBytes += carry.length
+    // What was gathered and not yet captured: its whole sample frames are audio like the rest.
+    const rest = held.length === 1 ? held[0] : join(held, heldBytes)
+    const whole = rest.length - (rest.length % frameBytes)
+    if (whole > 0 && !this.#cleared && !this.#closed) {
+      await source.captureFrame(new Int16Array(rest.slice(0, whole).buffer), { signal: this.#abort.signal })
+      this.#m.discardedBytes += rest.length - whole
+    } else this.#m.discardedBytes += rest.length
     // Closed: the reader ends after what is queued; nothing waits for it to be played.
     if (this.#closed) return
     if (!this.#cleared) await source.flush()
@@ -735,3 +755,14 @@ export class ByteStreamAudioReceiver extends EventEmitter<ByteStreamAudioReceive
 }
 
 export type { AudioTransport, ByteStreamWriter, IncomingByteStream } from './transport'
+
+/** `parts` end to end, `bytes` long. */
+function join(parts: readonly Uint8Array[], bytes: number): Uint8Array {
+  const out = new Uint8Array(bytes)
+  let off = 0
+  for (const p of parts) {
+    out.set(p, off)
+    off += p.length
+  }
+  return out
+}

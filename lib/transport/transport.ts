@@ -74,9 +74,12 @@ export function addTo<K, H>(map: Map<K, H[]>, key: K, h: H, onEmpty?: () => void
  */
 export const MEMORY_WINDOW_BYTES = 64 * 1024
 
+const EMPTY = new Uint8Array(0)
+
 /** A byte stream between two in-process peers: a bounded queue of chunks. */
 class MemoryStream implements IncomingByteStream {
   readonly #chunks: Uint8Array[] = []
+  #head = 0
   #buffered = 0
   #done = false
   /** The reader has gone (`return()`): writes are taken and dropped, never waited on. */
@@ -105,6 +108,20 @@ class MemoryStream implements IncomingByteStream {
     this.#wake = undefined
     w?.()
   }
+  /** The oldest chunk (a head index, not `shift()`: a deep queue of tiny chunks stays O(1)). */
+  #take(): Uint8Array | undefined {
+    if (this.#head >= this.#chunks.length) return undefined
+    const c = this.#chunks[this.#head]
+    this.#chunks[this.#head++] = EMPTY
+    if (this.#head === this.#chunks.length) {
+      this.#chunks.length = 0
+      this.#head = 0
+    } else if (this.#head > 1024 && this.#head * 2 > this.#chunks.length) {
+      this.#chunks.splice(0, this.#head)
+      this.#head = 0
+    }
+    return c
+  }
   #drained(): void {
     if (this.#buffered > MEMORY_WINDOW_BYTES && !this.#cancelled) return
     for (const r of this.#room.splice(0)) r()
@@ -112,7 +129,7 @@ class MemoryStream implements IncomingByteStream {
   async *[Symbol.asyncIterator](): AsyncIterator<Uint8Array> {
     try {
       for (;;) {
-        const c = this.#chunks.shift()
+        const c = this.#take()
         if (c) {
           this.#buffered -= c.length
           this.#drained()
@@ -125,6 +142,7 @@ class MemoryStream implements IncomingByteStream {
     } finally {
       this.#cancelled = true
       this.#chunks.length = 0
+      this.#head = 0
       this.#buffered = 0
       this.#drained()
     }
