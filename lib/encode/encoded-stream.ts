@@ -8,6 +8,7 @@ import { settleFair, turn } from '../internal/fairness'
 import type { NativeEncoded } from '../internal/binding'
 import type { CaptureOptions, CaptureOutcome } from '../source/types'
 import { Parked } from '../internal/wake'
+import { READ_DEFAULTS } from './defaults'
 
 export type EncodeFormat = 'ogg-opus' | 'mp3' | 'wav' | 'pcm-s16le' | 'pcm-f32le'
 
@@ -123,8 +124,6 @@ export function wakeEncoded(s: EncodedStream): void {
   wake(s)
 }
 
-/** Bytes handed over per read: whole pieces up to about this much. */
-const READ_BYTES = 64 * 1024
 
 /**
  * An encoder's output: an async iterable of `Uint8Array` (whole pages or frames), also a
@@ -214,7 +213,7 @@ export class EncodedStream extends EventEmitter<EncodedStreamEvents> implements 
    * bounds a chunk (default 64 KiB): whole pieces up to it, one piece at least.
    */
   async *chunks(opts: { maxBytes?: number } = {}): AsyncIterableIterator<EncodedChunk> {
-    const max = opts.maxBytes ?? READ_BYTES
+    const max = opts.maxBytes ?? READ_DEFAULTS.maxBytes
     if (!Number.isInteger(max) || max < 1) throw new CapstanError('ERR_INVALID_OPTION', `maxBytes must be a positive whole number, got ${max}`)
     const start = turn()
     if (start) await start

@@ -9,6 +9,7 @@ import type { EncodedChunk, EncodedSegment, EncodedStream, EncodedStreamEvents, 
 import type { CaptureOptions, CaptureOutcome, SourceMetrics } from '../source/types'
 import { asyncDispose } from '../internal/symbols'
 import { readOptions } from '../internal/validate'
+import { ENCODER_DEFAULTS } from './defaults'
 
 export interface AudioEncoderOptions extends EncodeOptions {
   sampleRate: number
@@ -53,7 +54,7 @@ export class AudioEncoder extends EventEmitter<EncodedStreamEvents> implements A
       processors,
       consumer: 'unpaced',
       overflow: 'reject',
-      queueMs: inputQueueMs ?? 1000,
+      queueMs: inputQueueMs ?? ENCODER_DEFAULTS.inputQueueMs,
     })
     try {
       this.#stream = this.#source.encode(encode)

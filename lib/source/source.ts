@@ -20,7 +20,8 @@ import type {
   SourceMetrics,
 } from './types'
 import { asyncDispose } from '../internal/symbols'
-import { readOptions, whole } from '../internal/validate'
+import { LIMITS, readOptions, whole } from '../internal/validate'
+import { FRAMES_DEFAULTS } from './defaults'
 import { Parked } from '../internal/wake'
 
 interface Waiting {
@@ -408,7 +409,7 @@ export class AudioSource extends EventEmitter<AudioSourceEvents> {
   async *frames(opts: { frameMs?: number; prerollMs?: number } = {}): AsyncIterableIterator<AudioFrame> {
     const o = readOptions('frames()', opts, ['frameMs', 'prerollMs'] as const)
     // Bounded: a frame is audio held back from the reader until it is whole.
-    const frameMs = whole('frameMs', o.frameMs, 10, 10, 1000, 10)
+    const frameMs = whole('frameMs', o.frameMs, FRAMES_DEFAULTS.frameMs, LIMITS.chunkMs, FRAMES_DEFAULTS.maxFrameMs, LIMITS.chunkMs)
     const prerollMs = o.prerollMs as number | undefined
     if (frameMs === 10) {
       yield* this.#frames10(prerollMs)

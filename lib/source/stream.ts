@@ -8,6 +8,7 @@ import { AudioSource, endInput } from './source'
 import type { AudioSourceEvents, SourceMetrics } from './types'
 import { asyncDispose } from '../internal/symbols'
 import { LIMITS, readOptions, whole } from '../internal/validate'
+import { STREAM_DEFAULTS } from './defaults'
 
 export interface AudioStreamOptions {
   sampleRate: number
@@ -67,7 +68,7 @@ export class AudioStream extends EventEmitter<AudioSourceEvents> implements Asyn
       throw new CapstanError('ERR_INVALID_OPTION', 'AudioStream input must be an iterable or async iterable of frames')
     }
     const o = readOptions('AudioStream', options, STREAM_KEYS) as Partial<AudioStreamOptions>
-    const queueFrames = whole('queueFrames', o.queueFrames, 50, 1, LIMITS.maxQueueMs / LIMITS.chunkMs)
+    const queueFrames = whole('queueFrames', o.queueFrames, STREAM_DEFAULTS.queueFrames, 1, LIMITS.maxQueueMs / LIMITS.chunkMs)
     this.#input = input
     this.#queueMs = queueFrames * 10
     this.#source = new AudioSource({
