@@ -2,11 +2,9 @@
 
 use std::sync::Arc;
 
-use capstan_core::{deadline_ms, declared, CoreError, Engine, FrameRef, Read, Samples, Source, SourceOptions, Status};
+use capstan_core::{declared, Engine, FrameRef, Read, Samples, Source, SourceOptions, Status};
 use napi::bindgen_prelude::*;
 use napi_derive::napi;
-
-use capstan_core::outcome::OUTCOME_SLOTS;
 
 use crate::convert::{js_err, source_options, JsMetrics, Result};
 use crate::encode::NativeEncoded;
