@@ -51,9 +51,13 @@ async fn main() {
 
 async fn run(args: &[String], out: &mut serde_json::Value) -> capstan_livekit::Result<()> {
   let url = &args[0];
-  let seconds: f64 = args[2].parse().map_err(|_| capstan_livekit::Error::InvalidOption(format!("seconds: {:?}", args[2])))?;
+  let seconds: f64 = args[2]
+    .parse()
+    .map_err(|_| capstan_livekit::Error::InvalidOption(format!("seconds: {:?}", args[2])))?;
   if !(0.1..=300.0).contains(&seconds) {
-    return Err(capstan_livekit::Error::InvalidOption("seconds must be 0.1..=300".into()));
+    return Err(capstan_livekit::Error::InvalidOption(
+      "seconds must be 0.1..=300".into(),
+    ));
   }
   let room_name = args.get(3).map(String::as_str).unwrap_or("native");
   let identity = args.get(4).map(String::as_str).unwrap_or("pub");
@@ -77,7 +81,9 @@ async fn run(args: &[String], out: &mut serde_json::Value) -> capstan_livekit::R
   });
 
   let t1 = Instant::now();
-  let opus = OpusOptions::new(capstan_core::Format::new(RATE, 1).map_err(|e| capstan_livekit::Error::InvalidOption(e.to_string()))?)?;
+  let opus = OpusOptions::new(
+    capstan_core::Format::new(RATE, 1).map_err(|e| capstan_livekit::Error::InvalidOption(e.to_string()))?,
+  )?;
   let track = room.publish_audio("tone", opus).await?;
   out["publishMs"] = ms(t1.elapsed()).into();
   out["trackSid"] = track.sid.clone().into();
@@ -87,7 +93,9 @@ async fn run(args: &[String], out: &mut serde_json::Value) -> capstan_livekit::R
   let total = (seconds * RATE as f64 / 480.0).round() as usize * 480;
   let mut so = SourceOptions::new(RATE, 1).map_err(|e| capstan_livekit::Error::InvalidOption(e.to_string()))?;
   so.queue_ms = ((total as u32 / 48 + 1000) / 10 * 10).min(capstan_core::options::MAX_QUEUE_MS);
-  let source = engine.add_source(so).map_err(|e| capstan_livekit::Error::InvalidOption(e.to_string()))?;
+  let source = engine
+    .add_source(so)
+    .map_err(|e| capstan_livekit::Error::InvalidOption(e.to_string()))?;
   source
     .set_sink(Box::new(LiveKitSink::new(&track)?))
     .map_err(|e| capstan_livekit::Error::InvalidOption(e.to_string()))?;
@@ -110,15 +118,21 @@ async fn run(args: &[String], out: &mut serde_json::Value) -> capstan_livekit::R
   out["subscribedAfterMs"] = ms(t2.elapsed()).into();
   tokio::time::sleep(LEAD_SILENCE).await;
 
-  let tone: Vec<i16> = (0..total).map(|i| ((i as f64 * HZ * std::f64::consts::TAU / RATE as f64).sin() * 16384.0).round() as i16).collect();
+  let tone: Vec<i16> = (0..total)
+    .map(|i| ((i as f64 * HZ * std::f64::consts::TAU / RATE as f64).sin() * 16384.0).round() as i16)
+    .collect();
   let start_pos = source.playout_position();
-  let outcome = source.try_capture(FrameRef::i16(&tone)).map_err(|e| capstan_livekit::Error::InvalidOption(e.to_string()))?;
+  let outcome = source
+    .try_capture(FrameRef::i16(&tone))
+    .map_err(|e| capstan_livekit::Error::InvalidOption(e.to_string()))?;
   out["capture"] = format!("{outcome:?}").into();
   let t3 = Instant::now();
   let bound = Duration::from_secs_f64(seconds + 5.0);
   while source.playout_position() < start_pos + total as u64 {
     if t3.elapsed() > bound {
-      return Err(capstan_livekit::Error::Timeout("the engine did not play the tone out".into()));
+      return Err(capstan_livekit::Error::Timeout(
+        "the engine did not play the tone out".into(),
+      ));
     }
     tokio::time::sleep(Duration::from_millis(10)).await;
   }

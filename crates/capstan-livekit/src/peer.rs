@@ -43,7 +43,11 @@ pub struct Offer {
 /// What the connection asks of the session after a call.
 #[derive(Debug)]
 pub enum PeerOutput {
-  Transmit { to: SocketAddr, from: SocketAddr, data: Vec<u8> },
+  Transmit {
+    to: SocketAddr,
+    from: SocketAddr,
+    data: Vec<u8>,
+  },
   Connected,
   Disconnected(String),
 }
@@ -70,7 +74,14 @@ impl Publisher {
     rtc
       .add_local_candidate(c)
       .ok_or_else(|| Error::Peer(format!("str0m refused the host candidate {local}")))?;
-    Ok(Publisher { rtc, local, queued: vec![Change::Channel], pending: None, next_id: 1, connected: false })
+    Ok(Publisher {
+      rtc,
+      local,
+      queued: vec![Change::Channel],
+      pending: None,
+      next_id: 1,
+      connected: false,
+    })
   }
 
   pub fn local_addr(&self) -> SocketAddr {
@@ -90,7 +101,10 @@ impl Publisher {
   /// Queues an audio m-line (sendonly) whose msid track id is `cid`, the id the server
   /// matches to the pending `AddTrackRequest`.
   pub fn add_audio(&mut self, cid: &str, stream: &str) {
-    self.queued.push(Change::AddAudio { cid: cid.to_string(), stream: stream.to_string() });
+    self.queued.push(Change::AddAudio {
+      cid: cid.to_string(),
+      stream: stream.to_string(),
+    });
   }
 
   /// Queues making `mid` inactive: the server ends the published track when the answer to
@@ -117,7 +131,13 @@ impl Publisher {
           api.add_channel(RELIABLE_CHANNEL.to_string());
         }
         Change::AddAudio { cid, stream } => {
-          let mid = api.add_media(MediaKind::Audio, Direction::SendOnly, Some(stream), Some(cid.clone()), None);
+          let mid = api.add_media(
+            MediaKind::Audio,
+            Direction::SendOnly,
+            Some(stream),
+            Some(cid.clone()),
+            None,
+          );
           added.push((cid, mid));
         }
         Change::Inactive(mid) => api.set_direction(mid, Direction::Inactive),
@@ -129,7 +149,11 @@ impl Publisher {
     let id = self.next_id;
     self.next_id += 1;
     self.pending = Some((pending, id, added.clone()));
-    Ok(Some(Offer { sdp: offer.to_sdp_string(), id, added }))
+    Ok(Some(Offer {
+      sdp: offer.to_sdp_string(),
+      id,
+      added,
+    }))
   }
 
   /// Applies the server's answer to the offer out. Returns the m-lines that offer added.
@@ -149,13 +173,14 @@ impl Publisher {
   /// A trickled remote candidate (`candidate_init` JSON). The end-of-candidates marker (an
   /// empty candidate) and TCP candidates (this client speaks UDP only) are skipped.
   pub fn add_remote_candidate(&mut self, candidate_init: &str) -> Result<bool> {
-    let v: serde_json::Value =
-      serde_json::from_str(candidate_init).map_err(|e| Error::Signal(format!("trickle candidate_init is not JSON: {e}")))?;
+    let v: serde_json::Value = serde_json::from_str(candidate_init)
+      .map_err(|e| Error::Signal(format!("trickle candidate_init is not JSON: {e}")))?;
     let line = v.get("candidate").and_then(|c| c.as_str()).unwrap_or("");
     if line.trim().is_empty() {
       return Ok(false);
     }
-    let c = Candidate::from_sdp_string(line).map_err(|e| Error::Signal(format!("bad trickle candidate {line:?}: {e}")))?;
+    let c =
+      Candidate::from_sdp_string(line).map_err(|e| Error::Signal(format!("bad trickle candidate {line:?}: {e}")))?;
     if c.proto() != Protocol::Udp {
       return Ok(false);
     }
@@ -166,14 +191,25 @@ impl Publisher {
   /// The payload type the answer gave Opus on `mid`, once negotiated.
   pub fn opus_pt(&mut self, mid: Mid) -> Option<Pt> {
     let w = self.rtc.writer(mid)?;
-    let pt = w.payload_params().find(|p| p.spec().codec == str0m::format::Codec::Opus).map(|p| p.pt());
+    let pt = w
+      .payload_params()
+      .find(|p| p.spec().codec == str0m::format::Codec::Opus)
+      .map(|p| p.pt());
     pt
   }
 
   /// One Opus packet on `mid` at RTP time `rtp_ts` (48 kHz units since the track began).
   pub fn write_opus(&mut self, mid: Mid, pt: Pt, wallclock: Instant, rtp_ts: u64, data: &[u8]) -> Result<()> {
-    let w = self.rtc.writer(mid).ok_or_else(|| Error::Peer(format!("no writer for m-line {mid}")))?;
-    w.write(pt, wallclock, MediaTime::new(rtp_ts, Frequency::FORTY_EIGHT_KHZ), data.to_vec())?;
+    let w = self
+      .rtc
+      .writer(mid)
+      .ok_or_else(|| Error::Peer(format!("no writer for m-line {mid}")))?;
+    w.write(
+      pt,
+      wallclock,
+      MediaTime::new(rtp_ts, Frequency::FORTY_EIGHT_KHZ),
+      data.to_vec(),
+    )?;
     Ok(())
   }
 
@@ -182,7 +218,15 @@ impl Publisher {
     let Ok(contents) = data.try_into() else {
       return Ok(()); // not STUN/DTLS/RTP: not ours
     };
-    let input = Input::Receive(now, Receive { proto: Protocol::Udp, source: from, destination: self.local, contents });
+    let input = Input::Receive(
+      now,
+      Receive {
+        proto: Protocol::Udp,
+        source: from,
+        destination: self.local,
+        contents,
+      },
+    );
     if self.rtc.accepts(&input) {
       self.rtc.handle_input(input)?;
     }
@@ -200,7 +244,11 @@ impl Publisher {
     loop {
       match self.rtc.poll_output()? {
         Output::Timeout(t) => return Ok(t),
-        Output::Transmit(t) => out.push(PeerOutput::Transmit { to: t.destination, from: t.source, data: t.contents.to_vec() }),
+        Output::Transmit(t) => out.push(PeerOutput::Transmit {
+          to: t.destination,
+          from: t.source,
+          data: t.contents.to_vec(),
+        }),
         Output::Event(Event::Connected) => {
           self.connected = true;
           out.push(PeerOutput::Connected);
@@ -228,7 +276,11 @@ impl Publisher {
 /// `{"candidate": "candidate:…", "sdpMid": "0", "sdpMLineIndex": 0}`: the server applies it
 /// to the transport as a whole, so the first m-line is as good as any.
 pub fn candidate_init_json(candidate_line: &str) -> String {
-  let line = if candidate_line.starts_with("candidate:") { candidate_line.to_string() } else { format!("candidate:{candidate_line}") };
+  let line = if candidate_line.starts_with("candidate:") {
+    candidate_line.to_string()
+  } else {
+    format!("candidate:{candidate_line}")
+  };
   serde_json::json!({ "candidate": line, "sdpMid": "0", "sdpMLineIndex": 0 }).to_string()
 }
 

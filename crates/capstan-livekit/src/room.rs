@@ -106,9 +106,18 @@ impl LocalAudioTrack {
 }
 
 enum Command {
-  Publish { name: String, opus: OpusOptions, reply: oneshot::Sender<Result<LocalAudioTrack>> },
-  Unpublish { cid: String, reply: oneshot::Sender<Result<()>> },
-  Close { reply: oneshot::Sender<()> },
+  Publish {
+    name: String,
+    opus: OpusOptions,
+    reply: oneshot::Sender<Result<LocalAudioTrack>>,
+  },
+  Unpublish {
+    cid: String,
+    reply: oneshot::Sender<Result<()>>,
+  },
+  Close {
+    reply: oneshot::Sender<()>,
+  },
 }
 
 pub struct Room {
@@ -123,7 +132,10 @@ impl Room {
   /// DTLS connected, all within `opts.connect_timeout`. Events go to the returned receiver.
   pub async fn connect(url: &str, token: &str, opts: RoomOptions) -> Result<(Room, mpsc::Receiver<RoomEvent>)> {
     if opts.queue_packets == 0 || opts.queue_packets > 10_000 {
-      return Err(Error::InvalidOption(format!("queuePackets must be 1..=10000, got {}", opts.queue_packets)));
+      return Err(Error::InvalidOption(format!(
+        "queuePackets must be 1..=10000, got {}",
+        opts.queue_packets
+      )));
     }
     let deadline = tokio::time::Instant::now() + opts.connect_timeout;
     let (ws, join) = signal::connect(url, token, opts.auto_subscribe, opts.connect_timeout).await?;
@@ -170,7 +182,12 @@ impl Room {
       rtt_ms: 0,
     };
     let task = tokio::spawn(session.run());
-    let room = Room { join: info, cmd: cmd_tx, opts, task: Some(task) };
+    let room = Room {
+      join: info,
+      cmd: cmd_tx,
+      opts,
+      task: Some(task),
+    };
     match tokio::time::timeout_at(deadline, ready_rx).await {
       Ok(Ok(Ok(()))) => Ok((room, ev_rx)),
       Ok(Ok(Err(e))) => Err(e),
@@ -178,7 +195,9 @@ impl Room {
       Err(_) => {
         let ms = room.opts.connect_timeout.as_millis();
         let _ = room.close().await;
-        Err(Error::Timeout(format!("join and publisher connection not done within {ms} ms")))
+        Err(Error::Timeout(format!(
+          "join and publisher connection not done within {ms} ms"
+        )))
       }
     }
   }
@@ -192,13 +211,30 @@ impl Room {
   pub async fn publish_audio(&self, name: &str, opus: OpusOptions) -> Result<LocalAudioTrack> {
     opus.validate()?;
     let (reply, rx) = oneshot::channel();
-    self.request(Command::Publish { name: name.to_string(), opus, reply }, rx).await?
+    self
+      .request(
+        Command::Publish {
+          name: name.to_string(),
+          opus,
+          reply,
+        },
+        rx,
+      )
+      .await?
   }
 
   /// Ends a track: its m-line goes inactive in a new offer; done when the answer is applied.
   pub async fn unpublish(&self, track: &LocalAudioTrack) -> Result<()> {
     let (reply, rx) = oneshot::channel();
-    self.request(Command::Unpublish { cid: track.cid.clone(), reply }, rx).await?
+    self
+      .request(
+        Command::Unpublish {
+          cid: track.cid.clone(),
+          reply,
+        },
+        rx,
+      )
+      .await?
   }
 
   async fn request<T>(&self, cmd: Command, rx: oneshot::Receiver<T>) -> Result<T> {
@@ -207,7 +243,9 @@ impl Room {
       self.cmd.send(cmd).await.map_err(|_| Error::Closed)?;
       rx.await.map_err(|_| Error::Closed)
     };
-    tokio::time::timeout(t, work).await.unwrap_or_else(|_| Err(Error::Timeout(format!("request took over {} ms", t.as_millis()))))
+    tokio::time::timeout(t, work)
+      .await
+      .unwrap_or_else(|_| Err(Error::Timeout(format!("request took over {} ms", t.as_millis()))))
   }
 
   /// Leaves (LeaveRequest, close frame) and ends the session, within the request timeout.
@@ -225,7 +263,6 @@ impl Room {
     r
   }
 }
-
 
 /// The local address the OS would use to reach the signal host: the one host candidate.
 /// (Its UDP `connect` sends nothing; it only picks the route.)
@@ -248,7 +285,11 @@ async fn local_ip_towards(url: &str) -> Result<IpAddr> {
     .next()
     .ok_or_else(|| Error::Connect(format!("{with_port} resolves to nothing")))?;
   let probe = std::net::UdpSocket::bind(SocketAddr::new(
-    if addr.is_ipv4() { IpAddr::from([0, 0, 0, 0]) } else { IpAddr::from([0u16; 8]) },
+    if addr.is_ipv4() {
+      IpAddr::from([0, 0, 0, 0])
+    } else {
+      IpAddr::from([0u16; 8])
+    },
     0,
   ))
   .and_then(|s| s.connect(addr).map(|_| s))
@@ -263,7 +304,10 @@ enum TrackPhase {
   Requested,
   /// In an offer (queued or out), waiting for the answer.
   Negotiating,
-  Live { mid: Mid, pt: Pt },
+  Live {
+    mid: Mid,
+    pt: Pt,
+  },
   Unpublishing,
 }
 
@@ -342,9 +386,18 @@ impl Session {
   async fn negotiate(&mut self) -> Result<()> {
     if let Some(offer) = self.pc.offer()? {
       self.in_flight.append(&mut self.queued);
-      let mid_to_track_id = offer.added.iter().map(|(cid, mid)| (mid.to_string(), cid.clone())).collect();
+      let mid_to_track_id = offer
+        .added
+        .iter()
+        .map(|(cid, mid)| (mid.to_string(), cid.clone()))
+        .collect();
       self
-        .send(Req::Offer(proto::SessionDescription { r#type: "offer".into(), sdp: offer.sdp, id: offer.id, mid_to_track_id }))
+        .send(Req::Offer(proto::SessionDescription {
+          r#type: "offer".into(),
+          sdp: offer.sdp,
+          id: offer.id,
+          mid_to_track_id,
+        }))
         .await?;
     }
     Ok(())
@@ -419,19 +472,34 @@ impl Session {
 
   async fn ping(&mut self) -> Result<Flow> {
     if self.last_rx.elapsed() > self.info.ping_timeout {
-      return Err(Error::Timeout(format!("nothing from the server for {} ms (ping timeout)", self.info.ping_timeout.as_millis())));
+      return Err(Error::Timeout(format!(
+        "nothing from the server for {} ms (ping timeout)",
+        self.info.ping_timeout.as_millis()
+      )));
     }
-    let now_ms = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0);
-    self.send(Req::PingReq(proto::Ping { timestamp: now_ms, rtt: self.rtt_ms })).await?;
+    let now_ms = std::time::SystemTime::now()
+      .duration_since(std::time::UNIX_EPOCH)
+      .map(|d| d.as_millis() as i64)
+      .unwrap_or(0);
+    self
+      .send(Req::PingReq(proto::Ping {
+        timestamp: now_ms,
+        rtt: self.rtt_ms,
+      }))
+      .await?;
     Ok(Flow::Go)
   }
 
   fn packet(&mut self, p: OpusPacket) {
     let n = p.data.len();
-    let live = self.tracks.values().find(|t| t.key == p.track).and_then(|t| match t.phase {
-      TrackPhase::Live { mid, pt } => Some((mid, pt)),
-      _ => None,
-    });
+    let live = self
+      .tracks
+      .values()
+      .find(|t| t.key == p.track)
+      .and_then(|t| match t.phase {
+        TrackPhase::Live { mid, pt } => Some((mid, pt)),
+        _ => None,
+      });
     let sent = match live {
       Some((mid, pt)) if self.pc.is_connected() => self.pc.write_opus(mid, pt, p.at, p.rtp_ts, &p.data).is_ok(),
       _ => false,
@@ -454,7 +522,10 @@ impl Session {
             // No RED (the offer has none) and no DTX (the engine sends a continuous stream).
             disable_red: true,
             audio_features: if opus.format.channels == 2 {
-              vec![proto::AudioTrackFeature::TfStereo as i32, proto::AudioTrackFeature::TfNoDtx as i32]
+              vec![
+                proto::AudioTrackFeature::TfStereo as i32,
+                proto::AudioTrackFeature::TfNoDtx as i32,
+              ]
             } else {
               vec![proto::AudioTrackFeature::TfNoDtx as i32]
             },
@@ -515,14 +586,20 @@ impl Session {
                   cid: cid.clone(),
                   name: t.name.clone(),
                   opus: t.opus,
-                  packets: PacketSender { track: t.key, tx: self.pkt_tx.clone(), stats: t.stats.clone() },
+                  packets: PacketSender {
+                    track: t.key,
+                    tx: self.pkt_tx.clone(),
+                    stats: t.stats.clone(),
+                  },
                 };
                 let _ = reply.send(Ok(track));
               }
             }
             None => {
               if let Some(reply) = t.publish_reply.take() {
-                let _ = reply.send(Err(Error::Peer("the answer accepted no Opus on the track's m-line".into())));
+                let _ = reply.send(Err(Error::Peer(
+                  "the answer accepted no Opus on the track's m-line".into(),
+                )));
               }
             }
           }
@@ -539,7 +616,9 @@ impl Session {
         }
       }
       Res::TrackPublished(p) => {
-        let Some(t) = self.tracks.get_mut(&p.cid) else { return Ok(Flow::Go) };
+        let Some(t) = self.tracks.get_mut(&p.cid) else {
+          return Ok(Flow::Go);
+        };
         if matches!(t.phase, TrackPhase::Requested) {
           t.sid = p.track.map(|i| i.sid).unwrap_or_default();
           t.phase = TrackPhase::Negotiating;
@@ -557,16 +636,25 @@ impl Session {
         if rr.reason != proto::request_response::Reason::Ok as i32 {
           // Refusals of a publish fail the oldest publish still waiting for the server.
           let msg = format!("the server refused a request (reason {}): {}", rr.reason, rr.message);
-          if let Some(t) = self.tracks.values_mut().find(|t| matches!(t.phase, TrackPhase::Requested)) {
+          if let Some(t) = self
+            .tracks
+            .values_mut()
+            .find(|t| matches!(t.phase, TrackPhase::Requested))
+          {
             if let Some(reply) = t.publish_reply.take() {
               let _ = reply.send(Err(Error::Signal(msg)));
             }
           }
-          self.tracks.retain(|_, t| !(matches!(t.phase, TrackPhase::Requested) && t.publish_reply.is_none()));
+          self
+            .tracks
+            .retain(|_, t| !(matches!(t.phase, TrackPhase::Requested) && t.publish_reply.is_none()));
         }
       }
       Res::PongResp(p) => {
-        let now_ms = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0);
+        let now_ms = std::time::SystemTime::now()
+          .duration_since(std::time::UNIX_EPOCH)
+          .map(|d| d.as_millis() as i64)
+          .unwrap_or(0);
         self.rtt_ms = (now_ms - p.last_ping_timestamp).max(0);
       }
       Res::Leave(l) => return Ok(Flow::End(format!("the server asked to leave (reason {})", l.reason))),

@@ -36,10 +36,14 @@ pub fn signal_url(url: &str, token: &str, auto_subscribe: bool) -> Result<String
   } else if url.starts_with("ws://") || url.starts_with("wss://") {
     url.to_string()
   } else {
-    return Err(Error::InvalidOption(format!("url must start with ws://, wss://, http:// or https://, got {url:?}")));
+    return Err(Error::InvalidOption(format!(
+      "url must start with ws://, wss://, http:// or https://, got {url:?}"
+    )));
   };
   if base.contains('?') || base.contains('#') {
-    return Err(Error::InvalidOption(format!("url must have no query or fragment, got {url:?}")));
+    return Err(Error::InvalidOption(format!(
+      "url must have no query or fragment, got {url:?}"
+    )));
   }
   if token.is_empty() || !token.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b)) {
     // A JWT is base64url parts joined by dots: nothing to escape, and anything else is not a token.
@@ -65,7 +69,10 @@ pub fn decode_response(msg: Message) -> Result<Option<proto::signal_response::Me
   match msg {
     Message::Binary(b) => {
       if b.len() > MAX_MESSAGE_BYTES {
-        return Err(Error::Signal(format!("message of {} bytes (limit {MAX_MESSAGE_BYTES})", b.len())));
+        return Err(Error::Signal(format!(
+          "message of {} bytes (limit {MAX_MESSAGE_BYTES})",
+          b.len()
+        )));
       }
       let r = proto::SignalResponse::decode(b.as_ref())
         .map_err(|e| Error::Signal(format!("undecodable SignalResponse ({} bytes): {e}", b.len())))?;
@@ -120,7 +127,12 @@ fn ws_error(e: tokio_tungstenite::tungstenite::Error) -> Error {
 
 /// Opens the signal connection and waits for the `JoinResponse`, all within `timeout`.
 /// Messages before it are dropped; a `LeaveRequest` before it is a refusal.
-pub async fn connect(url: &str, token: &str, auto_subscribe: bool, timeout: Duration) -> Result<(Ws, proto::JoinResponse)> {
+pub async fn connect(
+  url: &str,
+  token: &str,
+  auto_subscribe: bool,
+  timeout: Duration,
+) -> Result<(Ws, proto::JoinResponse)> {
   let url = signal_url(url, token, auto_subscribe)?;
   let work = async {
     let config = tokio_tungstenite::tungstenite::protocol::WebSocketConfig::default()
@@ -131,22 +143,34 @@ pub async fn connect(url: &str, token: &str, auto_subscribe: bool, timeout: Dura
       .map_err(ws_error)?;
     loop {
       let Some(msg) = ws.next().await else {
-        return Err(Error::Connect("the server closed the signal connection before joining".into()));
+        return Err(Error::Connect(
+          "the server closed the signal connection before joining".into(),
+        ));
       };
       match decode_response(msg.map_err(ws_error)?) {
         Ok(Some(proto::signal_response::Message::Join(join))) => return Ok((ws, join)),
         Ok(Some(proto::signal_response::Message::Leave(leave))) => {
-          return Err(Error::Signal(format!("the server refused the join (leave, reason {})", leave.reason)))
+          return Err(Error::Signal(format!(
+            "the server refused the join (leave, reason {})",
+            leave.reason
+          )))
         }
         Ok(_) => {}
-        Err(Error::Closed) => return Err(Error::Connect("the server closed the signal connection before joining".into())),
+        Err(Error::Closed) => {
+          return Err(Error::Connect(
+            "the server closed the signal connection before joining".into(),
+          ))
+        }
         Err(e) => return Err(e),
       }
     }
   };
   match tokio::time::timeout(timeout, work).await {
     Ok(r) => r,
-    Err(_) => Err(Error::Timeout(format!("no JoinResponse within {} ms", timeout.as_millis()))),
+    Err(_) => Err(Error::Timeout(format!(
+      "no JoinResponse within {} ms",
+      timeout.as_millis()
+    ))),
   }
 }
 
@@ -159,7 +183,10 @@ pub async fn send(
 ) -> Result<()> {
   match tokio::time::timeout(timeout, ws.send(encode_request(msg))).await {
     Ok(r) => r.map_err(ws_error),
-    Err(_) => Err(Error::Timeout(format!("signal send took over {} ms", timeout.as_millis()))),
+    Err(_) => Err(Error::Timeout(format!(
+      "signal send took over {} ms",
+      timeout.as_millis()
+    ))),
   }
 }
 
@@ -175,34 +202,70 @@ mod tests {
     let u = signal_url("ws://127.0.0.1:7880/", "a.b-c_d", false).unwrap();
     assert_eq!(
       u,
-      format!("ws://127.0.0.1:7880/rtc?access_token=a.b-c_d&auto_subscribe=0&protocol=16&sdk=rust&version={}", env!("CARGO_PKG_VERSION"))
+      format!(
+        "ws://127.0.0.1:7880/rtc?access_token=a.b-c_d&auto_subscribe=0&protocol=16&sdk=rust&version={}",
+        env!("CARGO_PKG_VERSION")
+      )
     );
-    assert!(signal_url("https://x.example/base", "t", true).unwrap().starts_with("wss://x.example/base/rtc?access_token=t&auto_subscribe=1&"));
-    assert_eq!(signal_url("tcp://x", "t", true).unwrap_err().code(), "ERR_INVALID_OPTION");
-    assert_eq!(signal_url("ws://x/?a=1", "t", true).unwrap_err().code(), "ERR_INVALID_OPTION");
-    assert_eq!(signal_url("ws://x", "a&b", true).unwrap_err().code(), "ERR_INVALID_OPTION");
+    assert!(signal_url("https://x.example/base", "t", true)
+      .unwrap()
+      .starts_with("wss://x.example/base/rtc?access_token=t&auto_subscribe=1&"));
+    assert_eq!(
+      signal_url("tcp://x", "t", true).unwrap_err().code(),
+      "ERR_INVALID_OPTION"
+    );
+    assert_eq!(
+      signal_url("ws://x/?a=1", "t", true).unwrap_err().code(),
+      "ERR_INVALID_OPTION"
+    );
+    assert_eq!(
+      signal_url("ws://x", "a&b", true).unwrap_err().code(),
+      "ERR_INVALID_OPTION"
+    );
   }
 
   #[test]
   fn a_request_is_one_binary_message_that_decodes_back() {
-    let m = encode_request(Req::PingReq(proto::Ping { timestamp: 1234, rtt: 5 }));
+    let m = encode_request(Req::PingReq(proto::Ping {
+      timestamp: 1234,
+      rtt: 5,
+    }));
     let Message::Binary(b) = m else { panic!("not binary") };
     let back = proto::SignalRequest::decode(b.as_ref()).unwrap();
-    assert_eq!(back.message, Some(Req::PingReq(proto::Ping { timestamp: 1234, rtt: 5 })));
+    assert_eq!(
+      back.message,
+      Some(Req::PingReq(proto::Ping {
+        timestamp: 1234,
+        rtt: 5
+      }))
+    );
   }
 
   #[test]
   fn responses_decode_and_garbage_is_a_signal_error() {
-    let join = proto::SignalResponse { message: Some(Res::Join(proto::JoinResponse { ping_interval: 5, ..Default::default() })) };
-    let got = decode_response(Message::Binary(join.encode_to_vec().into())).unwrap().unwrap();
+    let join = proto::SignalResponse {
+      message: Some(Res::Join(proto::JoinResponse {
+        ping_interval: 5,
+        ..Default::default()
+      })),
+    };
+    let got = decode_response(Message::Binary(join.encode_to_vec().into()))
+      .unwrap()
+      .unwrap();
     assert!(matches!(got, Res::Join(j) if j.ping_interval == 5));
     assert!(decode_response(Message::Ping(vec![1].into())).unwrap().is_none());
     assert_eq!(decode_response(Message::Close(None)).unwrap_err(), Error::Closed);
     let junk = decode_response(Message::Binary(vec![0xff, 0xff, 0xff, 0xff, 0x0f].into())).unwrap_err();
     assert_eq!(junk.code(), "ERR_LIVEKIT_SIGNAL");
-    assert_eq!(decode_response(Message::Text("hello".into())).unwrap_err().code(), "ERR_LIVEKIT_SIGNAL");
+    assert_eq!(
+      decode_response(Message::Text("hello".into())).unwrap_err().code(),
+      "ERR_LIVEKIT_SIGNAL"
+    );
     // An empty SignalResponse (a message this version does not know) is refused, not skipped silently.
-    assert_eq!(decode_response(Message::Binary(Vec::new().into())).unwrap_err().code(), "ERR_LIVEKIT_SIGNAL");
+    assert_eq!(
+      decode_response(Message::Binary(Vec::new().into())).unwrap_err().code(),
+      "ERR_LIVEKIT_SIGNAL"
+    );
   }
 
   /// A TCP server that answers the upgrade request with junk: a typed error, at once.
@@ -219,7 +282,9 @@ mod tests {
       }
     });
     let t0 = std::time::Instant::now();
-    let e = connect(&format!("ws://{addr}"), "a.b.c", false, Duration::from_secs(5)).await.unwrap_err();
+    let e = connect(&format!("ws://{addr}"), "a.b.c", false, Duration::from_secs(5))
+      .await
+      .unwrap_err();
     assert_eq!(e.code(), "ERR_LIVEKIT_CONNECT", "{e}");
     assert!(t0.elapsed() < Duration::from_secs(2));
   }
@@ -235,11 +300,19 @@ mod tests {
         let _ = s.read(&mut buf).await;
         let body = "invalid token";
         let _ = s
-          .write_all(format!("HTTP/1.1 401 Unauthorized\r\ncontent-length: {}\r\n\r\n{body}", body.len()).as_bytes())
+          .write_all(
+            format!(
+              "HTTP/1.1 401 Unauthorized\r\ncontent-length: {}\r\n\r\n{body}",
+              body.len()
+            )
+            .as_bytes(),
+          )
           .await;
       }
     });
-    let e = connect(&format!("ws://{addr}"), "a.b.c", false, Duration::from_secs(5)).await.unwrap_err();
+    let e = connect(&format!("ws://{addr}"), "a.b.c", false, Duration::from_secs(5))
+      .await
+      .unwrap_err();
     assert!(matches!(&e, Error::Connect(m) if m.contains("401")), "{e}");
   }
 
@@ -261,10 +334,24 @@ mod tests {
       });
       addr
     }
-    let e = connect(&format!("ws://{}", server(true).await), "a.b.c", false, Duration::from_secs(5)).await.unwrap_err();
+    let e = connect(
+      &format!("ws://{}", server(true).await),
+      "a.b.c",
+      false,
+      Duration::from_secs(5),
+    )
+    .await
+    .unwrap_err();
     assert_eq!(e.code(), "ERR_LIVEKIT_SIGNAL", "{e}");
     let t0 = std::time::Instant::now();
-    let e = connect(&format!("ws://{}", server(false).await), "a.b.c", false, Duration::from_millis(300)).await.unwrap_err();
+    let e = connect(
+      &format!("ws://{}", server(false).await),
+      "a.b.c",
+      false,
+      Duration::from_millis(300),
+    )
+    .await
+    .unwrap_err();
     assert_eq!(e.code(), "ERR_LIVEKIT_TIMEOUT", "{e}");
     assert!(t0.elapsed() < Duration::from_secs(2));
   }
@@ -274,7 +361,9 @@ mod tests {
     let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = l.local_addr().unwrap();
     drop(l);
-    let e = connect(&format!("ws://{addr}"), "a.b.c", false, Duration::from_secs(5)).await.unwrap_err();
+    let e = connect(&format!("ws://{addr}"), "a.b.c", false, Duration::from_secs(5))
+      .await
+      .unwrap_err();
     assert_eq!(e.code(), "ERR_LIVEKIT_CONNECT", "{e}");
   }
 }

@@ -33,7 +33,11 @@ impl LiveKitSink {
     let framer = OpusFramer::new(opus)?;
     let f = opus.format;
     let silence = vec![0; f.sample_rate as usize / 100 * f.channels as usize];
-    Ok(LiveKitSink { framer, packets, silence })
+    Ok(LiveKitSink {
+      framer,
+      packets,
+      silence,
+    })
   }
 
   pub fn stats(&self) -> Counters {
@@ -99,10 +103,18 @@ mod tests {
     let source = engine.add_source(opts).unwrap();
     let (tx, mut rx) = mpsc::channel(4);
     let stats = Arc::new(TrackStats::default());
-    let sender = PacketSender { track: 1, tx, stats: stats.clone() };
+    let sender = PacketSender {
+      track: 1,
+      tx,
+      stats: stats.clone(),
+    };
     let opus = OpusOptions::new(Format::new(48_000, 1).unwrap()).unwrap();
-    source.set_sink(Box::new(LiveKitSink::with_sender(&opus, sender).unwrap())).unwrap();
-    let tone: Vec<i16> = (0..4800).map(|i| ((i as f64 * 440.0 * std::f64::consts::TAU / 48_000.0).sin() * 8000.0) as i16).collect();
+    source
+      .set_sink(Box::new(LiveKitSink::with_sender(&opus, sender).unwrap()))
+      .unwrap();
+    let tone: Vec<i16> = (0..4800)
+      .map(|i| ((i as f64 * 440.0 * std::f64::consts::TAU / 48_000.0).sin() * 8000.0) as i16)
+      .collect();
     source.try_capture(capstan_core::FrameRef::i16(&tone)).unwrap();
     // 100 ms of tone, then underruns; the receiver lags so the 4-packet queue overflows.
     let mut got = Vec::new();
@@ -121,7 +133,10 @@ mod tests {
     assert!(c.balanced(), "{c:?}");
     assert!(c.encoded_packets >= 15, "{c:?}");
     assert!(c.dropped_full > 0, "{c:?}");
-    assert!(got.windows(2).all(|w| w[1] > w[0] && (w[1] - w[0]) % 960 == 0), "{got:?}");
+    assert!(
+      got.windows(2).all(|w| w[1] > w[0] && (w[1] - w[0]) % 960 == 0),
+      "{got:?}"
+    );
     assert_eq!(got[0], 0);
   }
 }

@@ -23,14 +23,21 @@ pub struct Grants {
 impl Grants {
   /// A participant that joins `room` and publishes, and subscribes to nothing.
   pub fn publisher(room: &str) -> Self {
-    Grants { room: room.to_string(), can_publish: true, can_subscribe: false, can_publish_data: true }
+    Grants {
+      room: room.to_string(),
+      can_publish: true,
+      can_subscribe: false,
+      can_publish_data: true,
+    }
   }
 }
 
 /// A signed join token for `identity`, valid for `ttl_s` seconds from now.
 pub fn access_token(api_key: &str, api_secret: &str, identity: &str, grants: &Grants, ttl_s: u64) -> Result<String> {
   if api_key.is_empty() || api_secret.is_empty() || identity.is_empty() {
-    return Err(Error::InvalidOption("api key, secret and identity must not be empty".into()));
+    return Err(Error::InvalidOption(
+      "api key, secret and identity must not be empty".into(),
+    ));
   }
   let now = std::time::SystemTime::now()
     .duration_since(std::time::UNIX_EPOCH)
@@ -56,7 +63,8 @@ pub fn access_token(api_key: &str, api_secret: &str, identity: &str, grants: &Gr
     URL_SAFE_NO_PAD.encode(header.to_string()),
     URL_SAFE_NO_PAD.encode(claims.to_string())
   );
-  let mut mac = Hmac::<Sha256>::new_from_slice(api_secret.as_bytes()).map_err(|e| Error::InvalidOption(e.to_string()))?;
+  let mut mac =
+    Hmac::<Sha256>::new_from_slice(api_secret.as_bytes()).map_err(|e| Error::InvalidOption(e.to_string()))?;
   mac.update(signing_input.as_bytes());
   let sig = URL_SAFE_NO_PAD.encode(mac.finalize().into_bytes());
   Ok(format!("{signing_input}.{sig}"))

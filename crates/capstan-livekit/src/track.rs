@@ -102,7 +102,13 @@ impl PacketSender {
   /// whether it was queued.
   pub fn send(&self, rtp_ts: u64, data: Vec<u8>, at: Instant) -> bool {
     let n = data.len() as u64;
-    let pkt = OpusPacket { track: self.track, rtp_ts, data, at, stats: self.stats.clone() };
+    let pkt = OpusPacket {
+      track: self.track,
+      rtp_ts,
+      data,
+      at,
+      stats: self.stats.clone(),
+    };
     // Counted encoded and queued before the session can see it, so its dequeue never
     // finds the queued bytes missing.
     let mut c = self.stats.0.lock();
@@ -137,7 +143,10 @@ pub struct OpusOptions {
 
 impl OpusOptions {
   pub fn new(format: Format) -> Result<Self> {
-    let o = OpusOptions { format, bitrate_bps: DEFAULT_BITRATE_PER_CHANNEL * format.channels as u32 };
+    let o = OpusOptions {
+      format,
+      bitrate_bps: DEFAULT_BITRATE_PER_CHANNEL * format.channels as u32,
+    };
     o.validate()?;
     Ok(o)
   }
@@ -150,10 +159,16 @@ impl OpusOptions {
       )));
     }
     if !(1..=2).contains(&self.format.channels) {
-      return Err(Error::InvalidOption(format!("channels must be 1 or 2 for Opus, got {}", self.format.channels)));
+      return Err(Error::InvalidOption(format!(
+        "channels must be 1 or 2 for Opus, got {}",
+        self.format.channels
+      )));
     }
     if !(6_000..=510_000).contains(&self.bitrate_bps) {
-      return Err(Error::InvalidOption(format!("bitrate must be 6000..=510000 bps, got {}", self.bitrate_bps)));
+      return Err(Error::InvalidOption(format!(
+        "bitrate must be 6000..=510000 bps, got {}",
+        self.bitrate_bps
+      )));
     }
     Ok(())
   }
@@ -173,10 +188,16 @@ pub struct OpusFramer {
 impl OpusFramer {
   pub fn new(o: &OpusOptions) -> Result<Self> {
     o.validate()?;
-    let channels = if o.format.channels == 1 { opus::Channels::Mono } else { opus::Channels::Stereo };
+    let channels = if o.format.channels == 1 {
+      opus::Channels::Mono
+    } else {
+      opus::Channels::Stereo
+    };
     let lib = |e: opus::Error| Error::InvalidOption(format!("libopus refused the settings: {e}"));
     let mut enc = opus::Encoder::new(o.format.sample_rate, channels, opus::Application::Audio).map_err(lib)?;
-    enc.set_bitrate(opus::Bitrate::Bits(o.bitrate_bps as i32)).map_err(lib)?;
+    enc
+      .set_bitrate(opus::Bitrate::Bits(o.bitrate_bps as i32))
+      .map_err(lib)?;
     let frame_samples = (o.format.sample_rate * FRAME_MS / 1000) as usize * o.format.channels as usize;
     Ok(OpusFramer {
       enc,
@@ -225,7 +246,10 @@ impl OpusFramer {
   }
 
   fn encode(&mut self) -> Result<(u64, Vec<u8>)> {
-    let n = self.enc.encode(&self.pending, &mut self.out).map_err(|e| Error::Peer(format!("opus encode: {e}")))?;
+    let n = self
+      .enc
+      .encode(&self.pending, &mut self.out)
+      .map_err(|e| Error::Peer(format!("opus encode: {e}")))?;
     self.pending.clear();
     let ts = self.frames * FRAME_RTP;
     self.frames += 1;
@@ -301,13 +325,20 @@ mod tests {
   #[test]
   fn a_full_or_closed_queue_drops_whole_packets_and_the_bytes_balance() {
     let (tx, mut rx) = mpsc::channel(2);
-    let s = PacketSender { track: 7, tx, stats: Arc::new(TrackStats::default()) };
+    let s = PacketSender {
+      track: 7,
+      tx,
+      stats: Arc::new(TrackStats::default()),
+    };
     let now = Instant::now();
     assert!(s.send(0, vec![1; 10], now));
     assert!(s.send(960, vec![1; 20], now));
     assert!(!s.send(1920, vec![1; 30], now)); // full
     let c = s.stats();
-    assert_eq!((c.encoded_bytes, c.queued_bytes, c.dropped_bytes, c.sent_bytes), (60, 30, 30, 0));
+    assert_eq!(
+      (c.encoded_bytes, c.queued_bytes, c.dropped_bytes, c.sent_bytes),
+      (60, 30, 30, 0)
+    );
     assert_eq!(c.dropped_full, 1);
     assert!(c.balanced());
     let p = rx.try_recv().unwrap();
@@ -318,8 +349,14 @@ mod tests {
     drop(rx);
     assert!(!s.send(2880, vec![1; 5], now)); // closed
     let c = s.stats();
-    assert_eq!((c.encoded_bytes, c.queued_bytes, c.sent_bytes, c.dropped_bytes), (65, 0, 10, 55));
-    assert_eq!((c.sent_packets, c.dropped_full, c.dropped_unsent, c.encoded_packets), (1, 1, 2, 4));
+    assert_eq!(
+      (c.encoded_bytes, c.queued_bytes, c.sent_bytes, c.dropped_bytes),
+      (65, 0, 10, 55)
+    );
+    assert_eq!(
+      (c.sent_packets, c.dropped_full, c.dropped_unsent, c.encoded_packets),
+      (1, 1, 2, 4)
+    );
     assert!(c.balanced());
   }
 }
