@@ -53,8 +53,16 @@ describe('capstan-livekit: a native publisher on a real LiveKit server', () => {
     const sub = lastJsonLine(r.procs[0].stdout)
     const pub = lastJsonLine(r.procs[1].stdout)
     expect(sub.ok && pub.ok, dump(r)).toBe(true)
-    // The join as the server saw it: publish-only, so the publisher connection is primary.
-    expect(pub.join).toMatchObject({ room: 'native', identity: 'pub', serverVersion: '1.13.5', subscriberPrimary: false })
+    // The usual token (publish and subscribe): the server leads with its subscriber connection,
+    // which the client answers; only then does the server count the participant ACTIVE (one
+    // still JOINED is removed after a minute).
+    expect(pub.join).toMatchObject({ room: 'native', identity: 'pub', serverVersion: '1.13.5', subscriberPrimary: true })
+    expect(pub.subscriberConnected).toBe(true)
+    const pubStates = r.serverLog
+      .split('\n')
+      .filter((l) => l.includes('updating participant state') && l.includes('"participant": "pub"'))
+      .map((l) => /"state": "([A-Z]+)"/.exec(l)?.[1])
+    expect(pubStates, 'pub participant states in the server log').toEqual(['JOINED', 'ACTIVE', 'DISCONNECTED'])
     expect(pub.toneSamplesSent).toBe(TONE_SECONDS * 48_000)
     // Bytes: encoded = sent + queued + dropped, all sent, nothing left queued.
     expect(pub.bytes.balanced, JSON.stringify(pub.bytes)).toBe(true)

@@ -3,8 +3,9 @@
 //!
 //!   publish-tone <url> <token|dev> <seconds> [room] [identity]
 //!
-//! `dev` makes a publish-only token from LIVEKIT_API_KEY / LIVEKIT_API_SECRET (default
-//! devkey / secret) for `room` (default `native`) and `identity` (default `pub`). The tone
+//! `dev` makes a token (publish and subscribe, the usual grant) from LIVEKIT_API_KEY /
+//! LIVEKIT_API_SECRET (default devkey / secret) for `room` (default `native`) and `identity`
+//! (default `pub`); `dev-publish-only` one that may not subscribe. The tone
 //! starts once a subscriber is there (the server's TrackSubscribed, within 20 s) plus
 //! 300 ms of silence, is played out by the engine clock, followed by 300 ms of silence;
 //! then the track is unpublished and the room left. One JSON line on stdout says what
@@ -61,10 +62,15 @@ async fn run(args: &[String], out: &mut serde_json::Value) -> capstan_livekit::R
   }
   let room_name = args.get(3).map(String::as_str).unwrap_or("native");
   let identity = args.get(4).map(String::as_str).unwrap_or("pub");
-  let token = if args[1] == "dev" {
+  let token = if args[1] == "dev" || args[1] == "dev-publish-only" {
     let key = std::env::var("LIVEKIT_API_KEY").unwrap_or_else(|_| "devkey".into());
     let secret = std::env::var("LIVEKIT_API_SECRET").unwrap_or_else(|_| "secret".into());
-    access_token(&key, &secret, identity, &Grants::publisher(room_name), 600)?
+    let grants = if args[1] == "dev" {
+      Grants::participant(room_name)
+    } else {
+      Grants::publisher(room_name)
+    };
+    access_token(&key, &secret, identity, &grants, 600)?
   } else {
     args[1].clone()
   };
@@ -151,6 +157,7 @@ async fn run(args: &[String], out: &mut serde_json::Value) -> capstan_livekit::R
   let t4 = Instant::now();
   room.unpublish(&track).await?;
   out["unpublishMs"] = ms(t4.elapsed()).into();
+  out["subscriberConnected"] = room.subscriber_connected().into();
   // Give the server a moment to tell the subscriber before the participant leaves.
   tokio::time::sleep(Duration::from_millis(300)).await;
   room.close().await?;

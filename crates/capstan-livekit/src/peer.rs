@@ -1,13 +1,20 @@
-//! The publisher peer connection: str0m's `Rtc` (sans-IO ICE, DTLS, SRTP, SDP) and the
-//! negotiation state around it. No I/O here: the session (`room.rs`) feeds it datagrams and
-//! timeouts and sends what it outputs, so everything but the network is testable in-process.
+//! The peer connections: str0m's `Rtc` (sans-IO ICE, DTLS, SRTP, SDP) and the negotiation
+//! state around it. No I/O here: the session (`room.rs`) feeds them datagrams and timeouts
+//! and sends what they output, so everything but the network is testable in-process.
 //!
 //! This client is always the offerer on the publisher connection (as every LiveKit SDK):
 //! changes (a data channel to get a transport up, an audio m-line per track, a track made
 //! inactive to unpublish) are queued and go out in one offer; while an offer waits for its
 //! answer, further changes wait for the next one.
+//!
+//! The subscriber connection is the server's: it offers, [`Subscriber`] answers. A
+//! participant that may subscribe gets it first (`subscriber_primary`), and the server counts
+//! the participant active only once that connection is up (livekit-server removes one still
+//! joining after a minute), so even a client that only publishes must answer it. Stage 1
+//! takes no media on it; it carries the server's data channels.
 
 use std::net::SocketAddr;
+use std::ops::{Deref, DerefMut};
 use std::time::Instant;
 
 use str0m::change::{SdpAnswer, SdpOffer, SdpPendingOffer};
@@ -22,6 +29,130 @@ use crate::error::{Error, Result};
 pub const RELIABLE_CHANNEL: &str = "_reliable";
 /// Opus's RTP clock: 48 kHz whatever the encoder's input rate (RFC 7587).
 pub const OPUS_RTP_RATE: u32 = 48_000;
+
+/// What a connection asks of the session after a call.
+#[derive(Debug)]
+pub enum PeerOutput {
+  Transmit { to: SocketAddr, data: Vec<u8> },
+  Connected,
+  Disconnected(String),
+}
+
+/// What both connections share: str0m's `Rtc` with one host candidate, and the I/O entry
+/// points.
+pub struct Pc {
+  rtc: Rtc,
+  local: SocketAddr,
+  connected: bool,
+}
+
+impl Pc {
+  /// A connection whose one host candidate is the UDP socket the session bound at `local`.
+  pub fn new(local: SocketAddr, now: Instant) -> Result<Self> {
+    let mut rtc = Rtc::builder()
+      .clear_codecs()
+      // Opus only, without RED: tracks are announced with `disable_red`, so the server
+      // expects plain Opus.
+      .enable_opus(true, false)
+      .build(now);
+    let c = Candidate::host(local, "udp").map_err(|e| Error::Peer(format!("host candidate {local}: {e}")))?;
+    rtc
+      .add_local_candidate(c)
+      .ok_or_else(|| Error::Peer(format!("str0m refused the host candidate {local}")))?;
+    Ok(Pc {
+      rtc,
+      local,
+      connected: false,
+    })
+  }
+
+  pub fn local_addr(&self) -> SocketAddr {
+    self.local
+  }
+
+  /// ICE and DTLS are up.
+  pub fn is_connected(&self) -> bool {
+    self.connected
+  }
+
+  /// Our candidates as trickle `candidate_init` JSON (an `RTCIceCandidateInit`).
+  pub fn local_candidate_inits(&self) -> Result<Vec<String>> {
+    let c = Candidate::host(self.local, "udp").map_err(|e| Error::Peer(e.to_string()))?;
+    Ok(vec![candidate_init_json(&c.to_sdp_string())])
+  }
+
+  /// A trickled remote candidate (`candidate_init` JSON). The end-of-candidates marker (an
+  /// empty candidate) and TCP candidates (this client speaks UDP only) are skipped.
+  pub fn add_remote_candidate(&mut self, candidate_init: &str) -> Result<bool> {
+    let v: serde_json::Value = serde_json::from_str(candidate_init)
+      .map_err(|e| Error::Signal(format!("trickle candidate_init is not JSON: {e}")))?;
+    let line = v.get("candidate").and_then(|c| c.as_str()).unwrap_or("");
+    if line.trim().is_empty() {
+      return Ok(false);
+    }
+    let c =
+      Candidate::from_sdp_string(line).map_err(|e| Error::Signal(format!("bad trickle candidate {line:?}: {e}")))?;
+    if c.proto() != Protocol::Udp {
+      return Ok(false);
+    }
+    self.rtc.add_remote_candidate(c);
+    Ok(true)
+  }
+
+  /// A datagram that arrived on this connection's socket from `from`.
+  pub fn receive(&mut self, now: Instant, from: SocketAddr, data: &[u8]) -> Result<()> {
+    let Ok(contents) = data.try_into() else {
+      return Ok(()); // not STUN/DTLS/RTP: not ours
+    };
+    let input = Input::Receive(
+      now,
+      Receive {
+        proto: Protocol::Udp,
+        source: from,
+        destination: self.local,
+        contents,
+      },
+    );
+    if self.rtc.accepts(&input) {
+      self.rtc.handle_input(input)?;
+    }
+    Ok(())
+  }
+
+  pub fn timeout(&mut self, now: Instant) -> Result<()> {
+    self.rtc.handle_input(Input::Timeout(now))?;
+    Ok(())
+  }
+
+  /// Drains str0m's output until it asks to be woken, as its run loop demands after every
+  /// input. Returns that instant.
+  pub fn poll(&mut self, out: &mut Vec<PeerOutput>) -> Result<Instant> {
+    loop {
+      match self.rtc.poll_output()? {
+        Output::Timeout(t) => return Ok(t),
+        Output::Transmit(t) => out.push(PeerOutput::Transmit {
+          to: t.destination,
+          data: t.contents.to_vec(),
+        }),
+        Output::Event(Event::Connected) => {
+          self.connected = true;
+          out.push(PeerOutput::Connected);
+        }
+        Output::Event(Event::IceConnectionStateChange(s)) => {
+          if s == str0m::IceConnectionState::Disconnected {
+            out.push(PeerOutput::Disconnected("ICE disconnected".into()));
+          }
+        }
+        Output::Event(Event::Closed) => out.push(PeerOutput::Disconnected("peer connection closed".into())),
+        Output::Event(_) => {}
+      }
+    }
+  }
+
+  pub fn disconnect(&mut self) {
+    self.rtc.disconnect();
+  }
+}
 
 /// A change waiting for the next offer.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -40,62 +171,36 @@ pub struct Offer {
   pub added: Vec<(String, Mid)>,
 }
 
-/// What the connection asks of the session after a call.
-#[derive(Debug)]
-pub enum PeerOutput {
-  Transmit {
-    to: SocketAddr,
-    from: SocketAddr,
-    data: Vec<u8>,
-  },
-  Connected,
-  Disconnected(String),
-}
-
+/// The connection this client offers and publishes on.
 pub struct Publisher {
-  rtc: Rtc,
-  local: SocketAddr,
+  pc: Pc,
   queued: Vec<Change>,
   pending: Option<(SdpPendingOffer, u32, Vec<(String, Mid)>)>,
   next_id: u32,
-  connected: bool,
+}
+
+impl Deref for Publisher {
+  type Target = Pc;
+  fn deref(&self) -> &Pc {
+    &self.pc
+  }
+}
+
+impl DerefMut for Publisher {
+  fn deref_mut(&mut self) -> &mut Pc {
+    &mut self.pc
+  }
 }
 
 impl Publisher {
-  /// A connection with one host candidate: the UDP socket the session bound at `local`.
+  /// The first offer carries the reliable data channel.
   pub fn new(local: SocketAddr, now: Instant) -> Result<Self> {
-    let mut rtc = Rtc::builder()
-      .clear_codecs()
-      // Opus only, without RED: the track is announced with `disable_red`, so the server
-      // expects plain Opus.
-      .enable_opus(true, false)
-      .build(now);
-    let c = Candidate::host(local, "udp").map_err(|e| Error::Peer(format!("host candidate {local}: {e}")))?;
-    rtc
-      .add_local_candidate(c)
-      .ok_or_else(|| Error::Peer(format!("str0m refused the host candidate {local}")))?;
     Ok(Publisher {
-      rtc,
-      local,
+      pc: Pc::new(local, now)?,
       queued: vec![Change::Channel],
       pending: None,
       next_id: 1,
-      connected: false,
     })
-  }
-
-  pub fn local_addr(&self) -> SocketAddr {
-    self.local
-  }
-
-  pub fn is_connected(&self) -> bool {
-    self.connected
-  }
-
-  /// Our candidates as trickle `candidate_init` JSON (an `RTCIceCandidateInit`).
-  pub fn local_candidate_inits(&self) -> Result<Vec<String>> {
-    let c = Candidate::host(self.local, "udp").map_err(|e| Error::Peer(e.to_string()))?;
-    Ok(vec![candidate_init_json(&c.to_sdp_string())])
   }
 
   /// Queues an audio m-line (sendonly) whose msid track id is `cid`, the id the server
@@ -123,7 +228,7 @@ impl Publisher {
     if self.pending.is_some() || self.queued.is_empty() {
       return Ok(None);
     }
-    let mut api = self.rtc.sdp_api();
+    let mut api = self.pc.rtc.sdp_api();
     let mut added = Vec::new();
     for ch in self.queued.drain(..) {
       match ch {
@@ -166,31 +271,13 @@ impl Publisher {
       return Err(Error::Signal(format!("answer for offer {id}, offer {sent_id} is out")));
     }
     let answer = SdpAnswer::from_sdp_string(sdp).map_err(|e| Error::Signal(format!("unparsable answer SDP: {e}")))?;
-    self.rtc.sdp_api().accept_answer(pending, answer)?;
+    self.pc.rtc.sdp_api().accept_answer(pending, answer)?;
     Ok(added)
-  }
-
-  /// A trickled remote candidate (`candidate_init` JSON). The end-of-candidates marker (an
-  /// empty candidate) and TCP candidates (this client speaks UDP only) are skipped.
-  pub fn add_remote_candidate(&mut self, candidate_init: &str) -> Result<bool> {
-    let v: serde_json::Value = serde_json::from_str(candidate_init)
-      .map_err(|e| Error::Signal(format!("trickle candidate_init is not JSON: {e}")))?;
-    let line = v.get("candidate").and_then(|c| c.as_str()).unwrap_or("");
-    if line.trim().is_empty() {
-      return Ok(false);
-    }
-    let c =
-      Candidate::from_sdp_string(line).map_err(|e| Error::Signal(format!("bad trickle candidate {line:?}: {e}")))?;
-    if c.proto() != Protocol::Udp {
-      return Ok(false);
-    }
-    self.rtc.add_remote_candidate(c);
-    Ok(true)
   }
 
   /// The payload type the answer gave Opus on `mid`, once negotiated.
   pub fn opus_pt(&mut self, mid: Mid) -> Option<Pt> {
-    let w = self.rtc.writer(mid)?;
+    let w = self.pc.rtc.writer(mid)?;
     let pt = w
       .payload_params()
       .find(|p| p.spec().codec == str0m::format::Codec::Opus)
@@ -201,6 +288,7 @@ impl Publisher {
   /// One Opus packet on `mid` at RTP time `rtp_ts` (48 kHz units since the track began).
   pub fn write_opus(&mut self, mid: Mid, pt: Pt, wallclock: Instant, rtp_ts: u64, data: &[u8]) -> Result<()> {
     let w = self
+      .pc
       .rtc
       .writer(mid)
       .ok_or_else(|| Error::Peer(format!("no writer for m-line {mid}")))?;
@@ -212,64 +300,38 @@ impl Publisher {
     )?;
     Ok(())
   }
+}
 
-  /// A datagram that arrived on the session's socket from `from`.
-  pub fn receive(&mut self, now: Instant, from: SocketAddr, data: &[u8]) -> Result<()> {
-    let Ok(contents) = data.try_into() else {
-      return Ok(()); // not STUN/DTLS/RTP: not ours
-    };
-    let input = Input::Receive(
-      now,
-      Receive {
-        proto: Protocol::Udp,
-        source: from,
-        destination: self.local,
-        contents,
-      },
-    );
-    if self.rtc.accepts(&input) {
-      self.rtc.handle_input(input)?;
-    }
-    Ok(())
+/// The connection the server offers (see the module doc).
+pub struct Subscriber {
+  pc: Pc,
+}
+
+impl Deref for Subscriber {
+  type Target = Pc;
+  fn deref(&self) -> &Pc {
+    &self.pc
+  }
+}
+
+impl DerefMut for Subscriber {
+  fn deref_mut(&mut self) -> &mut Pc {
+    &mut self.pc
+  }
+}
+
+impl Subscriber {
+  pub fn new(local: SocketAddr, now: Instant) -> Result<Self> {
+    Ok(Subscriber {
+      pc: Pc::new(local, now)?,
+    })
   }
 
-  pub fn timeout(&mut self, now: Instant) -> Result<()> {
-    self.rtc.handle_input(Input::Timeout(now))?;
-    Ok(())
-  }
-
-  /// Drains str0m's output until it asks to be woken, as its run loop demands after every
-  /// input. Returns that instant.
-  pub fn poll(&mut self, out: &mut Vec<PeerOutput>) -> Result<Instant> {
-    loop {
-      match self.rtc.poll_output()? {
-        Output::Timeout(t) => return Ok(t),
-        Output::Transmit(t) => out.push(PeerOutput::Transmit {
-          to: t.destination,
-          from: t.source,
-          data: t.contents.to_vec(),
-        }),
-        Output::Event(Event::Connected) => {
-          self.connected = true;
-          out.push(PeerOutput::Connected);
-        }
-        Output::Event(Event::IceConnectionStateChange(s)) => {
-          if s == str0m::IceConnectionState::Disconnected {
-            out.push(PeerOutput::Disconnected("ICE disconnected".into()));
-          }
-        }
-        Output::Event(Event::Closed) => out.push(PeerOutput::Disconnected("peer connection closed".into())),
-        Output::Event(_) => {}
-      }
-    }
-  }
-
-  pub fn is_alive(&self) -> bool {
-    self.rtc.is_alive()
-  }
-
-  pub fn disconnect(&mut self) {
-    self.rtc.disconnect();
+  /// Answers a server offer (the first one and every renegotiation).
+  pub fn accept_offer(&mut self, sdp: &str) -> Result<String> {
+    let offer = SdpOffer::from_sdp_string(sdp).map_err(|e| Error::Signal(format!("unparsable offer SDP: {e}")))?;
+    let answer = self.pc.rtc.sdp_api().accept_offer(offer)?;
+    Ok(answer.to_sdp_string())
   }
 }
 
@@ -284,7 +346,99 @@ pub fn candidate_init_json(candidate_line: &str) -> String {
   serde_json::json!({ "candidate": line, "sdpMid": "0", "sdpMLineIndex": 0 }).to_string()
 }
 
-/// Parses an SDP offer (used by tests that play the answering side with a second `Rtc`).
-pub fn parse_offer(sdp: &str) -> Result<SdpOffer> {
-  SdpOffer::from_sdp_string(sdp).map_err(|e| Error::Signal(format!("unparsable offer SDP: {e}")))
+#[cfg(test)]
+mod tests {
+  use super::*;
+  use std::time::Duration;
+
+  /// Drives two connections against each other in memory until `done` or 5 s of
+  /// simulated time: what the session does with a socket, minus the socket.
+  fn pump(a: &mut Pc, b: &mut Pc, mut now: Instant, done: impl Fn(&Pc, &Pc) -> bool) -> Instant {
+    let end = now + Duration::from_secs(5);
+    let mut out = Vec::new();
+    while now < end && !done(a, b) {
+      let ta = a.poll(&mut out).unwrap();
+      for o in out.drain(..) {
+        if let PeerOutput::Transmit { data, .. } = o {
+          b.receive(now, a.local_addr(), &data).unwrap();
+        }
+      }
+      let tb = b.poll(&mut out).unwrap();
+      for o in out.drain(..) {
+        if let PeerOutput::Transmit { data, .. } = o {
+          a.receive(now, b.local_addr(), &data).unwrap();
+        }
+      }
+      now = ta
+        .min(tb)
+        .max(now + Duration::from_millis(1))
+        .min(now + Duration::from_millis(20));
+      a.timeout(now).unwrap();
+      b.timeout(now).unwrap();
+    }
+    now
+  }
+
+  /// The publisher's offers and answers, a track added by renegotiation and written to, and
+  /// an unpublish, against a second str0m playing the server's side (a Subscriber answers
+  /// any offer, which is all the server's publisher side does with one).
+  #[test]
+  fn offer_answer_connect_renegotiate_write_and_deactivate() {
+    let now = Instant::now();
+    let mut publ = Publisher::new("127.0.0.1:10001".parse().unwrap(), now).unwrap();
+    let mut srv = Subscriber::new("127.0.0.1:10002".parse().unwrap(), now).unwrap();
+    for c in srv.local_candidate_inits().unwrap() {
+      assert!(publ.add_remote_candidate(&c).unwrap());
+    }
+    for c in publ.local_candidate_inits().unwrap() {
+      assert!(srv.add_remote_candidate(&c).unwrap());
+    }
+    assert!(
+      !publ.add_remote_candidate(r#"{"candidate":""}"#).unwrap(),
+      "end of candidates is skipped"
+    );
+    assert_eq!(
+      publ.add_remote_candidate("nope").unwrap_err().code(),
+      "ERR_LIVEKIT_SIGNAL"
+    );
+
+    let first = publ.offer().unwrap().unwrap();
+    assert!(
+      first.added.is_empty() && first.sdp.contains("m=application"),
+      "{}",
+      first.sdp
+    );
+    assert!(publ.offer().unwrap().is_none(), "nothing queued");
+    // A second change while the first offer is out waits for the next offer.
+    publ.add_audio("cid-1", "pub|cid-1");
+    assert!(publ.negotiating() && publ.offer().unwrap().is_none());
+    assert_eq!(
+      publ.accept_answer("v=0", first.id + 7).unwrap_err().code(),
+      "ERR_LIVEKIT_SIGNAL"
+    );
+    let answer = srv.accept_offer(&first.sdp).unwrap();
+    assert!(publ.accept_answer(&answer, first.id).unwrap().is_empty());
+    let now = pump(&mut publ, &mut srv, now, |a, b| a.is_connected() && b.is_connected());
+    assert!(publ.is_connected() && srv.is_connected(), "DTLS up both ways");
+
+    let second = publ.offer().unwrap().unwrap();
+    assert_eq!(second.id, first.id + 1);
+    assert!(second.sdp.contains("a=msid:pub|cid-1 cid-1"), "{}", second.sdp);
+    assert!(second.sdp.contains("a=sendonly") && second.sdp.contains("opus/48000/2"));
+    let answer = srv.accept_offer(&second.sdp).unwrap();
+    let added = publ.accept_answer(&answer, second.id).unwrap();
+    assert_eq!(added.len(), 1);
+    let (cid, mid) = added[0].clone();
+    assert_eq!(cid, "cid-1");
+    let pt = publ.opus_pt(mid).expect("opus negotiated");
+    publ.write_opus(mid, pt, now, 0, &[0xf8, 0xff, 0xfe]).unwrap();
+    let now = pump(&mut publ, &mut srv, now, |_, _| false);
+
+    publ.deactivate(mid);
+    let third = publ.offer().unwrap().unwrap();
+    assert!(third.sdp.contains("a=inactive"), "{}", third.sdp);
+    let answer = srv.accept_offer(&third.sdp).unwrap();
+    assert!(publ.accept_answer(&answer, third.id).unwrap().is_empty());
+    let _ = now;
+  }
 }

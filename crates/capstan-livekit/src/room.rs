@@ -3,12 +3,14 @@
 //! the network. Callers talk to it through a bounded command queue; every call has a
 //! deadline; audio reaches it through the track's packet queue (see [`crate::track`]).
 //!
-//! Stage 1 publishes only: the join asks for no auto-subscription, and a token that lets
-//! the participant subscribe makes the server lead with a subscriber connection this client
-//! does not answer yet (the join reports `subscriber_primary`).
+//! Stage 1 publishes: the join asks for no auto-subscription. A token that lets the
+//! participant subscribe makes the server lead with the subscriber connection
+//! (`subscriber_primary` in the join); the session answers it (see [`crate::peer`]) and takes
+//! no media on it yet.
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -21,7 +23,7 @@ use tokio::net::UdpSocket;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::error::{Error, Result};
-use crate::peer::{PeerOutput, Publisher};
+use crate::peer::{PeerOutput, Publisher, Subscriber};
 use crate::signal;
 use crate::track::{OpusOptions, OpusPacket, PacketSender, TrackStats, DEFAULT_QUEUE_PACKETS};
 
@@ -38,6 +40,8 @@ pub const DEFAULT_PING_TIMEOUT: Duration = Duration::from_secs(15);
 /// Events waiting for the caller; past it they are dropped and counted.
 pub const EVENT_QUEUE: usize = 64;
 const COMMAND_QUEUE: usize = 16;
+/// Subscriber candidates kept from before the server's first offer.
+const MAX_EARLY_CANDIDATES: usize = 16;
 /// A UDP datagram larger than any the peer connection sends or takes.
 const DATAGRAM_MAX: usize = 2048;
 
@@ -80,6 +84,8 @@ pub enum RoomEvent {
   TrackSubscribed { track_sid: String },
   /// The server ended one of our tracks.
   TrackUnpublished { track_sid: String },
+  /// The subscriber connection (the server's, see [`crate::peer`]) is up.
+  SubscriberConnected,
   /// The session ended: the caller closed it, the server left, or a bound passed.
   Disconnected { reason: String },
 }
@@ -125,6 +131,7 @@ pub struct Room {
   cmd: mpsc::Sender<Command>,
   opts: RoomOptions,
   task: Option<tokio::task::JoinHandle<()>>,
+  sub_up: Arc<AtomicBool>,
 }
 
 impl Room {
@@ -162,6 +169,7 @@ impl Room {
     let (ev_tx, ev_rx) = mpsc::channel(EVENT_QUEUE);
     let (pkt_tx, pkt_rx) = mpsc::channel(opts.queue_packets);
     let (ready_tx, ready_rx) = oneshot::channel();
+    let sub_up = Arc::new(AtomicBool::new(false));
     let (sink, stream) = ws.split();
     let session = Session {
       info: info.clone(),
@@ -174,12 +182,17 @@ impl Room {
       pkt_tx,
       pkt_rx,
       ready: Some(ready_tx),
+      sub_up: sub_up.clone(),
       tracks: HashMap::new(),
       next_track: 1,
       in_flight: Vec::new(),
       queued: Vec::new(),
       last_rx: Instant::now(),
       rtt_ms: 0,
+      local_ip,
+      sub: None,
+      sub_socket: None,
+      early_sub_candidates: Vec::new(),
     };
     let task = tokio::spawn(session.run());
     let room = Room {
@@ -187,6 +200,7 @@ impl Room {
       cmd: cmd_tx,
       opts,
       task: Some(task),
+      sub_up,
     };
     match tokio::time::timeout_at(deadline, ready_rx).await {
       Ok(Ok(Ok(()))) => Ok((room, ev_rx)),
@@ -204,6 +218,12 @@ impl Room {
 
   pub fn join_info(&self) -> &JoinInfo {
     &self.join
+  }
+
+  /// Whether the server's subscriber connection has come up (only asked for when the
+  /// join said `subscriber_primary`).
+  pub fn subscriber_connected(&self) -> bool {
+    self.sub_up.load(Ordering::Acquire)
   }
 
   /// Publishes an Opus audio track: AddTrackRequest, the server's TrackPublishedResponse,
@@ -336,6 +356,7 @@ struct Session {
   pkt_tx: mpsc::Sender<OpusPacket>,
   pkt_rx: mpsc::Receiver<OpusPacket>,
   ready: Option<oneshot::Sender<Result<()>>>,
+  sub_up: Arc<AtomicBool>,
   /// By client track id.
   tracks: HashMap<String, TrackState>,
   next_track: u32,
@@ -344,6 +365,18 @@ struct Session {
   queued: Vec<oneshot::Sender<Result<()>>>,
   last_rx: Instant,
   rtt_ms: i64,
+  local_ip: IpAddr,
+  sub: Option<Subscriber>,
+  sub_socket: Option<UdpSocket>,
+  /// Subscriber candidates trickled before the offer that makes the connection.
+  early_sub_candidates: Vec<String>,
+}
+
+async fn recv_opt(s: Option<&UdpSocket>, buf: &mut [u8]) -> std::io::Result<(usize, SocketAddr)> {
+  match s {
+    Some(s) => s.recv_from(buf).await,
+    None => std::future::pending().await,
+  }
 }
 
 enum Flow {
@@ -409,18 +442,19 @@ impl Session {
 
   async fn main_loop(&mut self) -> String {
     let mut buf = vec![0u8; DATAGRAM_MAX];
+    let mut sub_buf = vec![0u8; DATAGRAM_MAX];
     let mut ping = tokio::time::interval(self.info.ping_interval);
     ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     ping.tick().await;
     let mut outs = Vec::new();
     loop {
-      let wake = match self.pc.poll(&mut outs) {
+      let mut wake = match self.pc.poll(&mut outs) {
         Ok(t) => t,
         Err(e) => return e.to_string(),
       };
       for o in outs.drain(..) {
         match o {
-          PeerOutput::Transmit { to, data, .. } => {
+          PeerOutput::Transmit { to, data } => {
             // UDP: a full socket buffer loses the datagram, as the network may.
             let _ = self.socket.try_send_to(&data, to);
           }
@@ -429,7 +463,25 @@ impl Session {
               let _ = r.send(Ok(()));
             }
           }
-          PeerOutput::Disconnected(why) => return why,
+          PeerOutput::Disconnected(why) => return format!("publisher: {why}"),
+        }
+      }
+      if let (Some(sub), Some(sock)) = (self.sub.as_mut(), self.sub_socket.as_ref()) {
+        match sub.poll(&mut outs) {
+          Ok(t) => wake = wake.min(t),
+          Err(e) => return format!("subscriber: {e}"),
+        }
+        for o in outs.drain(..) {
+          match o {
+            PeerOutput::Transmit { to, data } => {
+              let _ = sock.try_send_to(&data, to);
+            }
+            PeerOutput::Connected => {
+              self.sub_up.store(true, Ordering::Release);
+              let _ = self.events.try_send(RoomEvent::SubscriberConnected);
+            }
+            PeerOutput::Disconnected(why) => return format!("subscriber: {why}"),
+          }
         }
       }
       let flow = tokio::select! {
@@ -454,12 +506,24 @@ impl Session {
           Ok((n, from)) => self.pc.receive(Instant::now(), from, &buf[..n]).map(|_| Flow::Go),
           Err(e) => Err(Error::Peer(format!("UDP receive: {e}"))),
         },
+        r = recv_opt(self.sub_socket.as_ref(), &mut sub_buf) => match (r, self.sub.as_mut()) {
+          (Ok((n, from)), Some(sub)) => sub.receive(Instant::now(), from, &sub_buf[..n]).map(|_| Flow::Go),
+          (Ok(_), None) => Ok(Flow::Go),
+          (Err(e), _) => Err(Error::Peer(format!("UDP receive (subscriber): {e}"))),
+        },
         pkt = self.pkt_rx.recv() => {
           // The session holds a sender itself, so the queue never reports closed here.
           if let Some(p) = pkt { self.packet(p); }
           Ok(Flow::Go)
         },
-        _ = tokio::time::sleep_until(tokio::time::Instant::from_std(wake)) => self.pc.timeout(Instant::now()).map(|_| Flow::Go),
+        _ = tokio::time::sleep_until(tokio::time::Instant::from_std(wake)) => {
+          let now = Instant::now();
+          let r = self.pc.timeout(now);
+          match self.sub.as_mut() {
+            Some(sub) => r.and_then(|_| sub.timeout(now)),
+            None => r,
+          }.map(|_| Flow::Go)
+        },
         _ = ping.tick() => self.ping().await,
       };
       match flow {
@@ -468,6 +532,45 @@ impl Session {
         Err(e) => return e.to_string(),
       }
     }
+  }
+
+  /// Answers a server offer on the subscriber connection, making it (socket, candidate,
+  /// trickle) on the first one.
+  async fn subscriber_offer(&mut self, offer: proto::SessionDescription) -> Result<()> {
+    if self.sub.is_none() {
+      let socket = UdpSocket::bind(SocketAddr::new(self.local_ip, 0))
+        .await
+        .map_err(|e| Error::Peer(format!("binding a UDP socket on {}: {e}", self.local_ip)))?;
+      let local = socket.local_addr().map_err(|e| Error::Peer(e.to_string()))?;
+      let mut sub = Subscriber::new(local, Instant::now())?;
+      for c in self.early_sub_candidates.drain(..) {
+        sub.add_remote_candidate(&c)?;
+      }
+      let inits = sub.local_candidate_inits()?;
+      self.sub = Some(sub);
+      self.sub_socket = Some(socket);
+      for init in inits {
+        self
+          .send(Req::Trickle(proto::TrickleRequest {
+            candidate_init: init,
+            target: proto::SignalTarget::Subscriber as i32,
+            r#final: false,
+          }))
+          .await?;
+      }
+    }
+    let Some(sub) = self.sub.as_mut() else {
+      return Err(Error::Closed);
+    };
+    let sdp = sub.accept_offer(&offer.sdp)?;
+    self
+      .send(Req::Answer(proto::SessionDescription {
+        r#type: "answer".into(),
+        sdp,
+        id: offer.id,
+        mid_to_track_id: Default::default(),
+      }))
+      .await
   }
 
   async fn ping(&mut self) -> Result<Flow> {
@@ -613,6 +716,10 @@ impl Session {
       Res::Trickle(t) => {
         if t.target == proto::SignalTarget::Publisher as i32 {
           self.pc.add_remote_candidate(&t.candidate_init)?;
+        } else if let Some(sub) = self.sub.as_mut() {
+          sub.add_remote_candidate(&t.candidate_init)?;
+        } else if self.early_sub_candidates.len() < MAX_EARLY_CANDIDATES {
+          self.early_sub_candidates.push(t.candidate_init);
         }
       }
       Res::TrackPublished(p) => {
@@ -658,9 +765,7 @@ impl Session {
         self.rtt_ms = (now_ms - p.last_ping_timestamp).max(0);
       }
       Res::Leave(l) => return Ok(Flow::End(format!("the server asked to leave (reason {})", l.reason))),
-      Res::Offer(_) => {
-        // A subscriber offer: stage 1 has no subscriber connection (see the module doc).
-      }
+      Res::Offer(o) => self.subscriber_offer(o).await?,
       _ => {}
     }
     Ok(Flow::Go)
@@ -678,6 +783,9 @@ impl Session {
       .await;
     let _ = tokio::time::timeout(SEND_TIMEOUT, self.sink.close()).await;
     self.pc.disconnect();
+    if let Some(sub) = self.sub.as_mut() {
+      sub.disconnect();
+    }
     if let Some(r) = self.ready.take() {
       let _ = r.send(Err(Error::Connect(reason.clone())));
     }

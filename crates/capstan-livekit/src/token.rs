@@ -14,8 +14,8 @@ use crate::error::{Error, Result};
 pub struct Grants {
   pub room: String,
   pub can_publish: bool,
-  /// Stage 1 publishes only: a participant that may subscribe makes the server open the
-  /// subscriber connection first (`subscriber_primary`), which this client does not answer yet.
+  /// A participant that may subscribe gets the server's subscriber connection first
+  /// (`subscriber_primary`); one that may not gets none.
   pub can_subscribe: bool,
   pub can_publish_data: bool,
 }
@@ -28,6 +28,14 @@ impl Grants {
       can_publish: true,
       can_subscribe: false,
       can_publish_data: true,
+    }
+  }
+
+  /// A participant that joins `room`, publishes and may subscribe: the usual token.
+  pub fn participant(room: &str) -> Self {
+    Grants {
+      can_subscribe: true,
+      ..Self::publisher(room)
     }
   }
 }
