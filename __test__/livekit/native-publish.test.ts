@@ -58,6 +58,9 @@ describe('capstan-livekit: a native publisher on a real LiveKit server', () => {
     // still JOINED is removed after a minute).
     expect(pub.join).toMatchObject({ room: 'native', identity: 'pub', serverVersion: '1.13.5', subscriberPrimary: true })
     expect(pub.subscriberConnected).toBe(true)
+    // The signal: one ping at join, answered (protobuf PingReq/PongResp framing both ways).
+    expect(pub.signal.pongs, JSON.stringify(pub.signal)).toBeGreaterThanOrEqual(1)
+    expect(pub.signal.badCandidates).toBe(0)
     const pubStates = r.serverLog
       .split('\n')
       .filter((l) => l.includes('updating participant state') && l.includes('"participant": "pub"'))

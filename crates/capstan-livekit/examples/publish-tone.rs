@@ -158,6 +158,8 @@ async fn run(args: &[String], out: &mut serde_json::Value) -> capstan_livekit::R
   room.unpublish(&track).await?;
   out["unpublishMs"] = ms(t4.elapsed()).into();
   out["subscriberConnected"] = room.subscriber_connected().into();
+  let sig = room.signal_stats();
+  out["signal"] = serde_json::json!({ "pings": sig.pings, "pongs": sig.pongs, "rttMs": sig.rtt_ms, "badCandidates": sig.bad_candidates });
   // Give the server a moment to tell the subscriber before the participant leaves.
   tokio::time::sleep(Duration::from_millis(300)).await;
   room.close().await?;

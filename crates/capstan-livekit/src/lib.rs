@@ -21,7 +21,7 @@ pub mod token;
 pub mod track;
 
 pub use error::{Error, Result};
-pub use room::{JoinInfo, LocalAudioTrack, Room, RoomEvent, RoomOptions};
+pub use room::{JoinInfo, LocalAudioTrack, Room, RoomEvent, RoomOptions, SignalStats};
 pub use sink::LiveKitSink;
 pub use token::{access_token, Grants};
 pub use track::{Counters, OpusOptions};

@@ -16,6 +16,7 @@ use std::time::{Duration, Instant};
 
 use futures_util::{SinkExt, StreamExt};
 use livekit_protocol as proto;
+use parking_lot::Mutex;
 use proto::signal_request::Message as Req;
 use proto::signal_response::Message as Res;
 use str0m::media::{Mid, Pt};
@@ -77,6 +78,18 @@ pub struct JoinInfo {
   pub ping_timeout: Duration,
 }
 
+/// What the signal connection has seen.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct SignalStats {
+  pub pings: u64,
+  pub pongs: u64,
+  /// The last ping's round trip, ms (sent back to the server with the next ping, as the
+  /// other SDKs do).
+  pub rtt_ms: i64,
+  /// Trickled candidates that did not parse (skipped).
+  pub bad_candidates: u64,
+}
+
 /// Things the session tells the caller.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RoomEvent {
@@ -132,6 +145,7 @@ pub struct Room {
   opts: RoomOptions,
   task: Option<tokio::task::JoinHandle<()>>,
   sub_up: Arc<AtomicBool>,
+  stats: Arc<Mutex<SignalStats>>,
 }
 
 impl Room {
@@ -170,6 +184,7 @@ impl Room {
     let (pkt_tx, pkt_rx) = mpsc::channel(opts.queue_packets);
     let (ready_tx, ready_rx) = oneshot::channel();
     let sub_up = Arc::new(AtomicBool::new(false));
+    let stats = Arc::new(Mutex::new(SignalStats::default()));
     let (sink, stream) = ws.split();
     let session = Session {
       info: info.clone(),
@@ -188,7 +203,7 @@ impl Room {
       in_flight: Vec::new(),
       queued: Vec::new(),
       last_rx: Instant::now(),
-      rtt_ms: 0,
+      stats: stats.clone(),
       local_ip,
       sub: None,
       sub_socket: None,
@@ -201,6 +216,7 @@ impl Room {
       opts,
       task: Some(task),
       sub_up,
+      stats,
     };
     match tokio::time::timeout_at(deadline, ready_rx).await {
       Ok(Ok(Ok(()))) => Ok((room, ev_rx)),
@@ -218,6 +234,11 @@ impl Room {
 
   pub fn join_info(&self) -> &JoinInfo {
     &self.join
+  }
+
+  /// Ping/pong and trickle counters of the signal connection.
+  pub fn signal_stats(&self) -> SignalStats {
+    *self.stats.lock()
   }
 
   /// Whether the server's subscriber connection has come up (only asked for when the
@@ -364,7 +385,7 @@ struct Session {
   in_flight: Vec<oneshot::Sender<Result<()>>>,
   queued: Vec<oneshot::Sender<Result<()>>>,
   last_rx: Instant,
-  rtt_ms: i64,
+  stats: Arc<Mutex<SignalStats>>,
   local_ip: IpAddr,
   sub: Option<Subscriber>,
   sub_socket: Option<UdpSocket>,
@@ -445,7 +466,7 @@ impl Session {
     let mut sub_buf = vec![0u8; DATAGRAM_MAX];
     let mut ping = tokio::time::interval(self.info.ping_interval);
     ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    ping.tick().await;
+    // The first tick is now: one ping at once gives an RTT before the first interval.
     let mut outs = Vec::new();
     loop {
       let mut wake = match self.pc.poll(&mut outs) {
@@ -584,12 +605,9 @@ impl Session {
       .duration_since(std::time::UNIX_EPOCH)
       .map(|d| d.as_millis() as i64)
       .unwrap_or(0);
-    self
-      .send(Req::PingReq(proto::Ping {
-        timestamp: now_ms,
-        rtt: self.rtt_ms,
-      }))
-      .await?;
+    let rtt = self.stats.lock().rtt_ms;
+    self.send(Req::PingReq(proto::Ping { timestamp: now_ms, rtt })).await?;
+    self.stats.lock().pings += 1;
     Ok(Flow::Go)
   }
 
@@ -715,9 +733,14 @@ impl Session {
       }
       Res::Trickle(t) => {
         if t.target == proto::SignalTarget::Publisher as i32 {
-          self.pc.add_remote_candidate(&t.candidate_init)?;
+          // A candidate this client cannot parse is counted, not fatal: the others may do.
+          if self.pc.add_remote_candidate(&t.candidate_init).is_err() {
+            self.stats.lock().bad_candidates += 1;
+          }
         } else if let Some(sub) = self.sub.as_mut() {
-          sub.add_remote_candidate(&t.candidate_init)?;
+          if sub.add_remote_candidate(&t.candidate_init).is_err() {
+            self.stats.lock().bad_candidates += 1;
+          }
         } else if self.early_sub_candidates.len() < MAX_EARLY_CANDIDATES {
           self.early_sub_candidates.push(t.candidate_init);
         }
@@ -762,7 +785,9 @@ impl Session {
           .duration_since(std::time::UNIX_EPOCH)
           .map(|d| d.as_millis() as i64)
           .unwrap_or(0);
-        self.rtt_ms = (now_ms - p.last_ping_timestamp).max(0);
+        let mut st = self.stats.lock();
+        st.pongs += 1;
+        st.rtt_ms = (now_ms - p.last_ping_timestamp).max(0);
       }
       Res::Leave(l) => return Ok(Flow::End(format!("the server asked to leave (reason {})", l.reason))),
       Res::Offer(o) => self.subscriber_offer(o).await?,
