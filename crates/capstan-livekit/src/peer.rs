@@ -33,9 +33,19 @@ pub const OPUS_RTP_RATE: u32 = 48_000;
 /// What a connection asks of the session after a call.
 #[derive(Debug)]
 pub enum PeerOutput {
-  Transmit { to: SocketAddr, data: Vec<u8> },
+  Transmit {
+    to: SocketAddr,
+    data: Vec<u8>,
+  },
   Connected,
   Disconnected(String),
+  /// A media frame that arrived (subscriber side; the session takes none in stage 1), with
+  /// its RTP time in the codec's clock, extended to 64 bits.
+  Media {
+    mid: Mid,
+    rtp_time: u64,
+    data: Vec<u8>,
+  },
 }
 
 /// What both connections share: str0m's `Rtc` with one host candidate, and the I/O entry
@@ -144,6 +154,11 @@ impl Pc {
           }
         }
         Output::Event(Event::Closed) => out.push(PeerOutput::Disconnected("peer connection closed".into())),
+        Output::Event(Event::MediaData(m)) => out.push(PeerOutput::Media {
+          mid: m.mid,
+          rtp_time: m.time.numer(),
+          data: m.data.to_vec(),
+        }),
         Output::Event(_) => {}
       }
     }

@@ -485,6 +485,7 @@ impl Session {
             }
           }
           PeerOutput::Disconnected(why) => return format!("publisher: {why}"),
+          PeerOutput::Media { .. } => {}
         }
       }
       if let (Some(sub), Some(sock)) = (self.sub.as_mut(), self.sub_socket.as_ref()) {
@@ -502,6 +503,8 @@ impl Session {
               let _ = self.events.try_send(RoomEvent::SubscriberConnected);
             }
             PeerOutput::Disconnected(why) => return format!("subscriber: {why}"),
+            // Stage 1 subscribes to nothing (auto_subscribe off).
+            PeerOutput::Media { .. } => {}
           }
         }
       }
