@@ -93,6 +93,43 @@ mod tests {
   use crate::track::{OpusOptions, TrackStats};
   use tokio::sync::mpsc;
 
+  /// Underruns go through the encoder as silence: packet after packet, RTP time steps by
+  /// exactly 960 whatever mix of audio and underruns made the frames, and a frame can be
+  /// half audio, half silence.
+  #[test]
+  fn underruns_keep_rtp_time_continuous() {
+    let (tx, mut rx) = mpsc::channel(64);
+    let stats = Arc::new(TrackStats::default());
+    let opus = OpusOptions::new(Format::new(48_000, 1).unwrap()).unwrap();
+    let mut sink = LiveKitSink::with_sender(
+      &opus,
+      PacketSender {
+        track: 1,
+        tx,
+        stats: stats.clone(),
+      },
+    )
+    .unwrap();
+    assert!(sink.fills_gaps());
+    let chunk = vec![4000i16; 480];
+    for i in 0..21 {
+      match i % 3 {
+        0 => sink.underrun().unwrap(),
+        _ => sink.push(&chunk).unwrap(),
+      }
+    }
+    sink.close(); // the 21st chunk's half frame, padded
+    let mut ts = Vec::new();
+    while let Ok(p) = rx.try_recv() {
+      p.stats.dequeued(p.data.len(), true);
+      ts.push(p.rtp_ts);
+    }
+    assert_eq!(ts, (0..11).map(|k| k * 960).collect::<Vec<u64>>());
+    let c = stats.snapshot();
+    assert!(c.balanced() && c.sent_packets == 11, "{c:?}");
+    assert_eq!(sink.stats(), c);
+  }
+
   /// Through a real capstan engine: a realtime source paced by the clock, the sink on its
   /// thread, a queue that is drained slower than it fills. Bytes balance, RTP time steps by
   /// 960 over drops and underruns alike.
