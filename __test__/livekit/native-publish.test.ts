@@ -84,13 +84,21 @@ describe('capstan-livekit: a native publisher on a real LiveKit server', () => {
     console.log(JSON.stringify({ audio: sub.audio, pub: { ...pub, role: undefined } }))
   }, 120_000)
 
-  it('a token the server refuses is a typed connect error (HTTP 401), not a hang', async () => {
-    const r = await runManyInLivekitNetns([{ name: 'pub', argv: [bin, 'ws://127.0.0.1:7880', 'not.a.token', '1'] }], { timeoutMs: 60_000 })
+  it('refusals are typed errors, not hangs: a bad token is ERR_LIVEKIT_CONNECT (HTTP 401), a track the grant forbids ERR_LIVEKIT_SIGNAL (NOT_ALLOWED)', async () => {
+    const r = await runManyInLivekitNetns(
+      [
+        { name: 'bad-token', argv: [bin, 'ws://127.0.0.1:7880', 'not.a.token', '1'] },
+        { name: 'no-publish', argv: [bin, 'ws://127.0.0.1:7880', 'dev-no-publish', '1', 'native', 'nopub'] },
+      ],
+      { timeoutMs: 60_000 },
+    )
     expect(r.timedOut, dump(r)).toBe(false)
-    expect(r.procs[0].code, dump(r)).toBe(1)
-    const pub = lastJsonLine(r.procs[0].stdout)
-    expect(pub.ok).toBe(false)
-    expect(pub.code).toBe('ERR_LIVEKIT_CONNECT')
-    expect(pub.error).toMatch(/401/)
+    expect(r.procs.map((p) => p.code), dump(r)).toEqual([1, 1])
+    const [badToken, noPublish] = r.procs.map((p) => lastJsonLine(p.stdout))
+    expect(badToken).toMatchObject({ ok: false, code: 'ERR_LIVEKIT_CONNECT' })
+    expect(badToken.error).toMatch(/401/)
+    // Joined (the grant allows that), then the AddTrackRequest came back refused (reason 2).
+    expect(noPublish).toMatchObject({ ok: false, code: 'ERR_LIVEKIT_SIGNAL', join: { identity: 'nopub' } })
+    expect(noPublish.error).toMatch(/refused the track \(reason 2\)/)
   }, 90_000)
 })

@@ -5,7 +5,8 @@
 //!
 //! `dev` makes a token (publish and subscribe, the usual grant) from LIVEKIT_API_KEY /
 //! LIVEKIT_API_SECRET (default devkey / secret) for `room` (default `native`) and `identity`
-//! (default `pub`); `dev-publish-only` one that may not subscribe. The tone
+//! (default `pub`); `dev-publish-only` one that may not subscribe, `dev-no-publish` one that
+//! may not publish (the server refuses the track: a typed error). The tone
 //! starts once a subscriber is there (the server's TrackSubscribed, within 20 s) plus
 //! 300 ms of silence, is played out by the engine clock, followed by 300 ms of silence;
 //! then the track is unpublished and the room left. One JSON line on stdout says what
@@ -62,13 +63,18 @@ async fn run(args: &[String], out: &mut serde_json::Value) -> capstan_livekit::R
   }
   let room_name = args.get(3).map(String::as_str).unwrap_or("native");
   let identity = args.get(4).map(String::as_str).unwrap_or("pub");
-  let token = if args[1] == "dev" || args[1] == "dev-publish-only" {
+  let token = if args[1].starts_with("dev") {
     let key = std::env::var("LIVEKIT_API_KEY").unwrap_or_else(|_| "devkey".into());
     let secret = std::env::var("LIVEKIT_API_SECRET").unwrap_or_else(|_| "secret".into());
-    let grants = if args[1] == "dev" {
-      Grants::participant(room_name)
-    } else {
-      Grants::publisher(room_name)
+    let grants = match args[1].as_str() {
+      "dev" => Grants::participant(room_name),
+      "dev-publish-only" => Grants::publisher(room_name),
+      // A participant that may not publish: the server refuses the track.
+      "dev-no-publish" => Grants {
+        can_publish: false,
+        ..Grants::participant(room_name)
+      },
+      other => return Err(capstan_livekit::Error::InvalidOption(format!("token {other:?}"))),
     };
     access_token(&key, &secret, identity, &grants, 600)?
   } else {

@@ -186,11 +186,14 @@ pub struct Offer {
   pub added: Vec<(String, Mid)>,
 }
 
+/// The offer out: str0m's handle, its id, the m-lines it adds.
+type PendingOffer = (SdpPendingOffer, u32, Vec<(String, Mid)>);
+
 /// The connection this client offers and publishes on.
 pub struct Publisher {
   pc: Pc,
   queued: Vec<Change>,
-  pending: Option<(SdpPendingOffer, u32, Vec<(String, Mid)>)>,
+  pending: Option<PendingOffer>,
   next_id: u32,
 }
 

@@ -765,22 +765,19 @@ impl Session {
         self.event(RoomEvent::TrackUnpublished { track_sid: u.track_sid });
       }
       Res::TrackSubscribed(s) => self.event(RoomEvent::TrackSubscribed { track_sid: s.track_sid }),
-      Res::RequestResponse(rr) => {
-        if rr.reason != proto::request_response::Reason::Ok as i32 {
-          // Refusals of a publish fail the oldest publish still waiting for the server.
-          let msg = format!("the server refused a request (reason {}): {}", rr.reason, rr.message);
-          if let Some(t) = self
-            .tracks
-            .values_mut()
-            .find(|t| matches!(t.phase, TrackPhase::Requested))
-          {
+      Res::RequestResponse(rr)
+        if rr.reason != proto::request_response::Reason::Ok as i32
+          && rr.reason != proto::request_response::Reason::Queued as i32 =>
+      {
+        // A refused AddTrack names itself (protocol > 14): its publish fails with the reason.
+        // (QUEUED is not a refusal: a second AddTrack for a cid still pending waits.)
+        if let Some(proto::request_response::Request::AddTrack(add)) = rr.request {
+          if let Some(mut t) = self.tracks.remove(&add.cid) {
             if let Some(reply) = t.publish_reply.take() {
+              let msg = format!("the server refused the track (reason {}): {}", rr.reason, rr.message);
               let _ = reply.send(Err(Error::Signal(msg)));
             }
           }
-          self
-            .tracks
-            .retain(|_, t| !(matches!(t.phase, TrackPhase::Requested) && t.publish_reply.is_none()));
         }
       }
       Res::PongResp(p) => {
