@@ -393,6 +393,17 @@ struct Session {
   early_sub_candidates: Vec<String>,
 }
 
+/// A receive error: an ICMP error a peer's datagram earned (refused, reset) says nothing
+/// about the connection, which ICE judges; anything else ends the session.
+fn udp_error(e: std::io::Error, which: &str) -> Result<Flow> {
+  match e.kind() {
+    std::io::ErrorKind::ConnectionRefused | std::io::ErrorKind::ConnectionReset | std::io::ErrorKind::Interrupted => {
+      Ok(Flow::Go)
+    }
+    _ => Err(Error::Peer(format!("UDP receive ({which}): {e}"))),
+  }
+}
+
 async fn recv_opt(s: Option<&UdpSocket>, buf: &mut [u8]) -> std::io::Result<(usize, SocketAddr)> {
   match s {
     Some(s) => s.recv_from(buf).await,
@@ -528,12 +539,12 @@ impl Session {
         },
         r = self.socket.recv_from(&mut buf) => match r {
           Ok((n, from)) => self.pc.receive(Instant::now(), from, &buf[..n]).map(|_| Flow::Go),
-          Err(e) => Err(Error::Peer(format!("UDP receive: {e}"))),
+          Err(e) => udp_error(e, "publisher"),
         },
         r = recv_opt(self.sub_socket.as_ref(), &mut sub_buf) => match (r, self.sub.as_mut()) {
           (Ok((n, from)), Some(sub)) => sub.receive(Instant::now(), from, &sub_buf[..n]).map(|_| Flow::Go),
           (Ok(_), None) => Ok(Flow::Go),
-          (Err(e), _) => Err(Error::Peer(format!("UDP receive (subscriber): {e}"))),
+          (Err(e), _) => udp_error(e, "subscriber"),
         },
         pkt = self.pkt_rx.recv() => {
           // The session holds a sender itself, so the queue never reports closed here.
