@@ -1,6 +1,6 @@
 //! N native publishers in one process: what the per-packet path costs without JavaScript.
 //!
-//!   publish-load <url> <participants> <seconds>
+//!   publish-load <url> <participants> <seconds> [opus complexity 0..=10, default 10]
 //!
 //! Joins `participants` publish-only participants (`load-0`..) to room `load` with dev
 //! tokens (LIVEKIT_API_KEY / LIVEKIT_API_SECRET, default devkey / secret), publishes one
@@ -82,7 +82,11 @@ async fn run(args: &[String], out: &mut serde_json::Value) -> capstan_livekit::R
   }
   out["joinAllMs"] = (t0.elapsed().as_millis() as u64).into();
 
-  let opus = OpusOptions::new(Format::new(RATE, 1).map_err(bad)?)?;
+  let mut opus = OpusOptions::new(Format::new(RATE, 1).map_err(bad)?)?;
+  if let Some(c) = args.get(3) {
+    opus.complexity = c.parse().map_err(bad)?;
+    opus.validate()?;
+  }
   let mut tracks = Vec::with_capacity(n);
   for r in &rooms {
     tracks.push(r.publish_audio("tone", opus).await?);
@@ -120,6 +124,7 @@ async fn run(args: &[String], out: &mut serde_json::Value) -> capstan_livekit::R
   let cpu = cpu_seconds() - cpu0;
   let frames = (n as f64) * (seconds as f64) * 100.0;
   out["participants"] = n.into();
+  out["complexity"] = opus.complexity.into();
   out["toneSeconds"] = seconds.into();
   out["playoutWallS"] = ((wall * 1000.0).round() / 1000.0).into();
   out["cpuS"] = ((cpu * 1000.0).round() / 1000.0).into();
