@@ -155,9 +155,11 @@ mod tests {
     source.try_capture(capstan_core::FrameRef::i16(&tone)).unwrap();
     // 100 ms of tone, then underruns; the receiver lags so the 4-packet queue overflows.
     let mut got = Vec::new();
+    // The reader takes one packet per 100 ms, a fifth of the rate the clock makes them, so
+    // the queue overflows even on a loaded machine; it runs until 15 packets were encoded.
     let t0 = std::time::Instant::now();
-    while t0.elapsed() < std::time::Duration::from_millis(400) {
-      std::thread::sleep(std::time::Duration::from_millis(45));
+    while stats.snapshot().encoded_packets < 15 && t0.elapsed() < std::time::Duration::from_secs(10) {
+      std::thread::sleep(std::time::Duration::from_millis(100));
       if let Ok(p) = rx.try_recv() {
         p.stats.dequeued(p.data.len(), true);
         got.push(p.rtp_ts);
