@@ -66,6 +66,12 @@ describe('capstan-livekit: a native publisher on a real LiveKit server', () => {
       .filter((l) => l.includes('updating participant state') && l.includes('"participant": "pub"'))
       .map((l) => /"state": "([A-Z]+)"/.exec(l)?.[1])
     expect(pubStates, 'pub participant states in the server log').toEqual(['JOINED', 'ACTIVE', 'DISCONNECTED'])
+    // Both data channels open on the publisher transport: without `_lossy` the server may
+    // fail the transport 10-20 s after ICE connected (see RELIABLE_CHANNEL in peer.rs).
+    for (const label of ['_reliable', '_lossy']) {
+      const open = r.serverLog.split('\n').some((l) => l.includes(`${label} data channel open`) && l.includes('"participant": "pub"') && l.includes('"transport": "PUBLISHER"'))
+      expect(open, `${label} open on pub's publisher transport`).toBe(true)
+    }
     expect(pub.toneSamplesSent).toBe(TONE_SECONDS * 48_000)
     // Bytes: encoded = sent + queued + dropped, all sent, nothing left queued.
     expect(pub.bytes.balanced, JSON.stringify(pub.bytes)).toBe(true)

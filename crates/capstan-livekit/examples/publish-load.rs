@@ -66,6 +66,7 @@ async fn run(args: &[String], out: &mut serde_json::Value) -> capstan_livekit::R
   // Join in batches of 10: the server's join path, not this client, is what a burst tests.
   let t0 = Instant::now();
   let mut rooms = Vec::with_capacity(n);
+  let mut events = Vec::with_capacity(n);
   for batch in (0..n).collect::<Vec<_>>().chunks(10) {
     let mut joins = Vec::new();
     for &i in batch {
@@ -76,8 +77,9 @@ async fn run(args: &[String], out: &mut serde_json::Value) -> capstan_livekit::R
       }));
     }
     for j in joins {
-      let (room, _events) = j.await.map_err(bad)??;
+      let (room, ev) = j.await.map_err(bad)??;
       rooms.push(room);
+      events.push(ev);
     }
   }
   out["joinAllMs"] = (t0.elapsed().as_millis() as u64).into();
@@ -149,6 +151,16 @@ async fn run(args: &[String], out: &mut serde_json::Value) -> capstan_livekit::R
     full += c.dropped_full;
   }
   out["bytes"] = serde_json::json!({ "encoded": enc, "sent": sent, "queued": queued, "dropped": dropped, "droppedFull": full, "balanced": balanced });
+  // Sessions that ended while the tone played (none should), by reason.
+  let mut ended = std::collections::BTreeMap::<String, u32>::new();
+  for ev in &mut events {
+    while let Ok(e) = ev.try_recv() {
+      if let capstan_livekit::RoomEvent::Disconnected { reason } = e {
+        *ended.entry(reason).or_default() += 1;
+      }
+    }
+  }
+  out["endedEarly"] = serde_json::json!(ended);
   for (r, t) in rooms.iter().zip(&tracks) {
     let _ = r.unpublish(t).await;
   }
