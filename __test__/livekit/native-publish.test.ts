@@ -105,6 +105,6 @@ describe('capstan-livekit: a native publisher on a real LiveKit server', () => {
     expect(badToken.error).toMatch(/401/)
     // Joined (the grant allows that), then the AddTrackRequest came back refused (reason 2).
     expect(noPublish).toMatchObject({ ok: false, code: 'ERR_LIVEKIT_SIGNAL', join: { identity: 'nopub' } })
-    expect(noPublish.error).toMatch(/refused the track \(reason 2\)/)
+    expect(noPublish.error).toMatch(/refused the track \(reason 2 NOT_ALLOWED\)/)
   }, 90_000)
 })

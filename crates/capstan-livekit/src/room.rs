@@ -785,7 +785,13 @@ impl Session {
         if let Some(proto::request_response::Request::AddTrack(add)) = rr.request {
           if let Some(mut t) = self.tracks.remove(&add.cid) {
             if let Some(reply) = t.publish_reply.take() {
-              let msg = format!("the server refused the track (reason {}): {}", rr.reason, rr.message);
+              let why = proto::request_response::Reason::try_from(rr.reason)
+                .map(|r| r.as_str_name())
+                .unwrap_or("?");
+              let msg = format!(
+                "the server refused the track (reason {} {why}): {}",
+                rr.reason, rr.message
+              );
               let _ = reply.send(Err(Error::Signal(msg)));
             }
           }
@@ -800,7 +806,20 @@ impl Session {
         st.pongs += 1;
         st.rtt_ms = (now_ms - p.last_ping_timestamp).max(0);
       }
-      Res::Leave(l) => return Ok(Flow::End(format!("the server asked to leave (reason {})", l.reason))),
+      Res::Leave(l) => {
+        // The action says what the server expects next (RESUME, RECONNECT); stage 1 does
+        // neither and ends the session, naming both for the caller.
+        let why = proto::DisconnectReason::try_from(l.reason)
+          .map(|r| r.as_str_name())
+          .unwrap_or("?");
+        let action = proto::leave_request::Action::try_from(l.action)
+          .map(|a| a.as_str_name())
+          .unwrap_or("?");
+        return Ok(Flow::End(format!(
+          "the server asked to leave (reason {} {why}, action {action})",
+          l.reason
+        )));
+      }
       Res::Offer(o) => self.subscriber_offer(o).await?,
       _ => {}
     }

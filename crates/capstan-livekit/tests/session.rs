@@ -300,7 +300,10 @@ async fn a_server_leave_ends_the_session() {
   .await;
   let (_room, mut events) = Room::connect(&url, "a.b.c", RoomOptions::default()).await.unwrap();
   let why = disconnected(&mut events, Duration::from_secs(3)).await;
-  assert!(why.contains("leave") && why.contains("reason 3"), "{why}");
+  assert!(
+    why.contains("leave") && why.contains("reason 3 SERVER_SHUTDOWN, action DISCONNECT"),
+    "{why}"
+  );
 }
 
 /// A server that joins but never answers the offer: connect fails with a timeout within its
