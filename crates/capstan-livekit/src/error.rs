@@ -1,0 +1,61 @@
+//! One error type with a kind per failure a caller handles differently (rust-sdks #497 is
+//! what happens without it): the transport to the server, the signal protocol, the peer
+//! connection, a bound that passed, and a session that is already gone.
+
+use std::fmt;
+
+/// What went wrong, by who is at fault.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Error {
+  /// The signal connection could not be made or broke: TCP, the HTTP upgrade (a bad token
+  /// is a 401 here), TLS, or the WebSocket itself.
+  Connect(String),
+  /// The server said something this client cannot use: an undecodable message, a message
+  /// out of order, a refusal (a `LeaveRequest` at join), a track it would not publish.
+  Signal(String),
+  /// The WebRTC side: SDP, ICE, DTLS or SRTP, or the UDP socket under it.
+  Peer(String),
+  /// A bounded step did not finish in time; the text names the step.
+  Timeout(String),
+  /// The session has ended (closed by the caller, left by the server, or failed before).
+  Closed,
+  /// An option or argument out of its range; the text names it.
+  InvalidOption(String),
+}
+
+impl Error {
+  /// A stable code for bindings, in the style of capstan's `ERR_*` codes.
+  pub fn code(&self) -> &'static str {
+    match self {
+      Error::Connect(_) => "ERR_LIVEKIT_CONNECT",
+      Error::Signal(_) => "ERR_LIVEKIT_SIGNAL",
+      Error::Peer(_) => "ERR_LIVEKIT_PEER",
+      Error::Timeout(_) => "ERR_LIVEKIT_TIMEOUT",
+      Error::Closed => "ERR_LIVEKIT_CLOSED",
+      Error::InvalidOption(_) => "ERR_INVALID_OPTION",
+    }
+  }
+}
+
+impl fmt::Display for Error {
+  fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+    match self {
+      Error::Connect(m) => write!(f, "livekit connect: {m}"),
+      Error::Signal(m) => write!(f, "livekit signal: {m}"),
+      Error::Peer(m) => write!(f, "livekit peer connection: {m}"),
+      Error::Timeout(m) => write!(f, "livekit timeout: {m}"),
+      Error::Closed => write!(f, "livekit session closed"),
+      Error::InvalidOption(m) => write!(f, "invalid option: {m}"),
+    }
+  }
+}
+
+impl std::error::Error for Error {}
+
+impl From<str0m::RtcError> for Error {
+  fn from(e: str0m::RtcError) -> Self {
+    Error::Peer(e.to_string())
+  }
+}
+
+pub type Result<T> = std::result::Result<T, Error>;

@@ -1,0 +1,27 @@
+//! A pure-Rust LiveKit client for capstan (stage 1: publish).
+//!
+//! - [`signal`]: the `/rtc` WebSocket, protobuf framing, the join.
+//! - [`peer`]: the publisher peer connection on str0m (sans-IO ICE, DTLS, SRTP, SDP).
+//! - [`room`]: the session task that runs both over one UDP socket; publish/unpublish.
+//! - [`track`]: 10 ms chunks to 20 ms Opus packets with RTP time, and the bounded,
+//!   non-blocking queue to the session (bytes: `encoded = sent + queued + dropped`).
+//! - [`sink`]: [`LiveKitSink`], a `capstan_core::Sink`, so a capstan source publishes with
+//!   nothing but engine threads and the session task on the per-packet path.
+//! - [`token`]: HS256 access tokens from an API key and secret.
+//!
+//! Pacing: the sink sends each packet when its second chunk arrives; a realtime capstan
+//! source's clock already paces chunks at 10 ms, so the wire is paced by the engine.
+
+pub mod error;
+pub mod peer;
+pub mod room;
+pub mod signal;
+pub mod sink;
+pub mod token;
+pub mod track;
+
+pub use error::{Error, Result};
+pub use room::{JoinInfo, LocalAudioTrack, Room, RoomEvent, RoomOptions, SignalStats};
+pub use sink::LiveKitSink;
+pub use token::{access_token, Grants};
+pub use track::{Counters, OpusOptions};

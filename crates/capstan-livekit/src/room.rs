@@ -1,0 +1,859 @@
+//! A session with a LiveKit server: the signal connection and the publisher peer connection,
+//! run by one tokio task that owns both (and the UDP socket), so no lock is shared with
+//! the network. Callers talk to it through a bounded command queue; every call has a
+//! deadline; audio reaches it through the track's packet queue (see [`crate::track`]).
+//!
+//! Stage 1 publishes: the join asks for no auto-subscription. A token that lets the
+//! participant subscribe makes the server lead with the subscriber connection
+//! (`subscriber_primary` in the join); the session answers it (see [`crate::peer`]) and takes
+//! no media on it yet.
+
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures_util::{SinkExt, StreamExt};
+use livekit_protocol as proto;
+use parking_lot::Mutex;
+use proto::signal_request::Message as Req;
+use proto::signal_response::Message as Res;
+use str0m::media::{Mid, Pt};
+use tokio::net::UdpSocket;
+use tokio::sync::{mpsc, oneshot};
+
+use crate::error::{Error, Result};
+use crate::peer::{PeerOutput, Publisher, Subscriber};
+use crate::signal;
+use crate::track::{OpusOptions, OpusPacket, PacketSender, TrackStats, DEFAULT_QUEUE_PACKETS};
+
+/// Join plus publisher connection (ICE, DTLS) unless the caller says otherwise.
+pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// A publish or unpublish round trip (request, server response, offer, answer).
+pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+/// One signal write; a server that stops reading fails the session past it.
+pub const SEND_TIMEOUT: Duration = Duration::from_secs(2);
+/// Ping interval and timeout when the server's JoinResponse gives none (livekit-server
+/// sends 5 s and 15 s).
+pub const DEFAULT_PING_INTERVAL: Duration = Duration::from_secs(5);
+pub const DEFAULT_PING_TIMEOUT: Duration = Duration::from_secs(15);
+/// Events waiting for the caller; past it they are dropped and counted.
+pub const EVENT_QUEUE: usize = 64;
+const COMMAND_QUEUE: usize = 16;
+/// Subscriber candidates kept from before the server's first offer.
+const MAX_EARLY_CANDIDATES: usize = 16;
+/// A UDP datagram larger than any the peer connection sends or takes.
+const DATAGRAM_MAX: usize = 2048;
+
+#[derive(Debug, Clone)]
+pub struct RoomOptions {
+  pub auto_subscribe: bool,
+  pub connect_timeout: Duration,
+  pub request_timeout: Duration,
+  /// Opus packets queued for the session across the room's tracks.
+  pub queue_packets: usize,
+}
+
+impl Default for RoomOptions {
+  fn default() -> Self {
+    RoomOptions {
+      auto_subscribe: false,
+      connect_timeout: DEFAULT_CONNECT_TIMEOUT,
+      request_timeout: DEFAULT_REQUEST_TIMEOUT,
+      queue_packets: DEFAULT_QUEUE_PACKETS,
+    }
+  }
+}
+
+/// What the JoinResponse said.
+#[derive(Debug, Clone)]
+pub struct JoinInfo {
+  pub room: String,
+  pub participant_sid: String,
+  pub identity: String,
+  pub server_version: String,
+  pub subscriber_primary: bool,
+  pub ping_interval: Duration,
+  pub ping_timeout: Duration,
+}
+
+/// What the signal connection has seen.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct SignalStats {
+  pub pings: u64,
+  pub pongs: u64,
+  /// The last ping's round trip, ms (sent back to the server with the next ping, as the
+  /// other SDKs do).
+  pub rtt_ms: i64,
+  /// Trickled candidates that did not parse (skipped).
+  pub bad_candidates: u64,
+}
+
+/// Things the session tells the caller.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RoomEvent {
+  /// A remote participant subscribed to one of our tracks (the server says so once per track).
+  TrackSubscribed { track_sid: String },
+  /// The server ended one of our tracks.
+  TrackUnpublished { track_sid: String },
+  /// The subscriber connection (the server's, see [`crate::peer`]) is up.
+  SubscriberConnected,
+  /// The session ended: the caller closed it, the server left, or a bound passed.
+  Disconnected { reason: String },
+}
+
+/// A published audio track.
+#[derive(Debug, Clone)]
+pub struct LocalAudioTrack {
+  pub sid: String,
+  pub cid: String,
+  pub name: String,
+  pub opus: OpusOptions,
+  pub(crate) packets: PacketSender,
+}
+
+impl LocalAudioTrack {
+  /// The track's send path (for [`crate::LiveKitSink`] or a caller that encodes itself).
+  pub fn packets(&self) -> PacketSender {
+    self.packets.clone()
+  }
+
+  pub fn stats(&self) -> crate::track::Counters {
+    self.packets.stats()
+  }
+}
+
+enum Command {
+  Publish {
+    name: String,
+    opus: OpusOptions,
+    reply: oneshot::Sender<Result<LocalAudioTrack>>,
+  },
+  Unpublish {
+    cid: String,
+    reply: oneshot::Sender<Result<()>>,
+  },
+  Close {
+    reply: oneshot::Sender<()>,
+  },
+}
+
+pub struct Room {
+  join: JoinInfo,
+  cmd: mpsc::Sender<Command>,
+  opts: RoomOptions,
+  task: Option<tokio::task::JoinHandle<()>>,
+  sub_up: Arc<AtomicBool>,
+  stats: Arc<Mutex<SignalStats>>,
+}
+
+impl Room {
+  /// Joins: signal connection to the JoinResponse, then the publisher connection up to
+  /// DTLS connected, all within `opts.connect_timeout`. Events go to the returned receiver.
+  pub async fn connect(url: &str, token: &str, opts: RoomOptions) -> Result<(Room, mpsc::Receiver<RoomEvent>)> {
+    if opts.queue_packets == 0 || opts.queue_packets > 10_000 {
+      return Err(Error::InvalidOption(format!(
+        "queuePackets must be 1..=10000, got {}",
+        opts.queue_packets
+      )));
+    }
+    let deadline = tokio::time::Instant::now() + opts.connect_timeout;
+    let (ws, join) = signal::connect(url, token, opts.auto_subscribe, opts.connect_timeout).await?;
+    let secs = |s: i32, d: Duration| if s > 0 { Duration::from_secs(s as u64) } else { d };
+    let participant = join.participant.clone().unwrap_or_default();
+    let info = JoinInfo {
+      room: join.room.as_ref().map(|r| r.name.clone()).unwrap_or_default(),
+      participant_sid: participant.sid,
+      identity: participant.identity,
+      server_version: join.server_version.clone(),
+      subscriber_primary: join.subscriber_primary,
+      ping_interval: secs(join.ping_interval, DEFAULT_PING_INTERVAL),
+      ping_timeout: secs(join.ping_timeout, DEFAULT_PING_TIMEOUT),
+    };
+
+    let local_ip = local_ip_towards(url).await?;
+    let socket = UdpSocket::bind(SocketAddr::new(local_ip, 0))
+      .await
+      .map_err(|e| Error::Peer(format!("binding a UDP socket on {local_ip}: {e}")))?;
+    let local = socket.local_addr().map_err(|e| Error::Peer(e.to_string()))?;
+    let pc = Publisher::new(local, Instant::now())?;
+
+    let (cmd_tx, cmd_rx) = mpsc::channel(COMMAND_QUEUE);
+    let (ev_tx, ev_rx) = mpsc::channel(EVENT_QUEUE);
+    let (pkt_tx, pkt_rx) = mpsc::channel(opts.queue_packets);
+    let (ready_tx, ready_rx) = oneshot::channel();
+    let sub_up = Arc::new(AtomicBool::new(false));
+    let stats = Arc::new(Mutex::new(SignalStats::default()));
+    let (sink, stream) = ws.split();
+    let session = Session {
+      info: info.clone(),
+      sink,
+      stream,
+      socket,
+      pc,
+      cmd_rx,
+      events: ev_tx,
+      pkt_tx,
+      pkt_rx,
+      ready: Some(ready_tx),
+      sub_up: sub_up.clone(),
+      tracks: HashMap::new(),
+      next_track: 1,
+      in_flight: Vec::new(),
+      queued: Vec::new(),
+      last_rx: Instant::now(),
+      stats: stats.clone(),
+      local_ip,
+      sub: None,
+      sub_socket: None,
+      early_sub_candidates: Vec::new(),
+    };
+    let task = tokio::spawn(session.run());
+    let room = Room {
+      join: info,
+      cmd: cmd_tx,
+      opts,
+      task: Some(task),
+      sub_up,
+      stats,
+    };
+    match tokio::time::timeout_at(deadline, ready_rx).await {
+      Ok(Ok(Ok(()))) => Ok((room, ev_rx)),
+      Ok(Ok(Err(e))) => Err(e),
+      Ok(Err(_)) => Err(Error::Closed),
+      Err(_) => {
+        let ms = room.opts.connect_timeout.as_millis();
+        let _ = room.close().await;
+        Err(Error::Timeout(format!(
+          "join and publisher connection not done within {ms} ms"
+        )))
+      }
+    }
+  }
+
+  pub fn join_info(&self) -> &JoinInfo {
+    &self.join
+  }
+
+  /// Ping/pong and trickle counters of the signal connection.
+  pub fn signal_stats(&self) -> SignalStats {
+    *self.stats.lock()
+  }
+
+  /// Whether the server's subscriber connection has come up (only asked for when the
+  /// join said `subscriber_primary`).
+  pub fn subscriber_connected(&self) -> bool {
+    self.sub_up.load(Ordering::Acquire)
+  }
+
+  /// Publishes an Opus audio track: AddTrackRequest, the server's TrackPublishedResponse,
+  /// then an offer with its m-line and the answer, within the request timeout.
+  pub async fn publish_audio(&self, name: &str, opus: OpusOptions) -> Result<LocalAudioTrack> {
+    opus.validate()?;
+    let (reply, rx) = oneshot::channel();
+    self
+      .request(
+        Command::Publish {
+          name: name.to_string(),
+          opus,
+          reply,
+        },
+        rx,
+      )
+      .await?
+  }
+
+  /// Ends a track: its m-line goes inactive in a new offer; done when the answer is applied.
+  pub async fn unpublish(&self, track: &LocalAudioTrack) -> Result<()> {
+    let (reply, rx) = oneshot::channel();
+    self
+      .request(
+        Command::Unpublish {
+          cid: track.cid.clone(),
+          reply,
+        },
+        rx,
+      )
+      .await?
+  }
+
+  async fn request<T>(&self, cmd: Command, rx: oneshot::Receiver<T>) -> Result<T> {
+    let t = self.opts.request_timeout;
+    let work = async {
+      self.cmd.send(cmd).await.map_err(|_| Error::Closed)?;
+      rx.await.map_err(|_| Error::Closed)
+    };
+    tokio::time::timeout(t, work)
+      .await
+      .unwrap_or_else(|_| Err(Error::Timeout(format!("request took over {} ms", t.as_millis()))))
+  }
+
+  /// Leaves (LeaveRequest, close frame) and ends the session, within the request timeout.
+  pub async fn close(mut self) -> Result<()> {
+    let (reply, rx) = oneshot::channel();
+    let r = match self.request(Command::Close { reply }, rx).await {
+      Ok(()) | Err(Error::Closed) => Ok(()),
+      Err(e) => Err(e),
+    };
+    if let Some(task) = self.task.take() {
+      if tokio::time::timeout(SEND_TIMEOUT, task).await.is_err() {
+        return Err(Error::Timeout("session task did not end".into()));
+      }
+    }
+    r
+  }
+}
+
+/// The local address the OS would use to reach the signal host: the one host candidate.
+/// (Its UDP `connect` sends nothing; it only picks the route.)
+async fn local_ip_towards(url: &str) -> Result<IpAddr> {
+  let rest = url.split_once("://").map(|(_, r)| r).unwrap_or(url);
+  let hostport = rest.split('/').next().unwrap_or(rest);
+  let secure = url.starts_with("wss://") || url.starts_with("https://");
+  let has_port = match hostport.strip_prefix('[') {
+    Some(v6) => v6.contains("]:"),
+    None => hostport.contains(':'),
+  };
+  let with_port = if has_port {
+    hostport.to_string()
+  } else {
+    format!("{hostport}:{}", if secure { 443 } else { 80 })
+  };
+  let addr = tokio::net::lookup_host(with_port.as_str())
+    .await
+    .map_err(|e| Error::Connect(format!("resolving {with_port}: {e}")))?
+    .next()
+    .ok_or_else(|| Error::Connect(format!("{with_port} resolves to nothing")))?;
+  let probe = std::net::UdpSocket::bind(SocketAddr::new(
+    if addr.is_ipv4() {
+      IpAddr::from([0, 0, 0, 0])
+    } else {
+      IpAddr::from([0u16; 8])
+    },
+    0,
+  ))
+  .and_then(|s| s.connect(addr).map(|_| s))
+  .and_then(|s| s.local_addr())
+  .map_err(|e| Error::Peer(format!("no route to {addr}: {e}")))?;
+  Ok(probe.ip())
+}
+
+#[derive(Debug)]
+enum TrackPhase {
+  /// AddTrackRequest sent, waiting for TrackPublishedResponse.
+  Requested,
+  /// In an offer (queued or out), waiting for the answer.
+  Negotiating,
+  Live {
+    mid: Mid,
+    pt: Pt,
+  },
+  Unpublishing,
+}
+
+struct TrackState {
+  key: u32,
+  name: String,
+  sid: String,
+  opus: OpusOptions,
+  stats: Arc<TrackStats>,
+  phase: TrackPhase,
+  mid: Option<Mid>,
+  publish_reply: Option<oneshot::Sender<Result<LocalAudioTrack>>>,
+}
+
+type WsSink = futures_util::stream::SplitSink<signal::Ws, tokio_tungstenite::tungstenite::Message>;
+type WsStream = futures_util::stream::SplitStream<signal::Ws>;
+
+struct Session {
+  info: JoinInfo,
+  sink: WsSink,
+  stream: WsStream,
+  socket: UdpSocket,
+  pc: Publisher,
+  cmd_rx: mpsc::Receiver<Command>,
+  events: mpsc::Sender<RoomEvent>,
+  pkt_tx: mpsc::Sender<OpusPacket>,
+  pkt_rx: mpsc::Receiver<OpusPacket>,
+  ready: Option<oneshot::Sender<Result<()>>>,
+  sub_up: Arc<AtomicBool>,
+  /// By client track id.
+  tracks: HashMap<String, TrackState>,
+  next_track: u32,
+  /// Unpublish replies waiting for the answer to the offer out / the next offer.
+  in_flight: Vec<oneshot::Sender<Result<()>>>,
+  queued: Vec<oneshot::Sender<Result<()>>>,
+  last_rx: Instant,
+  stats: Arc<Mutex<SignalStats>>,
+  local_ip: IpAddr,
+  sub: Option<Subscriber>,
+  sub_socket: Option<UdpSocket>,
+  /// Subscriber candidates trickled before the offer that makes the connection.
+  early_sub_candidates: Vec<String>,
+}
+
+/// A receive error: an ICMP error a peer's datagram earned (refused, reset) says nothing
+/// about the connection, which ICE judges; anything else ends the session.
+fn udp_error(e: std::io::Error, which: &str) -> Result<Flow> {
+  match e.kind() {
+    std::io::ErrorKind::ConnectionRefused | std::io::ErrorKind::ConnectionReset | std::io::ErrorKind::Interrupted => {
+      Ok(Flow::Go)
+    }
+    _ => Err(Error::Peer(format!("UDP receive ({which}): {e}"))),
+  }
+}
+
+async fn recv_opt(s: Option<&UdpSocket>, buf: &mut [u8]) -> std::io::Result<(usize, SocketAddr)> {
+  match s {
+    Some(s) => s.recv_from(buf).await,
+    None => std::future::pending().await,
+  }
+}
+
+enum Flow {
+  Go,
+  End(String),
+}
+
+impl Session {
+  async fn run(mut self) {
+    let reason = match self.start().await {
+      Ok(()) => self.main_loop().await,
+      Err(e) => {
+        if let Some(r) = self.ready.take() {
+          let _ = r.send(Err(e.clone()));
+        }
+        e.to_string()
+      }
+    };
+    self.finish(reason).await;
+  }
+
+  async fn start(&mut self) -> Result<()> {
+    for init in self.pc.local_candidate_inits()? {
+      self
+        .send(Req::Trickle(proto::TrickleRequest {
+          candidate_init: init,
+          target: proto::SignalTarget::Publisher as i32,
+          r#final: false,
+        }))
+        .await?;
+    }
+    self.negotiate().await
+  }
+
+  async fn send(&mut self, m: Req) -> Result<()> {
+    signal::send(&mut self.sink, m, SEND_TIMEOUT).await
+  }
+
+  /// Sends the next offer if changes are queued and none is out.
+  async fn negotiate(&mut self) -> Result<()> {
+    if let Some(offer) = self.pc.offer()? {
+      self.in_flight.append(&mut self.queued);
+      let mid_to_track_id = offer
+        .added
+        .iter()
+        .map(|(cid, mid)| (mid.to_string(), cid.clone()))
+        .collect();
+      self
+        .send(Req::Offer(proto::SessionDescription {
+          r#type: "offer".into(),
+          sdp: offer.sdp,
+          id: offer.id,
+          mid_to_track_id,
+        }))
+        .await?;
+    }
+    Ok(())
+  }
+
+  fn event(&self, e: RoomEvent) {
+    let _ = self.events.try_send(e);
+  }
+
+  async fn main_loop(&mut self) -> String {
+    let mut buf = vec![0u8; DATAGRAM_MAX];
+    let mut sub_buf = vec![0u8; DATAGRAM_MAX];
+    let mut ping = tokio::time::interval(self.info.ping_interval);
+    ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    // The first tick is now: one ping at once gives an RTT before the first interval.
+    let mut outs = Vec::new();
+    loop {
+      let mut wake = match self.pc.poll(&mut outs) {
+        Ok(t) => t,
+        Err(e) => return e.to_string(),
+      };
+      for o in outs.drain(..) {
+        match o {
+          PeerOutput::Transmit { to, data } => {
+            // UDP: a full socket buffer loses the datagram, as the network may.
+            let _ = self.socket.try_send_to(&data, to);
+          }
+          PeerOutput::Connected => {
+            if let Some(r) = self.ready.take() {
+              let _ = r.send(Ok(()));
+            }
+          }
+          PeerOutput::Disconnected(why) => return format!("publisher: {why}"),
+          PeerOutput::Media { .. } => {}
+        }
+      }
+      if let (Some(sub), Some(sock)) = (self.sub.as_mut(), self.sub_socket.as_ref()) {
+        match sub.poll(&mut outs) {
+          Ok(t) => wake = wake.min(t),
+          Err(e) => return format!("subscriber: {e}"),
+        }
+        for o in outs.drain(..) {
+          match o {
+            PeerOutput::Transmit { to, data } => {
+              let _ = sock.try_send_to(&data, to);
+            }
+            PeerOutput::Connected => {
+              self.sub_up.store(true, Ordering::Release);
+              let _ = self.events.try_send(RoomEvent::SubscriberConnected);
+            }
+            PeerOutput::Disconnected(why) => return format!("subscriber: {why}"),
+            // Stage 1 subscribes to nothing (auto_subscribe off).
+            PeerOutput::Media { .. } => {}
+          }
+        }
+      }
+      let flow = tokio::select! {
+        cmd = self.cmd_rx.recv() => match cmd {
+          Some(c) => self.command(c).await,
+          None => Ok(Flow::End("the room was dropped".into())),
+        },
+        msg = self.stream.next() => match msg {
+          Some(Ok(m)) => {
+            self.last_rx = Instant::now();
+            match signal::decode_response(m) {
+              Ok(Some(r)) => self.response(r).await,
+              Ok(None) => Ok(Flow::Go),
+              Err(Error::Closed) => Ok(Flow::End("the server closed the signal connection".into())),
+              Err(e) => Err(e),
+            }
+          }
+          Some(Err(e)) => Ok(Flow::End(format!("signal connection failed: {e}"))),
+          None => Ok(Flow::End("the server closed the signal connection".into())),
+        },
+        r = self.socket.recv_from(&mut buf) => match r {
+          Ok((n, from)) => self.pc.receive(Instant::now(), from, &buf[..n]).map(|_| Flow::Go),
+          Err(e) => udp_error(e, "publisher"),
+        },
+        r = recv_opt(self.sub_socket.as_ref(), &mut sub_buf) => match (r, self.sub.as_mut()) {
+          (Ok((n, from)), Some(sub)) => sub.receive(Instant::now(), from, &sub_buf[..n]).map(|_| Flow::Go),
+          (Ok(_), None) => Ok(Flow::Go),
+          (Err(e), _) => udp_error(e, "subscriber"),
+        },
+        pkt = self.pkt_rx.recv() => {
+          // The session holds a sender itself, so the queue never reports closed here.
+          if let Some(p) = pkt { self.packet(p); }
+          Ok(Flow::Go)
+        },
+        _ = tokio::time::sleep_until(tokio::time::Instant::from_std(wake)) => {
+          let now = Instant::now();
+          let r = self.pc.timeout(now);
+          match self.sub.as_mut() {
+            Some(sub) => r.and_then(|_| sub.timeout(now)),
+            None => r,
+          }.map(|_| Flow::Go)
+        },
+        _ = ping.tick() => self.ping().await,
+      };
+      match flow {
+        Ok(Flow::Go) => {}
+        Ok(Flow::End(why)) => return why,
+        Err(e) => return e.to_string(),
+      }
+    }
+  }
+
+  /// Answers a server offer on the subscriber connection, making it (socket, candidate,
+  /// trickle) on the first one.
+  async fn subscriber_offer(&mut self, offer: proto::SessionDescription) -> Result<()> {
+    if self.sub.is_none() {
+      let socket = UdpSocket::bind(SocketAddr::new(self.local_ip, 0))
+        .await
+        .map_err(|e| Error::Peer(format!("binding a UDP socket on {}: {e}", self.local_ip)))?;
+      let local = socket.local_addr().map_err(|e| Error::Peer(e.to_string()))?;
+      let mut sub = Subscriber::new(local, Instant::now())?;
+      for c in self.early_sub_candidates.drain(..) {
+        sub.add_remote_candidate(&c)?;
+      }
+      let inits = sub.local_candidate_inits()?;
+      self.sub = Some(sub);
+      self.sub_socket = Some(socket);
+      for init in inits {
+        self
+          .send(Req::Trickle(proto::TrickleRequest {
+            candidate_init: init,
+            target: proto::SignalTarget::Subscriber as i32,
+            r#final: false,
+          }))
+          .await?;
+      }
+    }
+    let Some(sub) = self.sub.as_mut() else {
+      return Err(Error::Closed);
+    };
+    let sdp = sub.accept_offer(&offer.sdp)?;
+    self
+      .send(Req::Answer(proto::SessionDescription {
+        r#type: "answer".into(),
+        sdp,
+        id: offer.id,
+        mid_to_track_id: Default::default(),
+      }))
+      .await
+  }
+
+  async fn ping(&mut self) -> Result<Flow> {
+    if self.last_rx.elapsed() > self.info.ping_timeout {
+      return Err(Error::Timeout(format!(
+        "nothing from the server for {} ms (ping timeout)",
+        self.info.ping_timeout.as_millis()
+      )));
+    }
+    let now_ms = std::time::SystemTime::now()
+      .duration_since(std::time::UNIX_EPOCH)
+      .map(|d| d.as_millis() as i64)
+      .unwrap_or(0);
+    let rtt = self.stats.lock().rtt_ms;
+    self.send(Req::PingReq(proto::Ping { timestamp: now_ms, rtt })).await?;
+    self.stats.lock().pings += 1;
+    Ok(Flow::Go)
+  }
+
+  fn packet(&mut self, p: OpusPacket) {
+    let n = p.data.len();
+    let live = self
+      .tracks
+      .values()
+      .find(|t| t.key == p.track)
+      .and_then(|t| match t.phase {
+        TrackPhase::Live { mid, pt } => Some((mid, pt)),
+        _ => None,
+      });
+    let sent = match live {
+      Some((mid, pt)) if self.pc.is_connected() => self.pc.write_opus(mid, pt, p.at, p.rtp_ts, &p.data).is_ok(),
+      _ => false,
+    };
+    p.stats.dequeued(n, sent);
+  }
+
+  async fn command(&mut self, c: Command) -> Result<Flow> {
+    match c {
+      Command::Publish { name, opus, reply } => {
+        let key = self.next_track;
+        self.next_track += 1;
+        let cid = format!("capstan-audio-{key}");
+        self
+          .send(Req::AddTrack(proto::AddTrackRequest {
+            cid: cid.clone(),
+            name: name.clone(),
+            r#type: proto::TrackType::Audio as i32,
+            source: proto::TrackSource::Microphone as i32,
+            // No RED (the offer has none) and no DTX (the engine sends a continuous stream).
+            disable_red: true,
+            audio_features: if opus.format.channels == 2 {
+              vec![
+                proto::AudioTrackFeature::TfStereo as i32,
+                proto::AudioTrackFeature::TfNoDtx as i32,
+              ]
+            } else {
+              vec![proto::AudioTrackFeature::TfNoDtx as i32]
+            },
+            ..Default::default()
+          }))
+          .await?;
+        self.tracks.insert(
+          cid,
+          TrackState {
+            key,
+            name,
+            sid: String::new(),
+            opus,
+            stats: Arc::new(TrackStats::default()),
+            phase: TrackPhase::Requested,
+            mid: None,
+            publish_reply: Some(reply),
+          },
+        );
+        Ok(Flow::Go)
+      }
+      Command::Unpublish { cid, reply } => {
+        let Some(t) = self.tracks.get_mut(&cid) else {
+          let _ = reply.send(Err(Error::InvalidOption(format!("no track {cid} is published"))));
+          return Ok(Flow::Go);
+        };
+        let Some(mid) = t.mid else {
+          let _ = reply.send(Err(Error::InvalidOption(format!("track {cid} is not negotiated yet"))));
+          return Ok(Flow::Go);
+        };
+        t.phase = TrackPhase::Unpublishing;
+        self.pc.deactivate(mid);
+        self.queued.push(reply);
+        self.negotiate().await?;
+        Ok(Flow::Go)
+      }
+      Command::Close { reply } => {
+        let _ = reply.send(());
+        Ok(Flow::End("closed by the caller".into()))
+      }
+    }
+  }
+
+  async fn response(&mut self, r: Res) -> Result<Flow> {
+    match r {
+      Res::Answer(a) => {
+        let added = self.pc.accept_answer(&a.sdp, a.id)?;
+        for (cid, mid) in added {
+          let pt = self.pc.opus_pt(mid);
+          let Some(t) = self.tracks.get_mut(&cid) else { continue };
+          t.mid = Some(mid);
+          match pt {
+            Some(pt) => {
+              t.phase = TrackPhase::Live { mid, pt };
+              if let Some(reply) = t.publish_reply.take() {
+                let track = LocalAudioTrack {
+                  sid: t.sid.clone(),
+                  cid: cid.clone(),
+                  name: t.name.clone(),
+                  opus: t.opus,
+                  packets: PacketSender {
+                    track: t.key,
+                    tx: self.pkt_tx.clone(),
+                    stats: t.stats.clone(),
+                  },
+                };
+                let _ = reply.send(Ok(track));
+              }
+            }
+            None => {
+              if let Some(reply) = t.publish_reply.take() {
+                let _ = reply.send(Err(Error::Peer(
+                  "the answer accepted no Opus on the track's m-line".into(),
+                )));
+              }
+            }
+          }
+        }
+        self.tracks.retain(|_, t| !matches!(t.phase, TrackPhase::Unpublishing));
+        for reply in self.in_flight.drain(..) {
+          let _ = reply.send(Ok(()));
+        }
+        self.negotiate().await?;
+      }
+      Res::Trickle(t) => {
+        if t.target == proto::SignalTarget::Publisher as i32 {
+          // A candidate this client cannot parse is counted, not fatal: the others may do.
+          if self.pc.add_remote_candidate(&t.candidate_init).is_err() {
+            self.stats.lock().bad_candidates += 1;
+          }
+        } else if let Some(sub) = self.sub.as_mut() {
+          if sub.add_remote_candidate(&t.candidate_init).is_err() {
+            self.stats.lock().bad_candidates += 1;
+          }
+        } else if self.early_sub_candidates.len() < MAX_EARLY_CANDIDATES {
+          self.early_sub_candidates.push(t.candidate_init);
+        }
+      }
+      Res::TrackPublished(p) => {
+        let Some(t) = self.tracks.get_mut(&p.cid) else {
+          return Ok(Flow::Go);
+        };
+        if matches!(t.phase, TrackPhase::Requested) {
+          t.sid = p.track.map(|i| i.sid).unwrap_or_default();
+          t.phase = TrackPhase::Negotiating;
+          let stream = format!("{}|{}", self.info.identity, p.cid);
+          self.pc.add_audio(&p.cid, &stream);
+          self.negotiate().await?;
+        }
+      }
+      Res::TrackUnpublished(u) => {
+        self.tracks.retain(|_, t| t.sid != u.track_sid);
+        self.event(RoomEvent::TrackUnpublished { track_sid: u.track_sid });
+      }
+      Res::TrackSubscribed(s) => self.event(RoomEvent::TrackSubscribed { track_sid: s.track_sid }),
+      Res::RequestResponse(rr)
+        if rr.reason != proto::request_response::Reason::Ok as i32
+          && rr.reason != proto::request_response::Reason::Queued as i32 =>
+      {
+        // A refused AddTrack names itself (protocol > 14): its publish fails with the reason.
+        // (QUEUED is not a refusal: a second AddTrack for a cid still pending waits.)
+        if let Some(proto::request_response::Request::AddTrack(add)) = rr.request {
+          if let Some(mut t) = self.tracks.remove(&add.cid) {
+            if let Some(reply) = t.publish_reply.take() {
+              let why = proto::request_response::Reason::try_from(rr.reason)
+                .map(|r| r.as_str_name())
+                .unwrap_or("?");
+              let msg = format!(
+                "the server refused the track (reason {} {why}): {}",
+                rr.reason, rr.message
+              );
+              let _ = reply.send(Err(Error::Signal(msg)));
+            }
+          }
+        }
+      }
+      Res::PongResp(p) => {
+        let now_ms = std::time::SystemTime::now()
+          .duration_since(std::time::UNIX_EPOCH)
+          .map(|d| d.as_millis() as i64)
+          .unwrap_or(0);
+        let mut st = self.stats.lock();
+        st.pongs += 1;
+        st.rtt_ms = (now_ms - p.last_ping_timestamp).max(0);
+      }
+      Res::Leave(l) => {
+        // The action says what the server expects next (RESUME, RECONNECT); stage 1 does
+        // neither and ends the session, naming both for the caller.
+        let why = proto::DisconnectReason::try_from(l.reason)
+          .map(|r| r.as_str_name())
+          .unwrap_or("?");
+        let action = proto::leave_request::Action::try_from(l.action)
+          .map(|a| a.as_str_name())
+          .unwrap_or("?");
+        return Ok(Flow::End(format!(
+          "the server asked to leave (reason {} {why}, action {action})",
+          l.reason
+        )));
+      }
+      Res::Offer(o) => self.subscriber_offer(o).await?,
+      _ => {}
+    }
+    Ok(Flow::Go)
+  }
+
+  /// Leaves politely (bounded), fails whatever still waits, tells the caller why.
+  async fn finish(mut self, reason: String) {
+    let _ = self
+      .send(Req::Leave(proto::LeaveRequest {
+        can_reconnect: false,
+        reason: proto::DisconnectReason::ClientInitiated as i32,
+        action: proto::leave_request::Action::Disconnect as i32,
+        regions: None,
+      }))
+      .await;
+    let _ = tokio::time::timeout(SEND_TIMEOUT, self.sink.close()).await;
+    self.pc.disconnect();
+    if let Some(sub) = self.sub.as_mut() {
+      sub.disconnect();
+    }
+    if let Some(r) = self.ready.take() {
+      let _ = r.send(Err(Error::Connect(reason.clone())));
+    }
+    for (_, t) in self.tracks.drain() {
+      if let Some(reply) = t.publish_reply {
+        let _ = reply.send(Err(Error::Closed));
+      }
+    }
+    // Packets still queued were never sent.
+    self.pkt_rx.close();
+    while let Ok(p) = self.pkt_rx.try_recv() {
+      p.stats.dequeued(p.data.len(), false);
+    }
+    self.event(RoomEvent::Disconnected { reason });
+  }
+}
