@@ -143,6 +143,10 @@ export class CapstanAudioOutput extends Base {
         return undefined
       }
       this.#publisher = p
+      // Silence first: the publisher's lead (a burst, when the peer's queue is empty) and the
+      // start of the engine's underrun silence happen now, not with the first words, whose
+      // burst a receiver's jitter buffer would shorten (seen: the first segment heard 23 ms short).
+      await this.source.captureFrame(new Int16Array((this.#o.leadMs ?? 80) >= 10 ? this.#chunk * this.source.channels * 10 : this.#chunk * this.source.channels)).catch(() => undefined)
       for (const ev of ['sink-stalled', 'sink-recovered', 'sink-abandoned', 'connection'] as const) {
         p.on(ev, ((e: never) => this.emit(ev, e)) as never)
       }

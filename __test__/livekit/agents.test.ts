@@ -1,0 +1,160 @@
+// capstan/agents in a real @livekit/agents 1.9.0 AgentSession over a real livekit-server
+// (private network namespace): the session (its own process, the agents peer's
+// @livekit/rtc-node 0.13.35) speaks through CapstanAudioOutput; a plain @livekit/rtc-node
+// 1.1.0 subscriber measures what reaches it. Local TTS (tones) and LLM (FakeLLM), no cloud.
+// Needs the build (`npm run build`) and the agents peer (`node scripts/test-setup.mjs peers`).
+import { existsSync } from 'node:fs'
+import { join } from 'node:path'
+import { beforeAll, describe, expect, it } from 'vitest'
+
+import { clientCode, fixture, interpreterFor, livekitServerBinary, runManyInLivekitNetns, type NetnsResult } from './netns'
+
+const ROOT = join(__dirname, '..', '..')
+const PEER_MODULES = join(ROOT, '__test__/livekit/peers/agents-js/node_modules')
+const dump = (r: NetnsResult) =>
+  `runner: code ${r.code} timedOut ${r.timedOut}\n${r.runnerStderr}\n` +
+  r.procs.map((p) => `--- ${p.name} (code ${p.code})\n${p.stdout.slice(-3000)}\n${p.stderr.slice(-4000)}`).join('\n')
+
+interface Run {
+  hz: number
+  startMs: number
+  durMs: number
+  holeMs: number
+  endWall: number
+}
+interface Finished {
+  ev: 'finished'
+  wall: number
+  position: number
+  interrupted: boolean
+}
+
+async function session(room: string, mode: 'capstan' | 'default', fault?: 'hang') {
+  const r = await runManyInLivekitNetns(
+    [
+      { name: 'sub', argv: [...interpreterFor(fixture('agents-subscriber.mjs')), room] },
+      { name: 'agent', argv: [process.execPath, fixture('agents-session.mjs'), room, mode, ...(fault ? [fault] : [])] },
+    ],
+    // NODE_PATH: capstan/agents (this repo's dist) loads the peer's @livekit/agents, the copy the
+    // fixture uses (a fallback after node_modules: the subscriber still gets the root's rtc-node
+    // 1.1.0). Run-wide, as netns.ts prefixes a command's own env as `env K=V exec ...`, which fails.
+    { timeoutMs: 90_000, env: { NODE_PATH: PEER_MODULES } },
+  )
+  expect(r.timedOut, dump(r)).toBe(false)
+  expect(r.procs.map(clientCode), dump(r)).toEqual([0, 0])
+  // The result line, not a log line @livekit/agents' logger (pino) writes to stdout after it.
+  const resultOf = (out: string, role: string) =>
+    out
+      .split('\n')
+      .reverse()
+      .map((l) => {
+        try {
+          return JSON.parse(l)
+        } catch {
+          return undefined
+        }
+      })
+      .find((j) => j?.role === role)
+  const sub = resultOf(r.procs[0].stdout, 'sub')
+  const agent = resultOf(r.procs[1].stdout, 'agent')
+  expect(sub.ok, dump(r)).toBe(true)
+  expect(agent.ok, dump(r)).toBe(true)
+  /** The one run of this tone (the fixture's tones are 440, 660, 880 (storm), 550 Hz). */
+  const tone = (hz: number): Run => {
+    const found = (sub.runs as Run[]).filter((x) => Math.abs(x.hz - hz) < 0.02 * hz)
+    expect(found, `runs of ${hz} Hz: ${JSON.stringify(sub.runs)}\n${dump(r)}`).toHaveLength(1)
+    return found[0]
+  }
+  return { r, sub, agent, tone }
+}
+
+/** How far each reported position is from what the subscriber heard, ms. */
+function compare(label: string, pairs: Array<[string, Finished, Run]>): Record<string, { reportedMs: number; receivedMs: number; errorMs: number; finishedMinusHeardMs: number }> {
+  const out: Record<string, { reportedMs: number; receivedMs: number; errorMs: number; finishedMinusHeardMs: number }> = {}
+  for (const [k, f, run] of pairs) {
+    out[k] = {
+      reportedMs: Math.round(f.position * 10000) / 10,
+      receivedMs: run.durMs,
+      errorMs: Math.round((f.position * 1000 - run.durMs) * 10) / 10,
+      // When playbackFinished fired against when the segment's last sample reached the subscriber.
+      finishedMinusHeardMs: f.wall - run.endWall,
+    }
+  }
+  console.log(`${label}: ${JSON.stringify(out)}`)
+  return out
+}
+
+describe('capstan/agents: CapstanAudioOutput in a real AgentSession (real server)', () => {
+  beforeAll(() => {
+    livekitServerBinary()
+    if (!existsSync(join(PEER_MODULES, '@livekit/agents'))) throw new Error('agents peer missing: node scripts/test-setup.mjs peers')
+    if (!existsSync(join(ROOT, 'dist/agents/index.mjs'))) throw new Error('capstan/agents not built: npm run build:ts')
+  }, 20 * 60_000)
+
+  it('playbackFinished reports what the subscriber received (±20 ms), interrupted after an interruption, no hole > 20 ms; a barge-in storm leaves the session speaking', async () => {
+    const { r, agent, tone } = await session('agents-capstan', 'capstan')
+    expect(agent.outputClass).toBe('CapstanAudioOutput')
+    expect(agent.unhandled, dump(r)).toEqual([])
+    const a = tone(440)
+    const b = tone(660)
+    const c = tone(550)
+    for (const [run, hz] of [[a, 440], [b, 660], [c, 550]] as const) {
+      expect(Math.abs(run.hz - hz), JSON.stringify(run)).toBeLessThan(2)
+      expect(run.holeMs, JSON.stringify(run)).toBeLessThanOrEqual(20)
+    }
+    expect(agent.first.interrupted).toBe(false)
+    expect(agent.first.position).toBeCloseTo(1.0, 2)
+    expect(agent.second.interrupted).toBe(true)
+    // interrupted 1200 ms after playbackStarted, of a 3 s tone
+    expect(agent.second.position).toBeGreaterThan(1.1)
+    expect(agent.second.position).toBeLessThan(1.7)
+    expect(agent.last.interrupted).toBe(false)
+    expect(agent.last.position).toBeCloseTo(0.8, 2)
+    const cmp = compare('capstan', [['whole', agent.first, a], ['interrupted', agent.second, b], ['after storm', agent.last, c]])
+    for (const v of Object.values(cmp)) expect(Math.abs(v.errorMs), JSON.stringify(cmp)).toBeLessThanOrEqual(20)
+    // The storm: every segment it opened finished, interrupted (a say() interrupted before the
+    // session captured any of its audio opens none), none left pending.
+    const fin = (agent.events as Array<Finished & { t: number }>).filter((e) => e.ev === 'finished')
+    const storm = fin.slice(2, -1)
+    expect(storm.length).toBeGreaterThanOrEqual(10)
+    expect(storm.length).toBeLessThanOrEqual(20)
+    expect(storm.every((e) => e.interrupted)).toBe(true)
+    // Accounting and the watchdog's view.
+    const m = agent.metrics
+    expect(m.source.captured).toBe(m.source.delivered + m.source.queued + m.source.dropped + m.source.cleared)
+    expect(m.segments.finished).toBe(fin.length)
+    expect(m.segments.interrupted).toBe(storm.length + 1)
+    expect(m.segments.started).toBeGreaterThanOrEqual(3)
+    expect(m.publisher.stalls).toBe(0)
+    expect(m.publisher.framesLost).toBe(0)
+  }, 180_000)
+
+  it('the default RoomIO output in the same session and scenario (measured for comparison)', async () => {
+    const { r, agent, tone } = await session('agents-default', 'default')
+    expect(agent.outputClass).toBe('ParticipantAudioOutput')
+    const cmp = compare('default', [['whole', agent.first, tone(440)], ['interrupted', agent.second, tone(660)], ['after storm', agent.last, tone(550)]])
+    expect(agent.second.interrupted, dump(r)).toBe(true)
+    expect(Object.keys(cmp)).toHaveLength(3)
+  }, 180_000)
+
+  it('a wedged peer captureFrame is recovered by the watchdog: a new track, and the session keeps speaking on it', async () => {
+    const { r, sub, agent, tone } = await session('agents-hang', 'capstan', 'hang')
+    expect(agent.unhandled, dump(r)).toEqual([])
+    expect(agent.watchdog.map((w: { ev: string }) => w.ev), dump(r)).toEqual(['sink-stalled', 'sink-recovered'])
+    expect(agent.watchdog[0].cause).toMatch(/did not settle within 300 ms/)
+    expect(agent.metrics.publisher).toMatchObject({ stalls: 1, recoveries: 1, state: 'publishing' })
+    expect(sub.tracks).toHaveLength(2)
+    // After the recovery (in segment 1), segments 2 and 4 are heard whole on the new track.
+    const b = tone(660)
+    const c = tone(550)
+    const lateRuns = sub.tracks[1].runs as Run[]
+    expect(lateRuns.map((x) => Math.round(x.hz / 10) * 10)).toEqual(expect.arrayContaining([660, 550]))
+    const cmp = compare('capstan after recovery', [['interrupted', agent.second, b], ['after storm', agent.last, c]])
+    // Segment 2, the first after the recovery's backlog reached the subscriber in a burst, was
+    // heard 18-40 ms short in 3 of 3 runs (positions and frames sent agree; the receiver's jitter
+    // buffer shortening a burst is the likely cause, not verified): bounded at 50 ms here.
+    expect(Math.abs(cmp.interrupted.errorMs), JSON.stringify(cmp)).toBeLessThanOrEqual(50)
+    expect(Math.abs(cmp['after storm'].errorMs), JSON.stringify(cmp)).toBeLessThanOrEqual(20)
+    expect(agent.last.interrupted).toBe(false)
+  }, 180_000)
+})
