@@ -162,4 +162,34 @@ describe('capstan/agents: CapstanAudioOutput in a real AgentSession (real server
     expect(Math.abs(cmp['after storm'].errorMs), JSON.stringify(cmp)).toBeLessThanOrEqual(20)
     expect(agent.last.interrupted).toBe(false)
   }, 180_000)
+
+  it('CapstanAudioInput: the participant track reaches the session stream through native high-pass, VAD and resampler, bounded and counted', async () => {
+    const r = await runManyInLivekitNetns(
+      [
+        { name: 'input', argv: [process.execPath, fixture('agents-input.mjs'), 'agents-input'] },
+        { name: 'pub', argv: [...interpreterFor(fixture('smoke-publisher.mjs')), 'agents-input', '440', '3', '1'] },
+      ],
+      { timeoutMs: 90_000, env: { NODE_PATH: PEER_MODULES } },
+    )
+    expect(r.timedOut, dump(r)).toBe(false)
+    expect(r.procs.map(clientCode), dump(r)).toEqual([0, 0])
+    const line = r.procs[0].stdout.split('\n').reverse().find((l) => l.includes('"role":"input"'))
+    const res = JSON.parse(line ?? '{}')
+    expect(res.ok, dump(r)).toBe(true)
+    // The session gets @livekit/rtc-node AudioFrames of exactly 10 ms at its rate.
+    expect(res.frameClass).toBe('AudioFrame')
+    expect(res.rates).toEqual([16000])
+    expect(Object.keys(res.frameSizes)).toEqual(['160'])
+    expect(res.frameSizes['160']).toBeGreaterThan(280)
+    // 3 s of 440 Hz (within 1 %: a run whose start the receiver's jitter buffer stretched read 442.2 Hz).
+    expect(Math.abs(res.toneHz - 440), JSON.stringify(res)).toBeLessThan(4.4)
+    expect(Math.abs(res.toneMs - 3000), JSON.stringify(res)).toBeLessThan(150)
+    expect(res.vad[0]).toMatchObject({ speaking: true })
+    expect(res.vad[0].positionMs).toBeLessThan(400)
+    const m = res.metrics
+    expect(m.tracks).toBe(1)
+    expect(m.stream.captured).toBe(m.stream.delivered + m.stream.queued + m.stream.dropped + m.stream.cleared)
+    expect(m.stream.processors.map((p: { name: string }) => p.name)).toEqual(['high-pass', 'vad', 'resample'])
+    expect(m.stream.processors.every((p: { failures: number; calls: number }) => p.failures === 0 && p.calls > 280)).toBe(true)
+  }, 120_000)
 })
