@@ -126,13 +126,9 @@ export class CapstanAudioOutput extends Base {
   async #publish(): Promise<Publisher | undefined> {
     const room = this.#room
     if (!room.localParticipant || room.isConnected === false) {
-      await new Promise<void>((resolve) => {
-        const on = () => {
-          room.off('connected', on as never)
-          resolve()
-        }
-        room.on('connected', on as never)
-      })
+      let on: () => void = () => {}
+      await Promise.race([new Promise<void>((resolve) => room.on('connected', (on = resolve) as never)), this.#closing])
+      room.off('connected', on as never)
     }
     if (this.#closed) return undefined
     try {
