@@ -17,6 +17,8 @@ const dump = (r: NetnsResult) =>
 
 interface Run {
   hz: number
+  startHz: number
+  endHz: number
   startMs: number
   durMs: number
   holeMs: number
@@ -65,17 +67,40 @@ async function session(room: string, mode: 'capstan' | 'default', fault?: 'hang'
     expect(found, `runs of ${hz} Hz: ${JSON.stringify(sub.runs)}\n${dump(r)}`).toHaveLength(1)
     return found[0]
   }
-  return { r, sub, agent, tone }
+  /** The chirp of segment 2 (660 -> 1260 Hz over 3 s): the one run that starts at 660 Hz. */
+  const chirp = (): Run => {
+    const found = (sub.runs as Run[]).filter((x) => Math.abs(x.startHz - 660) < 20)
+    expect(found, `runs starting at 660 Hz: ${JSON.stringify(sub.runs)}\n${dump(r)}`).toHaveLength(1)
+    return found[0]
+  }
+  return { r, sub, agent, tone, chirp }
 }
 
+/**
+ * Where in segment 2 its last sample heard was sent, ms, read from the chirp's frequency over
+ * its last 20 ms (the mean of a window is the frequency at its middle, 10 ms before the end):
+ * a time code that a receiver's jitter buffer, stretching or shortening what it plays, keeps.
+ */
+const chirpEndMs = (run: Run) => ((run.endHz - 660) / 200) * 1000 + 10
+
 /** How far each reported position is from what the subscriber heard, ms. */
-function compare(label: string, pairs: Array<[string, Finished, Run]>): Record<string, { reportedMs: number; receivedMs: number; errorMs: number; finishedMinusHeardMs: number }> {
-  const out: Record<string, { reportedMs: number; receivedMs: number; errorMs: number; finishedMinusHeardMs: number }> = {}
-  for (const [k, f, run] of pairs) {
+interface Compared {
+  reportedMs: number
+  receivedMs: number
+  errorMs: number
+  timeCodeMs?: number
+  timeCodeErrorMs?: number
+  finishedMinusHeardMs: number
+}
+function compare(label: string, pairs: Array<[string, Finished, Run, number?]>): Record<string, Compared> {
+  const out: Record<string, Compared> = {}
+  const r1 = (v: number) => Math.round(v * 10) / 10
+  for (const [k, f, run, code] of pairs) {
     out[k] = {
-      reportedMs: Math.round(f.position * 10000) / 10,
+      reportedMs: r1(f.position * 1000),
       receivedMs: run.durMs,
-      errorMs: Math.round((f.position * 1000 - run.durMs) * 10) / 10,
+      errorMs: r1(f.position * 1000 - run.durMs),
+      ...(code === undefined ? {} : { timeCodeMs: r1(code), timeCodeErrorMs: r1(f.position * 1000 - code) }),
       // When playbackFinished fired against when the segment's last sample reached the subscriber.
       finishedMinusHeardMs: f.wall - run.endWall,
     }
@@ -92,16 +117,14 @@ describe('capstan/agents: CapstanAudioOutput in a real AgentSession (real server
   }, 20 * 60_000)
 
   it('playbackFinished reports what the subscriber received (±20 ms), interrupted after an interruption, no hole > 20 ms; a barge-in storm leaves the session speaking', async () => {
-    const { r, agent, tone } = await session('agents-capstan', 'capstan')
+    const { r, agent, tone, chirp } = await session('agents-capstan', 'capstan')
     expect(agent.outputClass).toBe('CapstanAudioOutput')
     expect(agent.unhandled, dump(r)).toEqual([])
     const a = tone(440)
-    const b = tone(660)
+    const b = chirp()
     const c = tone(550)
-    for (const [run, hz] of [[a, 440], [b, 660], [c, 550]] as const) {
-      expect(Math.abs(run.hz - hz), JSON.stringify(run)).toBeLessThan(2)
-      expect(run.holeMs, JSON.stringify(run)).toBeLessThanOrEqual(20)
-    }
+    for (const [run, hz] of [[a, 440], [c, 550]] as const) expect(Math.abs(run.hz - hz), JSON.stringify(run)).toBeLessThan(2)
+    for (const run of [a, b, c]) expect(run.holeMs, JSON.stringify(run)).toBeLessThanOrEqual(20)
     expect(agent.first.interrupted).toBe(false)
     expect(agent.first.position).toBeCloseTo(1.0, 2)
     expect(agent.second.interrupted).toBe(true)
@@ -110,13 +133,14 @@ describe('capstan/agents: CapstanAudioOutput in a real AgentSession (real server
     expect(agent.second.position).toBeLessThan(1.7)
     expect(agent.last.interrupted).toBe(false)
     expect(agent.last.position).toBeCloseTo(0.8, 2)
-    const cmp = compare('capstan', [['whole', agent.first, a], ['interrupted', agent.second, b], ['after storm', agent.last, c]])
-    expect(Math.abs(cmp.interrupted.errorMs), JSON.stringify(cmp)).toBeLessThanOrEqual(20)
+    const cmp = compare('capstan', [['whole', agent.first, a], ['interrupted', agent.second, b, chirpEndMs(b)], ['after storm', agent.last, c]])
+    // The interrupted position against where the last sample heard was sent (the chirp's code).
+    expect(Math.abs(cmp.interrupted.timeCodeErrorMs as number), JSON.stringify(cmp)).toBeLessThanOrEqual(20)
     expect(Math.abs(cmp['after storm'].errorMs), JSON.stringify(cmp)).toBeLessThanOrEqual(20)
-    // The first audio after the subscriber joined is heard up to ~23 ms longer or shorter than
-    // sent with either output (capstan -22.5..+9 ms, default -8.9..+9 ms over 4 runs): the
-    // receiver's jitter buffer stretching its start. The later segments are within 10 ms.
-    expect(Math.abs(cmp.whole.errorMs), JSON.stringify(cmp)).toBeLessThanOrEqual(25)
+    // Durations as played by the receiver: its jitter buffer stretches or shortens a run by up
+    // to ~25 ms (measured with both outputs, most often in the first audio after it joined).
+    expect(Math.abs(cmp.whole.errorMs), JSON.stringify(cmp)).toBeLessThanOrEqual(30)
+    expect(Math.abs(cmp.interrupted.errorMs), JSON.stringify(cmp)).toBeLessThanOrEqual(30)
     // The storm: every segment it opened finished, interrupted (a say() interrupted before the
     // session captured any of its audio opens none), none left pending.
     const fin = (agent.events as Array<Finished & { t: number }>).filter((e) => e.ev === 'finished')
@@ -135,30 +159,28 @@ describe('capstan/agents: CapstanAudioOutput in a real AgentSession (real server
   }, 180_000)
 
   it('the default RoomIO output in the same session and scenario (measured for comparison)', async () => {
-    const { r, agent, tone } = await session('agents-default', 'default')
+    const { r, agent, tone, chirp } = await session('agents-default', 'default')
     expect(agent.outputClass).toBe('ParticipantAudioOutput')
-    const cmp = compare('default', [['whole', agent.first, tone(440)], ['interrupted', agent.second, tone(660)], ['after storm', agent.last, tone(550)]])
+    const b = chirp()
+    const cmp = compare('default', [['whole', agent.first, tone(440)], ['interrupted', agent.second, b, chirpEndMs(b)], ['after storm', agent.last, tone(550)]])
     expect(agent.second.interrupted, dump(r)).toBe(true)
     expect(Object.keys(cmp)).toHaveLength(3)
   }, 180_000)
 
   it('a wedged peer captureFrame is recovered by the watchdog: a new track, and the session keeps speaking on it', async () => {
-    const { r, sub, agent, tone } = await session('agents-hang', 'capstan', 'hang')
+    const { r, sub, agent, tone, chirp } = await session('agents-hang', 'capstan', 'hang')
     expect(agent.unhandled, dump(r)).toEqual([])
     expect(agent.watchdog.map((w: { ev: string }) => w.ev), dump(r)).toEqual(['sink-stalled', 'sink-recovered'])
     expect(agent.watchdog[0].cause).toMatch(/did not settle within 300 ms/)
     expect(agent.metrics.publisher).toMatchObject({ stalls: 1, recoveries: 1, state: 'publishing' })
     expect(sub.tracks).toHaveLength(2)
     // After the recovery (in segment 1), segments 2 and 4 are heard whole on the new track.
-    const b = tone(660)
+    const b = chirp()
     const c = tone(550)
-    const lateRuns = sub.tracks[1].runs as Run[]
-    expect(lateRuns.map((x) => Math.round(x.hz / 10) * 10)).toEqual(expect.arrayContaining([660, 550]))
-    const cmp = compare('capstan after recovery', [['interrupted', agent.second, b], ['after storm', agent.last, c]])
-    // Segment 2, the first after the recovery's backlog reached the subscriber in a burst, was
-    // heard 18-40 ms short in 3 of 3 runs (positions and frames sent agree; the receiver's jitter
-    // buffer shortening a burst is the likely cause, not verified): bounded at 50 ms here.
-    expect(Math.abs(cmp.interrupted.errorMs), JSON.stringify(cmp)).toBeLessThanOrEqual(50)
+    const late = sub.tracks[1].runs as Run[]
+    expect(late.some((x) => Math.abs(x.startHz - 660) < 20) && late.some((x) => Math.abs(x.hz - 550) < 5), JSON.stringify(late)).toBe(true)
+    const cmp = compare('capstan after recovery', [['interrupted', agent.second, b, chirpEndMs(b)], ['after storm', agent.last, c]])
+    expect(Math.abs(cmp.interrupted.timeCodeErrorMs as number), JSON.stringify(cmp)).toBeLessThanOrEqual(20)
     expect(Math.abs(cmp['after storm'].errorMs), JSON.stringify(cmp)).toBeLessThanOrEqual(20)
     expect(agent.last.interrupted).toBe(false)
   }, 180_000)

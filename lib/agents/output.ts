@@ -23,6 +23,13 @@ export interface CapstanAudioOutputOptions extends Omit<LiveKitPublishOptions, '
   deadlineMs?: number
   /** Labels the source's exported metrics (`collectMetrics`). */
   name?: string
+  /**
+   * When `playbackFinished` comes: `'peer'` (default) once the peer track has played the
+   * segment's end (the engine delivers the publisher's lead, `leadMs` + `frameMs`, after it);
+   * `'engine'` when the engine delivers its last chunk, that much earlier, which lets a
+   * session that waits for it start its next speech without that gap.
+   */
+  finishAt?: 'peer' | 'engine'
   /** The `@livekit/rtc-node` module the room belongs to. Default: the one `@livekit/agents` resolves. */
   rtc?: unknown
 }
@@ -87,6 +94,10 @@ export class CapstanAudioOutput extends Base {
   readonly #o: CapstanAudioOutputOptions
   readonly #deadlineMs: number
   readonly #chunk: number
+  /** Silence played out behind a segment before it is reported finished (see #drain). */
+  readonly #drainSamples: number
+  /** That silence is queued and not yet played. */
+  #drainQueued = false
   readonly #ready: Promise<Publisher | undefined>
   #publisher: Publisher | undefined
   /** Segments not yet reported finished, oldest first; the last may be open (capturing). */
@@ -109,14 +120,20 @@ export class CapstanAudioOutput extends Base {
     const channels = options.channels ?? 1
     const deadlineMs = options.deadlineMs ?? 2000
     if (!Number.isFinite(deadlineMs) || deadlineMs < 0) throw new CapstanError('ERR_INVALID_OPTION', `deadlineMs must be >= 0, got ${deadlineMs}`)
-    // Validates rate, channels and queueMs with the source's own rules and errors.
-    const source = new AudioSource({ sampleRate, channels, queueMs: options.queueMs ?? 200, overflow: 'wait', deadlineMs, consumer: 'realtime', name: options.name })
+    if (options.finishAt !== undefined && options.finishAt !== 'peer' && options.finishAt !== 'engine') {
+      throw new CapstanError('ERR_INVALID_OPTION', `finishAt must be 'peer' or 'engine', got ${String(options.finishAt)}`)
+    }
     super(sampleRate, undefined, { pause: false })
+    // Made after super(), which throws if the agents logger is not initialised: nothing is left
+    // open then. Validates rate, channels and queueMs with the source's own rules and errors.
+    const source = new AudioSource({ sampleRate, channels, queueMs: options.queueMs ?? 200, overflow: 'wait', deadlineMs, consumer: 'realtime', name: options.name })
     this.source = source
     this.#room = room
     this.#o = options
     this.#deadlineMs = deadlineMs
     this.#chunk = sampleRate / 100
+    const ahead = options.finishAt === 'engine' ? 0 : Math.max(0, options.leadMs ?? 80) + (options.frameMs ?? 20)
+    this.#drainSamples = Math.ceil(ahead / 10) * this.#chunk
     source.on('health', (e) => this.emit('health', e))
     this.#ready = this.#publish()
     // A failure is reported as an event; captures keep settling (the engine still plays out).
@@ -132,7 +149,7 @@ export class CapstanAudioOutput extends Base {
     }
     if (this.#closed) return undefined
     try {
-      const { sampleRate: _r, channels: _c, queueMs: _q, deadlineMs: _d, name: _n, ...pub } = this.#o
+      const { sampleRate: _r, channels: _c, queueMs: _q, deadlineMs: _d, name: _n, finishAt: _f, ...pub } = this.#o
       const p = await publishToLiveKit(this.source, room, { trackName: 'roomio_audio', ...pub, rtc: this.#o.rtc ?? agentsRtc })
       if (this.#closed) {
         await p.close()
@@ -176,6 +193,17 @@ export class CapstanAudioOutput extends Base {
     if (this.#closed) return
     void super.captureFrame(frame)
     let seg = this.#open
+    if (!seg && this.#drainQueued) {
+      // The silence behind the last segment (see #drain) would delay this one: drop it, once
+      // the engine has applied that (the finish it was timing then comes early, by what is left).
+      this.#drainQueued = false
+      const m = this.source.metrics()
+      if (m.waitingSamples === 0 && m.queued <= this.#drainSamples) {
+        this.source.clearQueue()
+        await this.source.waitForPlayout().catch(() => undefined)
+      }
+      seg = this.#open
+    }
     if (!seg) {
       const m = this.source.metrics()
       // Delivery is FIFO: the segment starts after what is queued or still waiting to be.
@@ -231,13 +259,43 @@ export class CapstanAudioOutput extends Base {
     const seg = this.#open
     if (!seg) return
     this.#open = undefined
-    const padded = this.source.flush().catch(() => undefined)
+    // Started now, not in the report chain, so the wait covers this segment and not audio
+    // queued later; `at` is the delivered position when its last chunk was taken.
+    const played = this.source
+      .flush()
+      .catch(() => undefined)
+      .then(() => this.source.waitForPlayout().catch(() => undefined))
+      .then(() => this.source.playoutPosition)
     this.#after(async () => {
-      await padded
-      // Waits for every whole chunk queued now: the segment's last one included.
-      await this.source.waitForPlayout().catch(() => undefined)
-      this.#finish(seg)
+      const at = await played
+      await this.#drain(at)
+      this.#finish(seg, at)
     })
+  }
+
+  /**
+   * Waits, on the engine's clock, until what the publisher had handed to the peer track by
+   * position `at` has played there: the publisher keeps the peer `leadMs` + `frameMs` ahead of
+   * the engine, so the engine must deliver that much more (the next segment's audio, or, when
+   * nothing is queued, silence captured here, which is no segment's) before the finish is true.
+   */
+  async #drain(at: number): Promise<void> {
+    for (;;) {
+      const gone = this.source.playoutPosition - at
+      if (gone >= this.#drainSamples || this.#closed || this.source.closed) return
+      const m = this.source.metrics()
+      if (m.queued + m.waitingSamples === 0) {
+        const n = Math.ceil((this.#drainSamples - gone) / this.#chunk) * this.#chunk
+        this.#drainQueued = true
+        await this.source.captureFrame(new Int16Array(n * this.source.channels), { deadlineMs: this.#deadlineMs }).catch(() => undefined)
+        await this.source.waitForPlayout().catch(() => undefined)
+        this.#drainQueued = false
+        return
+      }
+      await this.source.waitForPlayout().catch(() => undefined)
+      // A wait that delivered nothing (closed, cleared): stop rather than spin.
+      if (this.source.playoutPosition - at === gone) return
+    }
   }
 
   /**
@@ -253,10 +311,16 @@ export class CapstanAudioOutput extends Base {
     if (pending.length === 0) return
     for (const s of pending) s.interrupted = true
     this.source.clearQueue()
+    // Resolves once the clear is applied: nothing more of these segments is delivered after `at`.
+    const stopped = this.source
+      .waitForPlayout()
+      .catch(() => undefined)
+      .then(() => this.source.playoutPosition)
     this.#after(async () => {
-      // Resolves once the clear is applied: nothing more of these segments is delivered.
-      await this.source.waitForPlayout().catch(() => undefined)
-      for (const s of pending) this.#finish(s)
+      const at = await stopped
+      // What the peer track already had still plays: the finish comes when it has.
+      await this.#drain(at)
+      for (const s of pending) this.#finish(s, at)
     })
   }
 
@@ -264,12 +328,13 @@ export class CapstanAudioOutput extends Base {
     this.#tail = this.#tail.then(f).catch(() => {})
   }
 
-  #finish(seg: Segment): void {
+  /** Reports `seg` finished at `at`, the source's delivered position when it stopped. */
+  #finish(seg: Segment, at: number): void {
     if (seg.reported) return
     seg.reported = true
     const i = this.#segments.indexOf(seg)
     if (i >= 0) this.#segments.splice(i, 1)
-    const played = Math.max(0, Math.min(this.source.playoutPosition - seg.start, seg.samples))
+    const played = Math.max(0, Math.min(at - seg.start, seg.samples))
     if (played > 0 && seg.startedAt === undefined) this.#started(seg)
     const rate = this.sampleRate as number
     if (played > 0) this.onPlaybackProgressed({ startedAt: seg.startedAt ?? Date.now(), offset: 0, duration: (played * 1000) / rate })
