@@ -40,7 +40,7 @@ describe('capstan/agents entry', () => {
     expect(r.out.sameClass).toBe(true)
     expect(r.out.isAudioOutput).toBe(true)
     expect(r.out.isAudioInput).toBe(true)
-    expect(Object.values(r.out.errors as Record<string, string>)).toEqual(Array(7).fill('CapstanError:ERR_INVALID_OPTION'))
+    expect(Object.values(r.out.errors as Record<string, string>)).toEqual(Array(8).fill('CapstanError:ERR_INVALID_OPTION'))
     expect(r.out.capture).toBe('resolved')
     expect(r.out.playout).toEqual({ playbackPosition: 0, interrupted: false })
     expect(r.out.inputMetrics).toEqual({ tracks: 0, framesOut: 0 })
