@@ -31,7 +31,7 @@ interface Finished {
   interrupted: boolean
 }
 
-async function session(room: string, mode: 'capstan' | 'default', fault?: 'hang') {
+async function session(room: string, mode: 'capstan' | 'default', fault?: 'hang' | 'rtc-root') {
   const r = await runManyInLivekitNetns(
     [
       { name: 'sub', argv: [...interpreterFor(fixture('agents-subscriber.mjs')), room] },
@@ -191,6 +191,18 @@ describe('capstan/agents: CapstanAudioOutput in a real AgentSession (real server
     expect(Math.abs(cmp.interrupted.timeCodeErrorMs as number), JSON.stringify(cmp)).toBeLessThanOrEqual(20)
     expect(Math.abs(cmp['after storm'].timeCodeErrorMs as number), JSON.stringify(cmp)).toBeLessThanOrEqual(20)
     expect(agent.last.interrupted).toBe(false)
+  }, 180_000)
+
+  it("publishToLiveKit on the agents' rtc-node 0.13 Room with the repo root's rtc-node 1.1.0 classes (what it loads when not told): works here", async () => {
+    // It works because rtc-node keeps one FFI client per process (globalThis._ffiClientInstance):
+    // the 1.1.0 classes send their requests through the 0.13 native library the Room started.
+    // CapstanAudioOutput does not rely on that: it passes the agents' own copy (rtc option).
+    const { r, agent, chirp } = await session('agents-rtc-root', 'capstan', 'rtc-root')
+    expect(agent.rtcVersion).toBe('1.1.0')
+    expect(agent.publishFailed, dump(r)).toBeUndefined()
+    const b = chirp(660)
+    const cmp = compare('capstan, rtc-node 1.1.0 classes', [['interrupted', agent.second, b, chirpEndMs(b, 660)]])
+    expect(Math.abs(cmp.interrupted.timeCodeErrorMs as number), JSON.stringify(cmp)).toBeLessThanOrEqual(20)
   }, 180_000)
 
   it('CapstanAudioInput: the participant track reaches the session stream through native high-pass, VAD and resampler, bounded and counted', async () => {
