@@ -22,6 +22,7 @@ interface Run {
   startMs: number
   durMs: number
   holeMs: number
+  startWall: number
   endWall: number
 }
 interface Finished {
@@ -86,6 +87,15 @@ const SWEEP = { 660: 200, 550: 500 } as const
 const chirpEndMs = (run: Run, f0: 660 | 550) => ((run.endHz - f0) / SWEEP[f0]) * 1000 + 10
 
 /** How far each reported position is from what the subscriber heard, ms. */
+/** playbackStarted times (Date.now()) of the first and the last segment, with their runs. */
+function startedOf(agent: { events: Array<{ ev: string; createdAt?: number }> }, first: Run, last: Run): Array<[string, number, Run]> {
+  const st = agent.events.filter((e) => e.ev === 'started')
+  return [
+    ['whole', st[0].createdAt as number, first],
+    ['after storm', st[st.length - 1].createdAt as number, last],
+  ]
+}
+
 interface Compared {
   reportedMs: number
   receivedMs: number
@@ -94,7 +104,7 @@ interface Compared {
   timeCodeErrorMs?: number
   finishedMinusHeardMs: number
 }
-function compare(label: string, pairs: Array<[string, Finished, Run, number?]>): Record<string, Compared> {
+function compare(label: string, pairs: Array<[string, Finished, Run, number?]>, started?: Array<[string, number, Run]>): Record<string, Compared> {
   const out: Record<string, Compared> = {}
   const r1 = (v: number) => Math.round(v * 10) / 10
   for (const [k, f, run, code] of pairs) {
@@ -108,6 +118,11 @@ function compare(label: string, pairs: Array<[string, Finished, Run, number?]>):
     }
   }
   console.log(`${label}: ${JSON.stringify(out)}`)
+  if (started) {
+    // When playbackStarted fired against when the segment's first sample reached the subscriber.
+    const s = started.map(([k, t, run]) => `${k} ${t - run.startWall}`)
+    console.log(`${label} startedMinusHeardMs: ${s.join(', ')}`)
+  }
   return out
 }
 
@@ -139,7 +154,7 @@ describe('capstan/agents: CapstanAudioOutput in a real AgentSession (real server
     expect(agent.second.position).toBeLessThan(1.7)
     expect(agent.last.interrupted).toBe(false)
     expect(agent.last.position).toBeCloseTo(0.8, 2)
-    const cmp = compare('capstan', [['whole', agent.first, a], ['interrupted', agent.second, b, chirpEndMs(b, 660)], ['after storm', agent.last, c, chirpEndMs(c, 550)]])
+    const cmp = compare('capstan', [['whole', agent.first, a], ['interrupted', agent.second, b, chirpEndMs(b, 660)], ['after storm', agent.last, c, chirpEndMs(c, 550)]], startedOf(agent, a, c))
     // Positions against where the last sample heard was sent (the chirps' time codes).
     expect(Math.abs(cmp.interrupted.timeCodeErrorMs as number), JSON.stringify(cmp)).toBeLessThanOrEqual(20)
     expect(Math.abs(cmp['after storm'].timeCodeErrorMs as number), JSON.stringify(cmp)).toBeLessThanOrEqual(20)
@@ -170,7 +185,7 @@ describe('capstan/agents: CapstanAudioOutput in a real AgentSession (real server
     expect(agent.outputClass).toBe('ParticipantAudioOutput')
     const b = chirp(660)
     const c = chirp(550)
-    const cmp = compare('default', [['whole', agent.first, tone(440)], ['interrupted', agent.second, b, chirpEndMs(b, 660)], ['after storm', agent.last, c, chirpEndMs(c, 550)]])
+    const cmp = compare('default', [['whole', agent.first, tone(440)], ['interrupted', agent.second, b, chirpEndMs(b, 660)], ['after storm', agent.last, c, chirpEndMs(c, 550)]], startedOf(agent, tone(440), c))
     expect(agent.second.interrupted, dump(r)).toBe(true)
     expect(Object.keys(cmp)).toHaveLength(3)
   }, 180_000)

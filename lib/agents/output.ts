@@ -215,9 +215,10 @@ export class CapstanAudioOutput extends Base {
     const data = frame.data
     const ch = frame.channels
     if (!seg.armed && data instanceof Int16Array && frame.channels > 0) {
-      // The chunk that completes the segment's first 10 ms is captured alone, and the
-      // native playout wait then resolves exactly when it is delivered: playbackStarted.
-      const need = (this.#chunk - seg.samples) * ch
+      // The audio up to the segment's first 10 ms (plus, with finishAt 'peer', the lead the
+      // peer track plays behind the engine) is captured apart from the rest, and the native
+      // playout wait then resolves exactly when the engine has delivered it: playbackStarted.
+      const need = (this.#chunk + this.#drainSamples - seg.samples) * ch
       if (data.length >= need) {
         await this.#capture(seg, { data: data.subarray(0, need), sampleRate: frame.sampleRate, channels: ch })
         if (!seg.interrupted) this.#arm(seg)
@@ -245,7 +246,7 @@ export class CapstanAudioOutput extends Base {
     )
   }
 
-  /** The segment's first chunk was delivered (or the wait ended by a clear: then only if it was). */
+  /** The segment's first chunk was played (or the wait ended by a clear: then only if it was delivered). */
   #started(seg: Segment): void {
     if (seg.startedAt !== undefined || this.source.playoutPosition <= seg.start) return
     seg.startedAt = Date.now()
