@@ -79,13 +79,14 @@ const Base = agents.voice.AudioOutput
  * A `voice.AudioOutput` for `@livekit/agents` sessions that plays through a capstan source
  * published with `publishToLiveKit` (watchdog and recovery included). Playback events come
  * from the engine's delivered position, not from timers: `playbackStarted` when a segment's
- * first 10 ms chunk is delivered, `playbackFinished` with the samples delivered (on
+ * first 10 ms chunk is played, `playbackFinished` with the samples delivered (on
  * `clearBuffer()`, up to where the clear took effect, `interrupted: true`). Frames after a
  * clear, rapid barge-ins and a stalled peer never make `captureFrame` reject.
  *
- * Audio already handed to the peer track when `clearBuffer()` is called (the publisher's
- * lead, `leadMs` + `frameMs`) still plays and is part of the reported position, so the
- * position is what the far end receives.
+ * The publisher keeps the peer track its lead (`leadMs` + `frameMs`) ahead of the engine:
+ * audio already handed over when `clearBuffer()` is called still plays and is part of the
+ * reported position (so it is what the far end receives), and with `finishAt: 'peer'` both
+ * events wait until the engine has delivered that lead past the point they report.
  */
 export class CapstanAudioOutput extends Base {
   /** The capstan source the session's audio goes through: `health`, `metrics()`, `queuedMs`. */
