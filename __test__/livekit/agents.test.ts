@@ -32,7 +32,7 @@ interface Finished {
   interrupted: boolean
 }
 
-async function session(room: string, mode: 'capstan' | 'default', fault?: 'hang' | 'rtc-root') {
+async function session(room: string, mode: 'capstan' | 'default', fault?: 'hang' | 'rtc-root', env: Record<string, string> = {}) {
   const r = await runManyInLivekitNetns(
     [
       { name: 'sub', argv: [...interpreterFor(fixture('agents-subscriber.mjs')), room] },
@@ -41,7 +41,7 @@ async function session(room: string, mode: 'capstan' | 'default', fault?: 'hang'
     // NODE_PATH: capstan/agents (this repo's dist) loads the peer's @livekit/agents, the copy the
     // fixture uses (a fallback after node_modules: the subscriber still gets the root's rtc-node
     // 1.1.0). Run-wide, as netns.ts prefixes a command's own env as `env K=V exec ...`, which fails.
-    { timeoutMs: 90_000, env: { NODE_PATH: PEER_MODULES } },
+    { timeoutMs: 90_000, env: { NODE_PATH: PEER_MODULES, ...env } },
   )
   expect(r.timedOut, dump(r)).toBe(false)
   expect(r.procs.map(clientCode), dump(r)).toEqual([0, 0])
@@ -218,6 +218,19 @@ describe('capstan/agents: CapstanAudioOutput in a real AgentSession (real server
     const b = chirp(660)
     const cmp = compare('capstan, rtc-node 1.1.0 classes', [['interrupted', agent.second, b, chirpEndMs(b, 660)]])
     expect(Math.abs(cmp.interrupted.timeCodeErrorMs as number), JSON.stringify(cmp)).toBeLessThanOrEqual(20)
+  }, 180_000)
+
+  it('an ESM application: @livekit/agents and rtc-node imported as ESM, capstan/agents (its CJS copy) beside them', async () => {
+    const { r, agent, chirp } = await session('agents-esm', 'capstan', undefined, { AGENTS_ESM: '1' })
+    expect(agent.esm).toBe(true)
+    expect(agent.outputClass).toBe('CapstanAudioOutput')
+    expect(agent.unhandled, dump(r)).toEqual([])
+    const b = chirp(660)
+    const c = chirp(550)
+    const cmp = compare('capstan, ESM agents', [['interrupted', agent.second, b, chirpEndMs(b, 660)], ['after storm', agent.last, c, chirpEndMs(c, 550)]])
+    expect(Math.abs(cmp.interrupted.timeCodeErrorMs as number), JSON.stringify(cmp)).toBeLessThanOrEqual(20)
+    expect(Math.abs(cmp['after storm'].timeCodeErrorMs as number), JSON.stringify(cmp)).toBeLessThanOrEqual(20)
+    expect(agent.second.interrupted).toBe(true)
   }, 180_000)
 
   it('CapstanAudioInput: the participant track reaches the session stream through native high-pass, VAD and resampler, bounded and counted', async () => {
