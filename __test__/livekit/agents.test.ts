@@ -220,14 +220,16 @@ describe('capstan/agents: CapstanAudioOutput in a real AgentSession (real server
     expect(Math.abs(cmp.interrupted.timeCodeErrorMs as number), JSON.stringify(cmp)).toBeLessThanOrEqual(20)
   }, 180_000)
 
-  it('an ESM application: @livekit/agents and rtc-node imported as ESM, capstan/agents (its CJS copy) beside them', async () => {
-    const { r, agent, chirp } = await session('agents-esm', 'capstan', undefined, { AGENTS_ESM: '1' })
+  it("an ESM application with RoomIO's transcription on: agents and rtc-node imported as ESM, capstan/agents (its CJS copy) beside them, the transcript synchronizer wrapping the output", async () => {
+    const { r, agent, chirp } = await session('agents-esm', 'capstan', undefined, { AGENTS_ESM: '1', AGENTS_TRANSCRIPTION: '1' })
     expect(agent.esm).toBe(true)
-    expect(agent.outputClass).toBe('CapstanAudioOutput')
+    expect(agent.transcription).toBe(true)
+    // RoomIO's wrapper, whose events are forwarded from CapstanAudioOutput (its next in chain).
+    expect(agent.outputClass).toBe('SyncedAudioOutput')
     expect(agent.unhandled, dump(r)).toEqual([])
     const b = chirp(660)
     const c = chirp(550)
-    const cmp = compare('capstan, ESM agents', [['interrupted', agent.second, b, chirpEndMs(b, 660)], ['after storm', agent.last, c, chirpEndMs(c, 550)]])
+    const cmp = compare('capstan, ESM agents, transcription', [['interrupted', agent.second, b, chirpEndMs(b, 660)], ['after storm', agent.last, c, chirpEndMs(c, 550)]])
     expect(Math.abs(cmp.interrupted.timeCodeErrorMs as number), JSON.stringify(cmp)).toBeLessThanOrEqual(20)
     expect(Math.abs(cmp['after storm'].timeCodeErrorMs as number), JSON.stringify(cmp)).toBeLessThanOrEqual(20)
     expect(agent.second.interrupted).toBe(true)
