@@ -212,6 +212,9 @@ export interface JsContract {
   /** The codes core errors carry in `code`. */
   errorCodes: Array<string>
   defaults: JsDefaults
+  /** Health states, in the order the core defines them. */
+  healthStates: Array<string>
+  limits: JsLimits
 }
 
 /** Option defaults, as the core applies them. */
@@ -241,9 +244,7 @@ export interface JsEncodedMetrics {
   ignoredSamples: number
   errors: number
   callerEncodes: number
-  encodeUsP50: number
-  encodeUsP99: number
-  encodeUsMax: number
+  encodeUs: JsWait
   firstPieceMs?: number
 }
 
@@ -270,6 +271,18 @@ export type JsEvent =
   | { kind: 'readable' }
   | { kind: 'encoded' }
   | { kind: 'closed' }
+
+/** The core's bounds, for JS-side checks that must agree with them. */
+export interface JsLimits {
+  minSampleRate: number
+  maxSampleRate: number
+  maxChannels: number
+  maxQueueMs: number
+  maxDeadlineMs: number
+  maxPrerollMs: number
+  /** Every chunk is this long. */
+  chunkMs: number
+}
 
 export interface JsMetrics {
   captured: number

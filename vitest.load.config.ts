@@ -8,6 +8,9 @@ export default defineConfig({
   test: {
     include: ['__test__/load/**/*.test.ts', '__test__/livekit/**/*.test.ts'],
     pool: 'forks',
+    // The built package, loaded by Node itself (not transformed): the tests, their fixtures
+    // and a user all run the same dist/, as one instance of each module.
+    server: { deps: { external: [/\/dist\//] } },
     fileParallelism: false,
     testTimeout: 60_000,
     hookTimeout: 20 * 60_000,

@@ -1,8 +1,8 @@
 // Shared helpers for the capstan test suite (not a test file itself).
 import { expect } from 'vitest'
 
-import { AudioSource, type AudioFrame } from '../lib/index'
-import type { AudioSourceOptions, SourceMetrics } from '../lib/index'
+import { AudioSource, type AudioFrame } from '../dist/index.js'
+import type { AudioSourceOptions, SourceMetrics } from '../dist/index.js'
 
 export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms))
 

@@ -1,6 +1,11 @@
-export { AudioFrame, type AudioFrameLike, type Samples } from './frame'
-export { AudioSource } from './source'
-export { AudioEncoder, type AudioEncoderMetrics, type AudioEncoderOptions } from './encoder'
+/**
+ * `capstan`: the core API, in the order audio flows (sources, processors, encoders,
+ * transports). The integrations have their own entry points, `capstan/livekit` and
+ * `capstan/prometheus`; importing this one loads neither.
+ */
+export { AudioFrame, type AudioFrameLike, type Samples } from './source/frame'
+export { AudioSource } from './source/source'
+export { AudioEncoder, type AudioEncoderMetrics, type AudioEncoderOptions } from './encode/encoder'
 export {
   EncodedStream,
   type EncodeFormat,
@@ -9,8 +14,8 @@ export {
   type EncodedSegment,
   type EncodedStreamEvents,
   type EncoderMetrics,
-} from './encode'
-export { SourceGroup, type GroupOutcome } from './group'
+} from './encode/encoded-stream'
+export { SourceGroup, type GroupOutcome } from './source/group'
 export {
   AUDIO_STREAM_TOPIC,
   AudioSegmentEnd,
@@ -26,31 +31,27 @@ export {
   type ByteStreamAudioSenderMetrics,
   type ByteStreamAudioSenderOptions,
   type PlaybackFinished,
-} from './byte-stream'
-export { livekitTransport, type LiveKitRoomLike } from './livekit'
+} from './transport/byte-stream'
 export {
   Publisher,
-  publishToLiveKit,
-  type LiveKitPublishOptions,
   type PeerAudioSink,
   type PeerSinkFactory,
   type PublisherEvents,
   type PublisherMetrics,
   type PublisherOptions,
   type SinkStalledEvent,
-} from './publish'
-export { memoryTransports, type AudioTransport, type ByteStreamWriter, type IncomingByteStream } from './transport'
-export { collectMetrics, type CollectMetricsOptions, type MetricsRegistry } from './prometheus'
-export { AudioStream, type AudioStreamOptions } from './stream'
-export { CapstanError, type CapstanErrorCode } from './errors'
-export { shutdown } from './engine'
+} from './transport/publish'
+export { memoryTransports, type AudioTransport, type ByteStreamWriter, type IncomingByteStream } from './transport/transport'
+export { AudioStream, type AudioStreamOptions } from './source/stream'
+export { CapstanError, type CapstanErrorCode } from './internal/errors'
+export { shutdown } from './internal/engine'
 export {
   NativeProcessor,
   processors,
   type FrameProcessor,
   type FrameProcessorCredentials,
   type FrameProcessorStreamInfo,
-} from './processors'
+} from './process/processors'
 export type {
   AudioSourceEvents,
   AudioSourceOptions,
@@ -67,4 +68,30 @@ export type {
   ProcessorMetrics,
   SourceMetrics,
   UnderrunEvent,
-} from './types'
+} from './source/types'
+
+// Deprecated root re-exports of the integrations, kept for one minor version (0.2 drops
+// them): each loads its entry point on first call, so importing `capstan` still loads neither.
+type LiveKitEntry = typeof import('./livekit/index')
+type OpsEntry = typeof import('./ops/index')
+// eslint-disable-next-line @typescript-eslint/no-require-imports
+const lazyLiveKit = (): LiveKitEntry => require('./livekit/index.js')
+// eslint-disable-next-line @typescript-eslint/no-require-imports
+const lazyOps = (): OpsEntry => require('./ops/index.js')
+
+/** @deprecated Import it from `capstan/livekit`. */
+export function livekitTransport(...a: Parameters<LiveKitEntry['livekitTransport']>): ReturnType<LiveKitEntry['livekitTransport']> {
+  return lazyLiveKit().livekitTransport(...a)
+}
+/** @deprecated Import it from `capstan/livekit`. */
+export function publishToLiveKit(...a: Parameters<LiveKitEntry['publishToLiveKit']>): ReturnType<LiveKitEntry['publishToLiveKit']> {
+  return lazyLiveKit().publishToLiveKit(...a)
+}
+/** @deprecated Import it from `capstan/prometheus`. */
+export function collectMetrics(...a: Parameters<OpsEntry['collectMetrics']>): ReturnType<OpsEntry['collectMetrics']> {
+  return lazyOps().collectMetrics(...a)
+}
+/** @deprecated Import them from `capstan/livekit` / `capstan/prometheus`. */
+export type { LiveKitRoomLike, LiveKitPublishOptions } from './livekit/index'
+/** @deprecated */
+export type { CollectMetricsOptions, MetricsRegistry } from './ops/index'

@@ -7,7 +7,7 @@ use capstan_core::options::{
 };
 use capstan_core::outcome::{slot, OUTCOME_SLOTS, PENDING};
 use capstan_core::process::DEFAULT_BYPASS_AFTER;
-use capstan_core::{CoreError, Drained, Event, Metrics, Status};
+use capstan_core::{CoreError, Drained, Event, HealthState, Metrics, Status};
 use napi::bindgen_prelude::{Float64Array, FromNapiValue, Unknown};
 use napi::JsValue;
 use napi_derive::napi;
@@ -82,6 +82,22 @@ pub struct JsContract {
   /// The codes core errors carry in `code`.
   pub error_codes: Vec<String>,
   pub defaults: JsDefaults,
+  /// Health states, in the order the core defines them.
+  pub health_states: Vec<String>,
+  pub limits: JsLimits,
+}
+
+/// The core's bounds, for JS-side checks that must agree with them.
+#[napi(object)]
+pub struct JsLimits {
+  pub min_sample_rate: u32,
+  pub max_sample_rate: u32,
+  pub max_channels: u32,
+  pub max_queue_ms: u32,
+  pub max_deadline_ms: u32,
+  pub max_preroll_ms: u32,
+  /// Every chunk is this long.
+  pub chunk_ms: u32,
 }
 
 impl JsContract {
@@ -111,6 +127,16 @@ impl JsContract {
         reader_buffer_ms: DEFAULT_READER_BUFFER_MS,
         processor_bypass_after: DEFAULT_BYPASS_AFTER,
         processor_budget_ms: DEFAULT_PROCESSOR_BUDGET_MS as f64,
+      },
+      health_states: HealthState::ALL.iter().map(|h| h.as_str().into()).collect(),
+      limits: JsLimits {
+        min_sample_rate: capstan_core::format::MIN_RATE,
+        max_sample_rate: capstan_core::format::MAX_RATE,
+        max_channels: capstan_core::format::MAX_CHANNELS as u32,
+        max_queue_ms: capstan_core::options::MAX_QUEUE_MS,
+        max_deadline_ms: capstan_core::options::MAX_DEADLINE_MS,
+        max_preroll_ms: capstan_core::options::MAX_PREROLL_MS,
+        chunk_ms: capstan_core::format::CHUNK_MS,
       },
     }
   }

@@ -11,8 +11,8 @@ use capstan_core::{CoreError, Source};
 use napi::bindgen_prelude::*;
 use napi_derive::napi;
 
-use crate::convert::{js_err, Result};
-use crate::source::{check_out, deadline, slots};
+use crate::convert::{js_err, JsWait, Result};
+use crate::record::{check_out, deadline, slots};
 
 #[napi(object, js_name = "EncodeOptions")]
 pub struct JsEncodeOptions {
@@ -79,9 +79,7 @@ pub struct JsEncodedMetrics {
   pub ignored_samples: f64,
   pub errors: f64,
   pub caller_encodes: f64,
-  pub encode_us_p50: f64,
-  pub encode_us_p99: f64,
-  pub encode_us_max: f64,
+  pub encode_us: JsWait,
   pub first_piece_ms: Option<f64>,
 }
 
@@ -194,9 +192,11 @@ impl NativeEncoded {
       ignored_samples: m.ignored_samples as f64,
       errors: m.errors as f64,
       caller_encodes: m.caller_encodes as f64,
-      encode_us_p50: m.encode_us_p50,
-      encode_us_p99: m.encode_us_p99,
-      encode_us_max: m.encode_us_max,
+      encode_us: JsWait {
+        p50: m.encode_us_p50,
+        p99: m.encode_us_p99,
+        max: m.encode_us_max,
+      },
       first_piece_ms: m.first_piece_ms,
     }
   }

@@ -8,7 +8,8 @@ use napi_derive::napi;
 
 use crate::convert::{js_err, Result};
 use crate::engine::NativeEngine;
-use crate::source::{check_out, deadline, slots, NativeSource};
+use crate::record::{check_out, deadline, slots};
+use crate::source::NativeSource;
 
 #[napi]
 pub struct NativeGroup {

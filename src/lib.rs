@@ -8,6 +8,7 @@ mod encode;
 mod engine;
 mod group;
 mod ledger;
+mod record;
 mod source;
 
 pub use encode::NativeEncoded;

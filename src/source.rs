@@ -2,15 +2,14 @@
 
 use std::sync::Arc;
 
-use capstan_core::{deadline_ms, declared, CoreError, Engine, FrameRef, Read, Samples, Source, SourceOptions, Status};
+use capstan_core::{declared, Engine, FrameRef, Read, Samples, Source, SourceOptions, Status};
 use napi::bindgen_prelude::*;
 use napi_derive::napi;
-
-use capstan_core::outcome::OUTCOME_SLOTS;
 
 use crate::convert::{js_err, source_options, JsMetrics, Result};
 use crate::encode::NativeEncoded;
 use crate::engine::NativeEngine;
+use crate::record::{check_out, deadline, slots};
 
 #[napi]
 pub struct NativeSource {
@@ -26,25 +25,6 @@ fn frame<'a>(samples: Samples<'a>, sample_rate: Option<f64>, channels: Option<f6
     sample_rate,
     channels,
   })
-}
-
-/// The caller's outcome record. Safety: the JS thread is inside this call, so nothing
-/// else touches the array while we write it.
-pub(crate) fn slots<'a>(out: &'a mut Float64ArraySlice) -> &'a mut [f64] {
-  unsafe { out.as_mut() }
-}
-
-pub(crate) fn check_out(out: &[f64]) -> Result<()> {
-  if out.len() < OUTCOME_SLOTS {
-    return Err(js_err(CoreError::InvalidOption(format!(
-      "outcome record needs {OUTCOME_SLOTS} slots"
-    ))));
-  }
-  Ok(())
-}
-
-pub(crate) fn deadline(ms: Option<f64>) -> Result<Option<u32>> {
-  ms.map(deadline_ms).transpose().map_err(js_err)
 }
 
 #[napi]

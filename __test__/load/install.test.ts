@@ -135,7 +135,15 @@ describe('npm pack + npm install, the way a user gets capstan', () => {
         'dist/index.mjs',
         'dist/index.d.ts',
         'dist/index.d.mts',
-        'dist/cli.js',
+        'dist/cli/cli.js',
+        'dist/livekit/index.js',
+        'dist/livekit/index.mjs',
+        'dist/livekit/index.d.ts',
+        'dist/livekit/index.d.mts',
+        'dist/ops/index.js',
+        'dist/ops/index.mjs',
+        'dist/ops/index.d.ts',
+        'dist/ops/index.d.mts',
       ]),
     )
     expect(files.filter((f) => f.endsWith('.node'))).toEqual([])
@@ -190,6 +198,32 @@ describe('npm pack + npm install, the way a user gets capstan', () => {
     expect(JSON.parse(r.stdout.trim())).toEqual({ status: 'accepted', shared: true })
   })
 
+  it('subpath entry points capstan/livekit and capstan/prometheus: CJS and ESM, one engine instance with the root', async () => {
+    const cjs = await node([
+      '-e',
+      `const lk = require('capstan/livekit')
+      const ops = require('capstan/prometheus')
+      const before = Object.keys(require.cache).filter((k) => /node_modules[\\/]capstan[\\/]dist[\\/](livekit|ops)[\\/]/.test(k)).length
+      console.log(JSON.stringify({ lk: Object.keys(lk).sort(), ops: Object.keys(ops).sort(), before }))`,
+    ])
+    expect(cjs.stderr).toBe('')
+    expect(JSON.parse(cjs.stdout.trim())).toMatchObject({ lk: ['livekitTransport', 'publishToLiveKit'], ops: ['collectMetrics'] })
+    const esm = await node([
+      '--input-type=module',
+      '-e',
+      `import { publishToLiveKit, livekitTransport } from 'capstan/livekit'
+      import { collectMetrics } from 'capstan/prometheus'
+      import { createRequire } from 'node:module'
+      const require = createRequire(process.cwd() + '/')
+      const core = Object.keys(require.cache).filter((k) => k.endsWith('.node'))
+      console.log(JSON.stringify({ fns: [typeof publishToLiveKit, typeof livekitTransport, typeof collectMetrics], same: require('capstan/livekit').publishToLiveKit === publishToLiveKit, core: core.length }))`,
+    ])
+    expect(esm.stderr).toBe('')
+    expect(JSON.parse(esm.stdout.trim())).toEqual({ fns: ['function', 'function', 'function'], same: true, core: 1 })
+    const root = await node(['-e', `require('capstan'); console.log(JSON.stringify(Object.keys(require.cache).filter((k) => /dist[\\/](livekit|ops)[\\/]/.test(k))))`])
+    expect(JSON.parse(root.stdout.trim())).toEqual([])
+  })
+
   it('TypeScript (strict, nodenext) compiles against the installed types, CJS and ESM', async () => {
     const use = `
       const source = new AudioSource({ sampleRate: 48000, channels: 1, queueMs: 200, overflow: 'wait', consumer: 'pull' })
@@ -200,8 +234,10 @@ describe('npm pack + npm install, the way a user gets capstan', () => {
       new AudioSource({ sampleRate: '48000', channels: 1 })
       export const done: Promise<void> = source.close().then(() => { console.log(status); shutdown() })
     `
-    writeFileSync(path.join(app, 'esm.mts'), `import { AudioSource, AudioFrame, shutdown } from 'capstan'\n${use}`)
-    writeFileSync(path.join(app, 'cjs.cts'), `import { AudioSource, AudioFrame, shutdown } from 'capstan'\n${use}`)
+    // The subpath entry points resolve to their own types too.
+    const sub = `import { publishToLiveKit, type LiveKitPublishOptions } from 'capstan/livekit'\nimport { collectMetrics } from 'capstan/prometheus'\nexport const lk: LiveKitPublishOptions = { trackName: 'a' }\nexport const fns = [publishToLiveKit, collectMetrics]\n`
+    writeFileSync(path.join(app, 'esm.mts'), `import { AudioSource, AudioFrame, shutdown } from 'capstan'\n${sub}${use}`)
+    writeFileSync(path.join(app, 'cjs.cts'), `import { AudioSource, AudioFrame, shutdown } from 'capstan'\n${sub}${use}`)
     writeFileSync(
       path.join(app, 'tsconfig.json'),
       JSON.stringify({

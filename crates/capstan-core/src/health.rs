@@ -12,6 +12,13 @@ pub enum HealthState {
 }
 
 impl HealthState {
+  pub const ALL: [HealthState; 4] = [
+    HealthState::Healthy,
+    HealthState::Lagging,
+    HealthState::Stalled,
+    HealthState::Recovered,
+  ];
+
   pub fn as_str(&self) -> &'static str {
     match self {
       HealthState::Healthy => "healthy",

@@ -8,10 +8,13 @@ use std::time::{Duration, Instant};
 use super::waiters::Waiter;
 use super::{FrameRef, Input, Samples, Source, LOCK_BOUND};
 use crate::error::Result;
-use crate::format::f32_to_i16;
+use crate::format::{f32_to_i16, CHUNK_MS};
 use crate::options::Consumer;
 use crate::outcome::{CaptureResult, Join, Outcome, Status};
 use crate::queue::Overflow;
+
+/// Chunks a realtime waiter may take past twice its deadline's ticks (a late clock catching up).
+const REACH_SLACK_CHUNKS: usize = 20;
 
 impl Source {
   /// Validates a frame and turns it into i16 samples (borrowed when already i16).
@@ -204,12 +207,27 @@ impl Source {
       )));
     }
     let id = self.next_call.fetch_add(1, Ordering::Relaxed);
+    // A realtime consumer takes one chunk a tick: audio past what it can take before the
+    // deadline (twice over, for a clock catching up) can never be queued in time. It is not
+    // copied (a 50 M-sample frame would hold the caller for 100+ ms): it is counted with the
+    // outcome, as dropped, when the capture settles.
+    let reachable = match self.opts.consumer {
+      Consumer::Realtime => {
+        let ticks = (wait.as_millis() as usize / CHUNK_MS as usize)
+          .saturating_mul(2)
+          .saturating_add(REACH_SLACK_CHUNKS);
+        ticks.saturating_mul(self.opts.format.chunk_len())
+      }
+      _ => usize::MAX,
+    };
+    let keep = (n - used).min(reachable);
     let mut rest = std::mem::take(&mut st.spare_rest);
     rest.clear();
-    rest.extend_from_slice(&input[used..]);
+    rest.extend_from_slice(&input[used..used + keep]);
     st.waiters.push_back(Waiter {
       id,
       rest,
+      beyond: n - used - keep,
       pos: 0,
       accepted: used,
       started: now,
@@ -327,5 +345,34 @@ mod tests {
     ));
     let m = s.metrics();
     assert_eq!((m.waiting_captures, m.waiting_samples, m.queued), (1, 80, 160));
+  }
+
+  /// A realtime `wait` capture far longer than its deadline could ever queue copies only
+  /// what the clock can take in time; the rest is dropped and counted when it settles.
+  #[test]
+  fn a_huge_realtime_wait_copies_only_what_its_deadline_can_reach() {
+    let mut o = SourceOptions::new(8_000, 1).unwrap();
+    o.consumer = Consumer::Realtime;
+    o.queue_ms = 20;
+    o.deadline_ms = 100;
+    let s = Source::new(1, o, Bus::new()).unwrap();
+    let huge = vec![3i16; 8_000_000];
+    let CaptureResult::Pending(_) = s.capture(FrameRef::i16(&huge), None).unwrap() else {
+      panic!("a wait capture that does not fit waits");
+    };
+    {
+      let st = s.input().unwrap();
+      let w = st.waiters.front().unwrap();
+      // 2 queued chunks; copied: (100 ms / 10 ms) x 2 + 20 = 40 chunks of 80 samples.
+      assert_eq!(w.rest.len(), 40 * 80);
+      assert_eq!(w.beyond, 8_000_000 - 160 - 40 * 80);
+    }
+    let m = s.metrics();
+    assert_eq!(
+      m.waiting_samples,
+      8_000_000 - 160,
+      "the uncopied rest is still waiting, in the books"
+    );
+    assert_eq!(m.captured, m.delivered + m.queued + m.dropped + m.cleared);
   }
 }

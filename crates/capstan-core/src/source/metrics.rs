@@ -54,7 +54,7 @@ impl Source {
     let contended = self.contended.load(Ordering::Relaxed);
     let c = &st.counters;
     let queued = st.queue.len_samples() + st.chunker.residue_len();
-    let waiting: usize = st.waiters.iter().map(|w| w.rest.len() - w.pos).sum();
+    let waiting: usize = st.waiters.iter().map(|w| w.rest.len() - w.pos + w.beyond).sum();
     let ch = self.opts.format.channels as u64;
     let m = Metrics {
       captured: (c.captured + contended) / ch,

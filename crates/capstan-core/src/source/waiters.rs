@@ -11,6 +11,9 @@ use crate::outcome::{Join, Outcome, Status};
 pub(super) struct Waiter {
   pub(super) id: u64,
   pub(super) rest: Vec<i16>,
+  /// Interleaved samples past `rest` that could not be queued before the deadline (not
+  /// copied): the capture cannot be accepted whole, and settles with them dropped.
+  pub(super) beyond: usize,
   pub(super) pos: usize,
   /// Interleaved samples of this frame already queued.
   pub(super) accepted: usize,
@@ -24,7 +27,7 @@ pub(super) struct Waiter {
 
 impl Source {
   pub(super) fn settle_waiter(&self, st: &mut Input, w: Waiter, status: Status, now: Instant) {
-    let rest = w.rest.len() - w.pos;
+    let rest = w.rest.len() - w.pos + w.beyond;
     let waited = now.saturating_duration_since(w.started);
     match status {
       Status::Accepted => {}
@@ -64,7 +67,13 @@ impl Source {
         st.counters.padded += used as u64;
       }
       if w.pos == w.rest.len() {
-        self.settle_waiter(st, w, Status::Accepted, now);
+        // All it could queue in time is queued: the rest is past its deadline already.
+        let status = if w.beyond == 0 {
+          Status::Accepted
+        } else {
+          Status::Timeout
+        };
+        self.settle_waiter(st, w, status, now);
       } else {
         st.waiters.push_front(w);
         break;
