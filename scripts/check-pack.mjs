@@ -8,7 +8,7 @@ const fail = (msg) => {
   process.exit(1)
 }
 const pkg = JSON.parse(readFileSync('package.json', 'utf8'))
-for (const f of ['dist/index.js', 'dist/index.mjs', 'dist/index.d.ts', 'dist/cli/cli.js', 'dist/livekit/index.mjs', 'dist/ops/index.mjs', 'index.js']) {
+for (const f of ['dist/index.js', 'dist/index.mjs', 'dist/index.d.ts', 'dist/cli/cli.js', 'dist/livekit/index.mjs', 'dist/ops/index.mjs', 'dist/agents/index.mjs', 'index.js']) {
   if (!existsSync(f)) fail(`${f} is missing: run \`npm run build\` first`)
 }
 const optional = pkg.optionalDependencies ?? {}

@@ -122,7 +122,8 @@ const shq = (s: string): string => `'${s.replace(/'/g, `'\\''`)}'`
 
 function commandLine(c: NetnsCommand): string {
   const env = Object.entries(c.env ?? {}).map(([k, v]) => `${k}=${shq(v)}`)
-  return (env.length ? 'env ' + env.join(' ') + ' ' : '') + 'exec ' + c.argv.map(shq).join(' ')
+  // `exec env K=V cmd`: `env K=V exec cmd` would look for a program named exec.
+  return 'exec ' + (env.length ? 'env ' + env.join(' ') + ' ' : '') + c.argv.map(shq).join(' ')
 }
 
 const readOr = (p: string, dflt = ''): string => {

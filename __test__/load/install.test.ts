@@ -144,6 +144,9 @@ describe('npm pack + npm install, the way a user gets capstan', () => {
         'dist/ops/index.mjs',
         'dist/ops/index.d.ts',
         'dist/ops/index.d.mts',
+        'dist/agents/index.js',
+        'dist/agents/index.mjs',
+        'dist/agents/index.d.ts',
       ]),
     )
     expect(files.filter((f) => f.endsWith('.node'))).toEqual([])

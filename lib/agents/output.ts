@@ -1,7 +1,6 @@
 import {
   AudioSource,
   CapstanError,
-  publishToLiveKit,
   type HealthEvent,
   type LiveKitPublishOptions,
   type LiveKitRoomLike,
@@ -10,6 +9,7 @@ import {
   type PublisherMetrics,
   type SourceMetrics,
 } from '../index'
+import { publishToLiveKit } from '../livekit/index'
 import { agents, agentsRtc, type PlaybackFinishedEvent } from './load'
 
 export interface CapstanAudioOutputOptions extends Omit<LiveKitPublishOptions, 'rtc'> {

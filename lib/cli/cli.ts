@@ -1,13 +1,16 @@
+import { runAgentsDemo } from '../agents/demo'
 import { runDemo } from './demo'
 import { runEncodeSample } from './encode-sample'
 import { runLivekitDemo } from './livekit-demo'
 
 const USAGE = `usage: capstan demo [--sources N] [--seconds S] [--stall-ms MS]
        capstan demo --livekit
+       capstan demo --agents
        capstan encode --out DIR [--in FILE.wav] [--seconds S]
 
   demo     simulate N real-time sources whose transport hangs, and watch them recover;
            --livekit: an agent -> avatar exchange over a real livekit-server (from a checkout)
+           --agents: an @livekit/agents AgentSession speaking through CapstanAudioOutput (from a checkout)
   encode   write speech-like audio (or FILE.wav) through real-time sources to
            DIR/sample.ogg, DIR/sample.mp3 and DIR/sample.wav`
 
@@ -37,6 +40,7 @@ export async function main(argv: string[]): Promise<number> {
     return ok ? 0 : 1
   }
   if (cmd === 'demo' && args.includes('--livekit')) return runLivekitDemo((l) => console.log(l)) ? 0 : 1
+  if (cmd === 'demo' && args.includes('--agents')) return (await runAgentsDemo((l) => console.log(l))) ? 0 : 1
   if (cmd !== 'demo') {
     console.log(USAGE)
     return cmd === undefined || cmd === '--help' || cmd === '-h' ? 0 : 2
