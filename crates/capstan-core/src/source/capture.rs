@@ -213,7 +213,9 @@ impl Source {
     // outcome, as dropped, when the capture settles.
     let reachable = match self.opts.consumer {
       Consumer::Realtime => {
-        let ticks = (wait.as_millis() as usize / CHUNK_MS as usize).saturating_mul(2).saturating_add(REACH_SLACK_CHUNKS);
+        let ticks = (wait.as_millis() as usize / CHUNK_MS as usize)
+          .saturating_mul(2)
+          .saturating_add(REACH_SLACK_CHUNKS);
         ticks.saturating_mul(self.opts.format.chunk_len())
       }
       _ => usize::MAX,
@@ -366,7 +368,11 @@ mod tests {
       assert_eq!(w.beyond, 8_000_000 - 160 - 40 * 80);
     }
     let m = s.metrics();
-    assert_eq!(m.waiting_samples, 8_000_000 - 160, "the uncopied rest is still waiting, in the books");
+    assert_eq!(
+      m.waiting_samples,
+      8_000_000 - 160,
+      "the uncopied rest is still waiting, in the books"
+    );
     assert_eq!(m.captured, m.delivered + m.queued + m.dropped + m.cleared);
   }
 }

@@ -46,7 +46,7 @@ use crate::format::Format;
 use crate::health::{Health, HealthState, HealthTimes};
 use crate::options::{Consumer, SourceOptions};
 use crate::outcome::{Outcome, Status};
-use crate::process::{Chain, ProcessorStats};
+use crate::process::{Chain, ProcessorStats, ReferenceTap};
 use crate::queue::ChunkQueue;
 use crate::sink::{Discard, ReaderBuffer, ReaderSink, Sink};
 use crate::wake::Poke;
@@ -183,6 +183,9 @@ pub struct Source {
   has_chain: bool,
   /// `cold.deferred` holds calls that found the input side busy.
   has_deferred: AtomicBool,
+  /// The far-end reference an echo canceller reads (what this source delivered), made on
+  /// first request; from then on every tick's chunk (or silence) is pushed to it.
+  tap: OnceLock<Arc<ReferenceTap>>,
   /// Set by `close()` before it looks for the output side, so a clock holding it closes
   /// the sink after its pass.
   closing: AtomicBool,
@@ -284,11 +287,28 @@ impl Source {
         sink_discards: AtomicBool::new(discards),
         has_chain,
         has_deferred: AtomicBool::new(false),
+        tap: OnceLock::new(),
         closing: AtomicBool::new(false),
         stats_wanted: AtomicBool::new(false),
         opts,
       }
     }))
+  }
+
+  /// The reference tap of this source, made on first call: every chunk the source
+  /// delivers from now on (after its processors; silence for a tick with nothing to play)
+  /// is copied into it on the engine thread, for [`EchoCancel`](crate::process::EchoCancel).
+  pub fn reference_tap(&self) -> Arc<ReferenceTap> {
+    self
+      .tap
+      .get_or_init(|| Arc::new(ReferenceTap::new(self.out_format)))
+      .clone()
+  }
+
+  /// [`reference_tap`](Self::reference_tap), registered: the id an `echoCancel` processor
+  /// spec names it by ([`RawProcessor::reference`](crate::RawProcessor::reference)).
+  pub fn reference_tap_id(&self) -> u64 {
+    crate::process::reference::register(&self.reference_tap())
   }
 
   /// A reader buffer whose wake-up reports `Readable` for this source.

@@ -68,7 +68,11 @@ impl Source {
       }
       if w.pos == w.rest.len() {
         // All it could queue in time is queued: the rest is past its deadline already.
-        let status = if w.beyond == 0 { Status::Accepted } else { Status::Timeout };
+        let status = if w.beyond == 0 {
+          Status::Accepted
+        } else {
+          Status::Timeout
+        };
         self.settle_waiter(st, w, status, now);
       } else {
         st.waiters.push_front(w);
