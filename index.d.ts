@@ -127,6 +127,11 @@ export declare class NativeSource {
   /** The rate audio leaves at (a resampling processor changes it). */
   get outputSampleRate(): number
   setProcessorEnabled(index: number, enabled: boolean): void
+  /**
+   * Starts (once) copying what this source delivers into its reference tap and returns
+   * the tap's id, for an `echoCancel` processor on another source or stream.
+   */
+  referenceTapId(): number
   processorEnabled(index: number): boolean
   get closed(): boolean
   get queuedMs(): number
@@ -316,6 +321,17 @@ export interface JsProcessorSpec {
   hysteresisDb?: number
   attackMs?: number
   hangoverMs?: number
+  /** `echoCancel`: the far-end source's reference tap id (`NativeSource.referenceTapId()`). */
+  reference?: number
+  highPass?: boolean
+  noiseSuppression?: string
+  /** `autoGain`. */
+  targetDbfs?: number
+  maxGainDb?: number
+  maxAttenuationDb?: number
+  maxGainChangeDbPerSecond?: number
+  limiterDbfs?: number
+  speechThresholdDbfs?: number
   /** Test-only (kind `'__fault'`): `'sleep'`, `'error'` or `'panic'`. */
   mode?: string
   /** Test-only (kind `'__fault'`): misbehave on every n-th chunk (default 1). */
@@ -333,6 +349,11 @@ export interface JsProcessorStats {
   consecutiveFailures: number
   overBudget: number
   timeUs: JsTime
+  /**
+   * What the processor measures (echoCancel: `erleDb`, `delayMs`, `doubleTalk`, ...;
+   * autoGain: `gainDb`, ...); empty for the others.
+   */
+  health: Record<string, number>
 }
 
 export interface JsSegment {

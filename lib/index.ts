@@ -48,6 +48,8 @@ export { shutdown } from './internal/engine'
 export {
   NativeProcessor,
   processors,
+  type AutoGainOptions,
+  type EchoCancelOptions,
   type FrameProcessor,
   type FrameProcessorCredentials,
   type FrameProcessorStreamInfo,
