@@ -110,6 +110,9 @@ impl Source {
   /// ticks), expire deadlines, judge health, then process and deliver what was taken with
   /// the input side released. Returns whether an unpaced source has more to take now.
   pub fn tick(&self, now: Instant, ticks: u32) -> bool {
+    if let Some(m) = self.mix.get() {
+      self.mix_into(m, ticks);
+    }
     // A pull source without processors has no output side: JavaScript reads the queue.
     if self.opts.consumer == Consumer::Pull && !self.has_chain {
       if let Ok(mut st) = self.input() {
@@ -192,6 +195,26 @@ impl Source {
       }
     }
     more
+  }
+
+  /// A mixer output's share of the pass: one mixed chunk per realtime tick, or for an
+  /// unpaced output as many as a pass takes (while an input has audio and there is room).
+  fn mix_into(&self, m: &crate::mix::Mix, ticks: u32) {
+    let n = match self.opts.consumer {
+      Consumer::Realtime => ticks.min(MAX_OWED_TICKS) as usize,
+      _ => {
+        let Ok(st) = self.input() else {
+          return;
+        };
+        MAX_CHUNKS_PER_PASS.min(st.queue.free_chunks())
+      }
+    };
+    for _ in 0..n {
+      let Some(chunk) = m.mix_chunk() else {
+        break;
+      };
+      let _ = self.try_capture(crate::source::FrameRef::i16(&chunk));
+    }
   }
 
   /// Whether delivery may start: the pre-roll is queued, or audio has waited for as long as
