@@ -86,6 +86,15 @@ export declare class NativeLedger {
   stats(): Array<JsProcessorStats>
 }
 
+export declare class NativeMixer {
+  /** Makes `output` (a realtime or unpaced source) the mixer's output. */
+  constructor(output: NativeSource, duck: JsDuckOptions)
+  addInput(source: NativeSource, gainDb?: number | undefined | null, role?: string | undefined | null): void
+  setGain(sourceId: number, gainDb: number): void
+  removeInput(sourceId: number): void
+  stats(): JsMixStats
+}
+
 export declare class NativeSource {
   /**
    * `options` is an `AudioSourceOptions` object; it is converted here rather than by
@@ -236,6 +245,14 @@ export interface JsDefaults {
   processorBudgetMs: number
 }
 
+/** `new AudioMixer({ duck })` as the binding reads it; validated by the core. */
+export interface JsDuckOptions {
+  duckDb?: number
+  thresholdDbfs?: number
+  attackMs?: number
+  releaseMs?: number
+}
+
 export interface JsEncodedMetrics {
   producedBytes: number
   readBytes: number
@@ -309,6 +326,19 @@ export interface JsMetrics {
   /** Count of settled calls per status (`accepted`, `partial`, ...). */
   outcomes: Record<string, number>
   processors: Array<JsProcessorStats>
+}
+
+export interface JsMixInput {
+  sourceId: number
+  gainDb: number
+  role: string
+}
+
+export interface JsMixStats {
+  inputs: Array<JsMixInput>
+  duckDb: number
+  mixedMs: number
+  duckedMs: number
 }
 
 /** A native processor as `processors.gain({ db })` and friends describe it. */

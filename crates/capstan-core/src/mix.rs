@@ -77,6 +77,24 @@ fn check(name: &str, v: f64, lo: f64, hi: f64) -> Result<()> {
 }
 
 impl DuckOptions {
+  /// Options as a caller wrote them (absent: the default), validated.
+  pub fn from_raw(
+    duck_db: Option<f64>,
+    threshold_dbfs: Option<f64>,
+    attack_ms: Option<f64>,
+    release_ms: Option<f64>,
+  ) -> Result<Self> {
+    let d = DuckOptions::default();
+    let o = DuckOptions {
+      duck_db: duck_db.unwrap_or(d.duck_db),
+      threshold_dbfs: threshold_dbfs.unwrap_or(d.threshold_dbfs),
+      attack_ms: attack_ms.unwrap_or(d.attack_ms),
+      release_ms: release_ms.unwrap_or(d.release_ms),
+    };
+    o.validate()?;
+    Ok(o)
+  }
+
   pub fn validate(&self) -> Result<()> {
     check("duckDb", self.duck_db, 0.0, 60.0)?;
     check("thresholdDbfs", self.threshold_dbfs, -90.0, 0.0)?;
@@ -188,6 +206,13 @@ impl Mix {
   fn gain_factor(gain_db: f64) -> Result<f64> {
     check("gainDb", gain_db, MIN_GAIN_DB, MAX_GAIN_DB)?;
     Ok(10f64.powf(gain_db / 20.0))
+  }
+
+  /// [`add_input`](Self::add_input) as a caller wrote it: `gainDb` (default 0) and `role`
+  /// (`'speech'`, the default, or `'background'`).
+  pub fn add_input_raw(&self, source: Arc<Source>, gain_db: Option<f64>, role: Option<&str>) -> Result<()> {
+    let role = role.map(MixRole::parse).transpose()?.unwrap_or(MixRole::Speech);
+    self.add_input(source, gain_db.unwrap_or(0.0), role)
   }
 
   /// Changes an input's gain (from the next chunk on).
