@@ -91,6 +91,9 @@ export declare class NativeMixer {
   constructor(output: NativeSource, duck: JsDuckOptions)
   addInput(source: NativeSource, gainDb?: number | undefined | null, role?: string | undefined | null): void
   setGain(sourceId: number, gainDb: number): void
+  /** Adds a clip (a copy of `pcm`); returns its id. */
+  addClip(pcm: Int16Array, gainDb?: number | undefined | null, role?: string | undefined | null, looping?: boolean | undefined | null): number
+  removeClip(id: number): boolean
   removeInput(sourceId: number): void
   stats(): JsMixStats
 }

@@ -68,6 +68,27 @@ impl NativeMixer {
     self.inner.set_gain(source_id as u64, gain_db).map_err(js_err)
   }
 
+  /// Adds a clip (a copy of `pcm`); returns its id.
+  #[napi(catch_unwind)]
+  pub fn add_clip(
+    &self,
+    pcm: Int16Array,
+    gain_db: Option<f64>,
+    role: Option<String>,
+    looping: Option<bool>,
+  ) -> Result<f64> {
+    self
+      .inner
+      .add_clip_raw(pcm.to_vec(), gain_db, role.as_deref(), looping)
+      .map(|id| id as f64)
+      .map_err(js_err)
+  }
+
+  #[napi(catch_unwind)]
+  pub fn remove_clip(&self, id: f64) -> bool {
+    self.inner.remove_clip(id as u64)
+  }
+
   #[napi(catch_unwind)]
   pub fn remove_input(&self, source_id: f64) {
     self.inner.remove_input(source_id as u64)

@@ -106,6 +106,20 @@ describe('AudioMixer', () => {
     expect(m.metrics().inputs[0].gainDb).toBe(-20)
   })
 
+  it('plays a looping clip sample for sample (a background bed), and stops it', async () => {
+    const m = new AudioMixer({ sampleRate: RATE, channels: 1, consumer: 'unpaced', queueMs: 500 })
+    open.push(m)
+    const bed = tone(250, 25, 4000)
+    const id = m.addClip(new AudioFrame(bed, RATE, 1), { loop: true })
+    const out = await within(pcm(m, 50 * N), 5000, 'mixed output')
+    let mismatches = 0
+    for (let i = 0; i < 50 * N; i++) if (out[i] !== bed[i % bed.length]) mismatches++
+    expect(mismatches).toBe(0)
+    expect(m.removeClip(id)).toBe(true)
+    expect(m.removeClip(id)).toBe(false)
+    expect(() => m.addClip(new AudioFrame(bed, 48000, 1))).toThrow(CapstanError)
+  })
+
   it('validates its options natively, naming them', () => {
     const code = (f: () => unknown, mentions: string): void => {
       let err: unknown

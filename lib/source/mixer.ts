@@ -1,6 +1,7 @@
 import { CapstanError, native } from '../internal/errors'
 import { NativeMixer, type NativeMixerT } from '../internal/engine'
 import { asyncDispose } from '../internal/symbols'
+import { AudioFrame } from './frame'
 import { AudioSource, nativeOf } from './source'
 import type { AudioSourceOptions } from './types'
 
@@ -32,6 +33,16 @@ export interface MixerInputOptions extends Pick<AudioSourceOptions, 'queueMs' | 
   gainDb?: number
   /** `'speech'` ducks the background; `'background'` is ducked. @default 'speech' */
   role?: 'speech' | 'background'
+}
+
+/** A clip the mixer plays itself. */
+export interface MixerClipOptions {
+  /** Gain, dB (−120..24). @default 0 */
+  gainDb?: number
+  /** @default 'background' */
+  role?: 'speech' | 'background'
+  /** Loop until `removeClip()`; false plays it once. @default true */
+  loop?: boolean
 }
 
 export interface MixerMetrics {
@@ -99,6 +110,28 @@ export class AudioMixer {
     }
     this.#inputs.add(s)
     return s
+  }
+
+  /**
+   * Plays a clip (a copy of `data`, the mixer's format, interleaved) from the next chunk
+   * on, looping (a background bed) or once (a chime); returns its id for `removeClip`.
+   */
+  addClip(data: Int16Array | AudioFrame, options: MixerClipOptions = {}): number {
+    known('AudioMixer clip', options, ['gainDb', 'role', 'loop'])
+    let pcm: Int16Array
+    if (data instanceof AudioFrame) {
+      if (data.sampleRate !== this.#sampleRate || data.channels !== this.#channels) {
+        throw new CapstanError('ERR_FORMAT_MISMATCH', `clip is ${data.sampleRate} Hz / ${data.channels} ch, the mixer ${this.#sampleRate} Hz / ${this.#channels} ch`)
+      }
+      pcm = data.data as Int16Array
+    } else pcm = data
+    if (!(pcm instanceof Int16Array)) throw new CapstanError('ERR_INVALID_FRAME', 'a clip is an Int16Array or an AudioFrame of Int16 samples')
+    return native(() => this.#native.addClip(pcm, options.gainDb, options.role, options.loop))
+  }
+
+  /** Stops a clip; false if it was not playing (unknown, or a one-shot that ended). */
+  removeClip(id: number): boolean {
+    return this.#native.removeClip(id)
   }
 
   /** Changes an input's gain, dB, from the next chunk on. */

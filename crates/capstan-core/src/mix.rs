@@ -9,6 +9,9 @@
 //! the output's queue (counted `captured` there). A tick on which no input had audio
 //! captures nothing, so the output underruns as any idle source does.
 //!
+//! Clips (`add_clip`) are PCM the mixer holds itself — a looping background bed, a one-shot
+//! chime — mixed like an input that always has audio (until a one-shot ends).
+//!
 //! Ducking (deterministic, so a test can recompute it sample for sample): per chunk, the
 //! duck depth moves toward `duckDb` while any speech input's chunk is at or above
 //! `thresholdDbfs` (by at most `duckDb · 10 / attackMs` dB per chunk) and back toward 0
@@ -114,6 +117,17 @@ struct Input {
   role: MixRole,
 }
 
+/// A clip the mixer plays itself (a background bed, a chime): interleaved PCM of the
+/// mixer's format, from its start, once or looping.
+struct Clip {
+  id: u64,
+  pcm: Vec<i16>,
+  pos: usize,
+  looping: bool,
+  gain: f64,
+  role: MixRole,
+}
+
 struct State {
   /// Current duck depth, dB (0 = none).
   depth_db: f64,
@@ -121,6 +135,8 @@ struct State {
   chunk: Vec<i16>,
   mixed_chunks: u64,
   ducked_chunks: u64,
+  clips: Vec<Clip>,
+  next_clip: u64,
 }
 
 pub struct Mix {
@@ -165,6 +181,8 @@ impl Mix {
         chunk: Vec::with_capacity(format.chunk_len()),
         mixed_chunks: 0,
         ducked_chunks: 0,
+        clips: Vec::new(),
+        next_clip: 1,
       }),
     })
   }
@@ -228,6 +246,57 @@ impl Mix {
     Ok(())
   }
 
+  /// Adds a clip (interleaved PCM of the mixer's format, whole sample frames) played from
+  /// the next chunk on, once (then removed) or looping; returns its id.
+  pub fn add_clip(&self, pcm: Vec<i16>, gain_db: f64, role: MixRole, looping: bool) -> Result<u64> {
+    let gain = Self::gain_factor(gain_db)?;
+    if pcm.is_empty() || !pcm.len().is_multiple_of(self.format.channels as usize) {
+      return Err(CoreError::InvalidFrame(format!(
+        "a clip needs whole sample frames of {} channel(s), got {} samples",
+        self.format.channels,
+        pcm.len()
+      )));
+    }
+    let mut st = self.state.lock();
+    let id = st.next_clip;
+    st.next_clip += 1;
+    st.clips.push(Clip {
+      id,
+      pcm,
+      pos: 0,
+      looping,
+      gain,
+      role,
+    });
+    Ok(id)
+  }
+
+  /// [`add_clip`](Self::add_clip) as a caller wrote it: `gainDb` (default 0), `role`
+  /// (default `'background'`), `loop` (default true).
+  pub fn add_clip_raw(
+    &self,
+    pcm: Vec<i16>,
+    gain_db: Option<f64>,
+    role: Option<&str>,
+    looping: Option<bool>,
+  ) -> Result<u64> {
+    let role = role.map(MixRole::parse).transpose()?.unwrap_or(MixRole::Background);
+    self.add_clip(pcm, gain_db.unwrap_or(0.0), role, looping.unwrap_or(true))
+  }
+
+  /// Stops a clip; false if it was not playing (unknown, or a one-shot that ended).
+  pub fn remove_clip(&self, id: u64) -> bool {
+    let mut st = self.state.lock();
+    let before = st.clips.len();
+    st.clips.retain(|c| c.id != id);
+    st.clips.len() != before
+  }
+
+  /// Clips playing now.
+  pub fn clip_count(&self) -> usize {
+    self.state.lock().clips.len()
+  }
+
   /// Removes an input (closed inputs are removed by the mixer itself).
   pub fn remove_input(&self, source_id: u64) {
     self.inputs.lock().retain(|i| i.source.id() != source_id);
@@ -279,6 +348,42 @@ impl Mix {
       }
     }
     drop(inputs);
+    // Clips: one chunk each from their position (a one-shot's last chunk is padded with
+    // silence, then it leaves; a loop wraps around).
+    let len = self.format.chunk_len();
+    let mut ended = Vec::new();
+    for clip in st.clips.iter_mut() {
+      let mut c = Vec::with_capacity(len);
+      while c.len() < len {
+        if clip.pos >= clip.pcm.len() {
+          if !clip.looping {
+            break;
+          }
+          clip.pos = 0;
+        }
+        let take = (len - c.len()).min(clip.pcm.len() - clip.pos);
+        c.extend_from_slice(&clip.pcm[clip.pos..clip.pos + take]);
+        clip.pos += take;
+      }
+      if !clip.looping && clip.pos >= clip.pcm.len() {
+        ended.push(clip.id);
+      }
+      if c.is_empty() {
+        continue;
+      }
+      c.resize(len, 0);
+      any = true;
+      match clip.role {
+        MixRole::Speech => {
+          speech |= mean_square_dbfs(&c) >= self.duck.threshold_dbfs;
+          for (a, &s) in st.acc.iter_mut().zip(&c) {
+            *a += s as f64 * clip.gain;
+          }
+        }
+        MixRole::Background => background.push((clip.gain, c)),
+      }
+    }
+    st.clips.retain(|c| !ended.contains(&c.id));
     if !any {
       return None;
     }

@@ -234,3 +234,89 @@ fn mixer_shapes_are_validated() {
   out.set_mix(mix.clone()).unwrap();
   assert_eq!(out.set_mix(mix).unwrap_err().code(), "ERR_INVALID_OPTION");
 }
+
+#[test]
+fn looping_and_one_shot_clips_mix_sample_exactly_and_duck() {
+  let bus = Bus::new();
+  let voice = src(1, Consumer::Pull, &bus);
+  let out = src(3, Consumer::Realtime, &bus);
+  let duck = DuckOptions {
+    duck_db: 6.0,
+    threshold_dbfs: -45.0,
+    attack_ms: 10.0,
+    release_ms: 10.0,
+  };
+  let mix = Arc::new(Mix::new(out.format(), duck).unwrap());
+  mix.add_input(voice.clone(), 0.0, MixRole::Speech).unwrap();
+  out.set_mix(mix.clone()).unwrap();
+  // A 250-sample loop (not a whole number of chunks) and a 300-sample one-shot chime.
+  let bed = tone(250, 25, 4_000.0);
+  let chime = tone(300, 10, 3_000.0);
+  let bed_id = mix.add_clip(bed.clone(), 0.0, MixRole::Background, true).unwrap();
+  mix.add_clip(chime.clone(), 0.0, MixRole::Speech, false).unwrap();
+  assert_eq!(
+    mix
+      .add_clip(Vec::new(), 0.0, MixRole::Speech, false)
+      .unwrap_err()
+      .code(),
+    "ERR_INVALID_FRAME"
+  );
+  let tap = out.reference_tap();
+  let mut cur = TapCursor::default();
+  tap.read(&mut cur, 1, |_| ());
+  // The voice talks in chunks 5..8 only (captured as it goes: silence before is no audio).
+  let now = Instant::now();
+  let mut got = Vec::new();
+  let voice_pcm = tone(3 * N, 91, 6_000.0);
+  for c in 0..12 {
+    if c == 5 {
+      voice.try_capture(FrameRef::i16(&voice_pcm)).unwrap();
+    }
+    out.tick(now, 1);
+    tap.read(&mut cur, 10, |ch| got.extend_from_slice(ch));
+  }
+  assert_eq!(got.len(), 12 * N, "the looping bed keeps the output playing");
+  // Expected: the chime (speech, 0 dB) ducks the bed in chunks 0..1, the voice in 5..7;
+  // full depth (6 dB) in one chunk, back in one.
+  let mut depth: f64 = 0.0;
+  for c in 0..12 {
+    let chime_c: Vec<i16> = (0..N).map(|i| chime.get(c * N + i).copied().unwrap_or(0)).collect();
+    let voice_c: Vec<i16> = (0..N)
+      .map(|i| {
+        if (5..8).contains(&c) {
+          voice_pcm[(c - 5) * N + i]
+        } else {
+          0
+        }
+      })
+      .collect();
+    let loud = |x: &[i16]| {
+      10.0
+        * (x.iter().map(|&s| (s as f64 / 32768.0).powi(2)).sum::<f64>() / N as f64)
+          .max(1e-12)
+          .log10()
+        >= -45.0
+    };
+    let talking = (c < 2 && loud(&chime_c)) || loud(&voice_c);
+    let from = depth;
+    depth = if talking {
+      (depth + 6.0).min(6.0)
+    } else {
+      (depth - 6.0).max(0.0)
+    };
+    let (g0, g1) = (10f64.powf(-from / 20.0), 10f64.powf(-depth / 20.0));
+    for i in 0..N {
+      let d = g0 + (g1 - g0) * (i + 1) as f64 / N as f64;
+      let b = bed[(c * N + i) % bed.len()] as f64;
+      let want = round_half_away(voice_c[i] as f64 + chime_c[i] as f64 + b * d);
+      assert_eq!(got[c * N + i], want, "chunk {c} sample {i}");
+    }
+  }
+  assert_eq!(mix.clip_count(), 1, "the one-shot left after its last chunk");
+  assert!(mix.remove_clip(bed_id));
+  assert!(!mix.remove_clip(bed_id));
+  out.tick(now, 1);
+  let mut after = 0;
+  tap.read(&mut cur, 10, |ch| after += ch.iter().filter(|&&s| s != 0).count());
+  assert_eq!(after, 0, "nothing left to play: the output underruns");
+}
