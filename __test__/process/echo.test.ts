@@ -1,10 +1,11 @@
 // Echo cancellation and automatic gain through the public API, on the real engine clock.
 //
 // The far end is a realtime AudioSource playing speech-like audio (pulse train through
-// moving formants, syllables, pauses). The "room" hears what the source actually played:
-// every 10 ms the microphone generator reads `playoutPosition` (native truth) and convolves
-// the samples delivered so far with a room impulse response (60 ms direct path, 300
-// reflections decaying over 200 ms), then adds a different near-end talker and noise. The
+// moving formants, syllables, pauses). The "room" hears what the source played: the
+// microphone, paced every 10 ms, starts where the source's playoutPosition (native truth)
+// is and from then on convolves the delivered samples with a room impulse response (60 ms
+// direct path, 300 reflections decaying over 200 ms), adding a different near-end talker
+// and noise. The
 // microphone frames feed an AudioStream with `processors.echoCancel({ reference: source })`.
 // The long runs (a minute, double talk per cycle, other rates) are the Rust tests
 // (crates/capstan-core/tests/echo.rs); this one is real time, so it is short.
@@ -139,6 +140,7 @@ describe('processors.echoCancel', () => {
     const taps = rir()
     const noise = rng(3)
     const mic: number[] = []
+    let p0 = 0
     async function* microphone(): AsyncGenerator<AudioFrame> {
       // Start playing, then hear the room every 10 ms from what was delivered by then.
       void source.captureFrame(new AudioFrame(farI16, RATE, 1))
@@ -146,11 +148,14 @@ describe('processors.echoCancel', () => {
       for (let k = 0; k < SECS * 100; k++) {
         const wait = start + (k + 1) * 10 - performance.now()
         if (wait > 0) await sleep(wait)
-        const played = Number(source.playoutPosition)
+        // The microphone runs on its own clock from where the speaker was when it started
+        // (the source's playoutPosition, native truth), sample for sample after that: a
+        // timer that fires late makes a burst of frames, not a jump in what they hear.
+        if (k === 0) p0 = Number(source.playoutPosition)
         const frame = new Int16Array(N10)
         for (let j = 0; j < N10; j++) {
-          // This frame's sample j hears the speaker's sample (played - N10 + j) and its past.
-          const at = played - N10 + j
+          // This frame's sample j hears the speaker's sample (p0 - N10 + 10 ms * k + j) and its past.
+          const at = p0 - N10 + k * N10 + j
           let e = 0
           for (const [d, a] of taps) if (at - d >= 0 && at - d < far.length) e += a * (farI16[at - d] / 32768)
           const v = e + nearTalker[k * N10 + j] + 3e-4 * gauss(noise)
@@ -187,10 +192,14 @@ describe('processors.echoCancel', () => {
     expect(m.dropped).toBe(0)
     expect(out.length).toBe(mic.length)
     expect(erle).toBeGreaterThanOrEqual(25)
-    // The delay AEC3 estimates: the 60 ms path, plus the timer-driven microphone's slack (a
-    // frame is generated up to a tick after the chunk it hears was delivered).
-    expect(h.delayMs).toBeGreaterThanOrEqual(50)
-    expect(h.delayMs).toBeLessThanOrEqual(80)
+    // The delay AEC3 estimates, as its render side sees it: the 60 ms path against the
+    // reference's delivery, shifted by how the near end's chunks reach the canceller (the
+    // stream processes queued chunks in a pass, and the reference pending since the last
+    // chunk goes to AEC3 before each). Alone: 56 ms throughout; with another test file
+    // running beside it, 48 ms from 5 s on, ERLE unchanged. The exact 60 ms case (ticks in
+    // lockstep, a minute) is the Rust test.
+    expect(h.delayMs).toBeGreaterThanOrEqual(40)
+    expect(h.delayMs).toBeLessThanOrEqual(90)
     expect(h.referenceMs).toBeGreaterThan((SECS - 1) * 1000)
     expect(h.referenceSkippedMs).toBe(0)
     expect(typeof h.erleDb).toBe('number')

@@ -48,15 +48,16 @@ describe('AudioMixer', () => {
     const x = tone(len, 41, 20_000)
     const y = tone(len, 13, 20_000)
     const reading = pcm(m, len)
-    // The mixer may take a chunk of `a` before `b` is captured (the clock runs meanwhile):
-    // `b` then starts k chunks later, and the output is k chunks longer.
+    // The mixer may take chunks of `a` before `b` is captured (the clock runs meanwhile, up
+    // to a pass of 32 chunks on a loaded machine): `b` then starts k chunks later, and the
+    // output is k chunks longer.
     expect(a.tryCaptureFrame(new AudioFrame(x, RATE, 1)).status).toBe('accepted')
     expect(b.tryCaptureFrame(new AudioFrame(y, RATE, 1)).status).toBe('accepted')
     const out = await within(reading, 5000, 'mixed output')
     await within(b.waitForPlayout(), 5000, 'b mixed')
     const k = Math.round((Number(m.output.metrics().captured) - len) / N)
     expect(k).toBeGreaterThanOrEqual(0)
-    expect(k).toBeLessThan(5)
+    expect(k).toBeLessThan(100)
     let mismatches = 0
     for (let i = 0; i < len; i++) {
       const yb = i - k * N >= 0 ? y[i - k * N] : 0
@@ -78,30 +79,37 @@ describe('AudioMixer', () => {
   it('ducks the background under speech by duckDb, and per-input gain applies', async () => {
     const m = new AudioMixer({ sampleRate: RATE, channels: 1, consumer: 'unpaced', queueMs: 2000, duck: { duckDb: 12, attackMs: 20, releaseMs: 100 } })
     open.push(m)
-    const music = m.input({ role: 'background', gainDb: -6, queueMs: 4000 })
-    const voice = m.input({ queueMs: 4000 })
-    const len = 300 * N
+    const music = m.input({ role: 'background', gainDb: -6, queueMs: 5000 })
+    const voice = m.input({ queueMs: 5000 })
+    const len = 400 * N
     const bg = tone(len, 37, 8000)
-    // Voice only in 1..2 s (silence, exact zeros, elsewhere).
+    // Voice only in its 1..2 s (silence, exact zeros, elsewhere).
     const sp = new Int16Array(len)
     sp.set(tone(100 * N, 91, 6000), 100 * N)
     const reading = pcm(m, len)
-    expect(voice.tryCaptureFrame(new AudioFrame(sp, RATE, 1)).status).toBe('accepted')
     expect(music.tryCaptureFrame(new AudioFrame(bg, RATE, 1)).status).toBe('accepted')
+    expect(voice.tryCaptureFrame(new AudioFrame(sp, RATE, 1)).status).toBe('accepted')
     const out = await within(reading, 5000, 'mixed output')
+    await within(voice.waitForPlayout(), 5000, 'voice mixed')
+    // The voice starts kv chunks after the music (chunks the clock mixed in between).
+    const kv = Math.round((Number(m.output.metrics().captured) - len) / N)
+    expect(kv).toBeGreaterThanOrEqual(0)
+    expect(kv).toBeLessThan(60)
+    const v = (i: number): number => (i - kv * N >= 0 ? sp[i - kv * N] : 0)
     // Before the voice: music at -6 dB. Under the voice (after the 20 ms attack), the output
     // minus the voice is the music at -18 dB. After it (past the 100 ms release), -6 dB again.
-    // (The voice may have started a chunk or so before the music: measure well inside.)
     const before = rms(out, 20 * N, 90 * N) / rms(bg, 20 * N, 90 * N)
-    const resid = Int16Array.from({ length: 80 * N }, (_, i) => out[110 * N + i] - sp[110 * N + i])
-    const under = rms(resid, 0, resid.length) / rms(bg, 110 * N, 190 * N)
-    const after = rms(out, 220 * N, 290 * N) / rms(bg, 220 * N, 290 * N)
+    const at = (110 + kv) * N
+    const resid = Int16Array.from({ length: 80 * N }, (_, i) => out[at + i] - v(at + i))
+    const under = rms(resid, 0, resid.length) / rms(bg, at, at + 80 * N)
+    const after = rms(out, (230 + kv) * N, (300 + kv) * N) / rms(bg, (230 + kv) * N, (300 + kv) * N)
     const db = (r: number) => 20 * Math.log10(r)
     console.log(`music level before ${db(before).toFixed(2)} dB, under the voice ${db(under).toFixed(2)} dB, after ${db(after).toFixed(2)} dB`, m.metrics())
     expect(Math.abs(db(before) + 6)).toBeLessThan(0.1)
     expect(Math.abs(db(under) + 18)).toBeLessThan(0.5)
     expect(Math.abs(db(after) + 6)).toBeLessThan(0.1)
     expect(m.metrics().duckedMs).toBeGreaterThanOrEqual(1000)
+    expect(m.metrics().mixedMs).toBe(4000 + kv * 10)
     m.setGain(music, -20)
     expect(m.metrics().inputs[0].gainDb).toBe(-20)
   })
