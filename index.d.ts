@@ -86,6 +86,18 @@ export declare class NativeLedger {
   stats(): Array<JsProcessorStats>
 }
 
+export declare class NativeMixer {
+  /** Makes `output` (a realtime or unpaced source) the mixer's output. */
+  constructor(output: NativeSource, duck: JsDuckOptions)
+  addInput(source: NativeSource, gainDb?: number | undefined | null, role?: string | undefined | null): void
+  setGain(sourceId: number, gainDb: number): void
+  /** Adds a clip (a copy of `pcm`); returns its id. */
+  addClip(pcm: Int16Array, gainDb?: number | undefined | null, role?: string | undefined | null, looping?: boolean | undefined | null): number
+  removeClip(id: number): boolean
+  removeInput(sourceId: number): void
+  stats(): JsMixStats
+}
+
 export declare class NativeSource {
   /**
    * `options` is an `AudioSourceOptions` object; it is converted here rather than by
@@ -127,6 +139,11 @@ export declare class NativeSource {
   /** The rate audio leaves at (a resampling processor changes it). */
   get outputSampleRate(): number
   setProcessorEnabled(index: number, enabled: boolean): void
+  /**
+   * Starts (once) copying what this source delivers into its reference tap and returns
+   * the tap's id, for an `echoCancel` processor on another source or stream.
+   */
+  referenceTapId(): number
   processorEnabled(index: number): boolean
   get closed(): boolean
   get queuedMs(): number
@@ -231,6 +248,14 @@ export interface JsDefaults {
   processorBudgetMs: number
 }
 
+/** `new AudioMixer({ duck })` as the binding reads it; validated by the core. */
+export interface JsDuckOptions {
+  duckDb?: number
+  thresholdDbfs?: number
+  attackMs?: number
+  releaseMs?: number
+}
+
 export interface JsEncodedMetrics {
   producedBytes: number
   readBytes: number
@@ -306,6 +331,19 @@ export interface JsMetrics {
   processors: Array<JsProcessorStats>
 }
 
+export interface JsMixInput {
+  sourceId: number
+  gainDb: number
+  role: string
+}
+
+export interface JsMixStats {
+  inputs: Array<JsMixInput>
+  duckDb: number
+  mixedMs: number
+  duckedMs: number
+}
+
 /** A native processor as `processors.gain({ db })` and friends describe it. */
 export interface JsProcessorSpec {
   kind: string
@@ -316,6 +354,17 @@ export interface JsProcessorSpec {
   hysteresisDb?: number
   attackMs?: number
   hangoverMs?: number
+  /** `echoCancel`: the far-end source's reference tap id (`NativeSource.referenceTapId()`). */
+  reference?: number
+  highPass?: boolean
+  noiseSuppression?: string
+  /** `autoGain`. */
+  targetDbfs?: number
+  maxGainDb?: number
+  maxAttenuationDb?: number
+  maxGainChangeDbPerSecond?: number
+  limiterDbfs?: number
+  speechThresholdDbfs?: number
   /** Test-only (kind `'__fault'`): `'sleep'`, `'error'` or `'panic'`. */
   mode?: string
   /** Test-only (kind `'__fault'`): misbehave on every n-th chunk (default 1). */
@@ -333,6 +382,11 @@ export interface JsProcessorStats {
   consecutiveFailures: number
   overBudget: number
   timeUs: JsTime
+  /**
+   * What the processor measures (echoCancel: `erleDb`, `delayMs`, `doubleTalk`, ...;
+   * autoGain: `gainDb`, ...); empty for the others.
+   */
+  health: Record<string, number>
 }
 
 export interface JsSegment {

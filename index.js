@@ -839,6 +839,7 @@ module.exports.NativeEncoded = nativeBinding.NativeEncoded
 module.exports.NativeEngine = nativeBinding.NativeEngine
 module.exports.NativeGroup = nativeBinding.NativeGroup
 module.exports.NativeLedger = nativeBinding.NativeLedger
+module.exports.NativeMixer = nativeBinding.NativeMixer
 module.exports.NativeSource = nativeBinding.NativeSource
 module.exports.contract = nativeBinding.contract
 module.exports.debugPanic = nativeBinding.debugPanic

@@ -16,6 +16,7 @@ export {
   type EncoderMetrics,
 } from './encode/encoded-stream'
 export { SourceGroup, type GroupOutcome } from './source/group'
+export { AudioMixer, type AudioMixerOptions, type DuckOptions, type MixerInputOptions, type MixerMetrics } from './source/mixer'
 export {
   AUDIO_STREAM_TOPIC,
   AudioSegmentEnd,
@@ -48,6 +49,8 @@ export { shutdown } from './internal/engine'
 export {
   NativeProcessor,
   processors,
+  type AutoGainOptions,
+  type EchoCancelOptions,
   type FrameProcessor,
   type FrameProcessorCredentials,
   type FrameProcessorStreamInfo,

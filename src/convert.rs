@@ -172,6 +172,17 @@ pub struct JsProcessorSpec {
   pub hysteresis_db: Option<f64>,
   pub attack_ms: Option<f64>,
   pub hangover_ms: Option<f64>,
+  /// `echoCancel`: the far-end source's reference tap id (`NativeSource.referenceTapId()`).
+  pub reference: Option<f64>,
+  pub high_pass: Option<bool>,
+  pub noise_suppression: Option<String>,
+  /// `autoGain`.
+  pub target_dbfs: Option<f64>,
+  pub max_gain_db: Option<f64>,
+  pub max_attenuation_db: Option<f64>,
+  pub max_gain_change_db_per_second: Option<f64>,
+  pub limiter_dbfs: Option<f64>,
+  pub speech_threshold_dbfs: Option<f64>,
   /// Test-only (kind `'__fault'`): `'sleep'`, `'error'` or `'panic'`.
   pub mode: Option<String>,
   /// Test-only (kind `'__fault'`): misbehave on every n-th chunk (default 1).
@@ -206,6 +217,15 @@ impl From<JsSourceOptions> for capstan_core::RawOptions {
           hysteresis_db: p.hysteresis_db,
           attack_ms: p.attack_ms,
           hangover_ms: p.hangover_ms,
+          reference: p.reference,
+          high_pass: p.high_pass,
+          noise_suppression: p.noise_suppression,
+          target_dbfs: p.target_dbfs,
+          max_gain_db: p.max_gain_db,
+          max_attenuation_db: p.max_attenuation_db,
+          max_gain_change_db_per_second: p.max_gain_change_db_per_second,
+          limiter_dbfs: p.limiter_dbfs,
+          speech_threshold_dbfs: p.speech_threshold_dbfs,
           mode: p.mode,
           every_n: p.every_n,
           ms: p.ms,
@@ -420,6 +440,9 @@ pub struct JsProcessorStats {
   pub consecutive_failures: f64,
   pub over_budget: f64,
   pub time_us: JsTime,
+  /// What the processor measures (echoCancel: `erleDb`, `delayMs`, `doubleTalk`, ...;
+  /// autoGain: `gainDb`, ...); empty for the others.
+  pub health: std::collections::HashMap<String, f64>,
 }
 
 impl From<capstan_core::process::ProcessorStats> for JsProcessorStats {
@@ -438,6 +461,7 @@ impl From<capstan_core::process::ProcessorStats> for JsProcessorStats {
         p99: p.p99_us,
         max: p.max_us,
       },
+      health: p.health.into_iter().map(|(k, v)| (k.to_string(), v)).collect(),
     }
   }
 }

@@ -8,6 +8,7 @@ mod encode;
 mod engine;
 mod group;
 mod ledger;
+mod mix;
 mod record;
 mod source;
 

@@ -248,6 +248,13 @@ impl NativeSource {
       .map_err(js_err)
   }
 
+  /// Starts (once) copying what this source delivers into its reference tap and returns
+  /// the tap's id, for an `echoCancel` processor on another source or stream.
+  #[napi(catch_unwind)]
+  pub fn reference_tap_id(&self) -> f64 {
+    self.inner.reference_tap_id() as f64
+  }
+
   #[napi(catch_unwind)]
   pub fn processor_enabled(&self, index: u32) -> bool {
     self.inner.processor_enabled(index as usize)

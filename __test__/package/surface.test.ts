@@ -28,7 +28,7 @@ function members(o: object): string[] {
 const PLUMBING = ['settled', 'playedOut', 'event', 'cut', 'detachEncoded', 'endInput', 'wake', 'attach', 'detach', 'spec', 'onClose', 'native', 'host']
 
 async function instances(): Promise<Record<string, object>> {
-  const { AudioSource, AudioStream, AudioEncoder, SourceGroup, ByteStreamAudioSender, ByteStreamAudioReceiver, Publisher, AudioFrame, memoryTransports, processors, CapstanError, AudioSegmentEnd } = capstan
+  const { AudioSource, AudioStream, AudioEncoder, AudioMixer, SourceGroup, ByteStreamAudioSender, ByteStreamAudioReceiver, Publisher, AudioFrame, memoryTransports, processors, CapstanError, AudioSegmentEnd } = capstan
   const source = new AudioSource({ sampleRate: 48000, channels: 1 })
   const pull = new AudioSource({ sampleRate: 48000, channels: 1, consumer: 'unpaced' })
   const encoded = pull.encode({ format: 'wav' })
@@ -44,6 +44,7 @@ async function instances(): Promise<Record<string, object>> {
     AudioStream: new AudioStream([], { sampleRate: 48000, channels: 1 }),
     AudioEncoder: new AudioEncoder({ sampleRate: 48000, channels: 1, format: 'wav' }),
     SourceGroup: new SourceGroup([source]),
+    AudioMixer: new AudioMixer({ sampleRate: 48000, channels: 1 }),
     ByteStreamAudioSender: sender,
     ByteStreamAudioReceiver: receiver,
     Publisher: publisher,
@@ -56,7 +57,7 @@ async function instances(): Promise<Record<string, object>> {
     await publisher.close()
     await sender.close()
     await receiver.close()
-    await Promise.all([source, pull, bs, all.AudioStream, all.AudioEncoder].map((s) => (s as { close(): Promise<void> }).close()))
+    await Promise.all([source, pull, bs, all.AudioStream, all.AudioEncoder, all.AudioMixer].map((s) => (s as { close(): Promise<void> }).close()))
   })
   return all
 }

@@ -1,9 +1,9 @@
 import { CONTRACT, binding } from './binding'
-import type { JsEvent, NativeEngine as NativeEngineT, NativeGroup as NativeGroupT, NativeSource as NativeSourceT } from './binding'
+import type { JsEvent, NativeEngine as NativeEngineT, NativeGroup as NativeGroupT, NativeMixer as NativeMixerT, NativeSource as NativeSourceT } from './binding'
 import { native } from './errors'
 
-export const { NativeEngine, NativeGroup, NativeSource } = binding
-export type { NativeEngineT, NativeGroupT, NativeSourceT }
+export const { NativeEngine, NativeGroup, NativeMixer, NativeSource } = binding
+export type { NativeEngineT, NativeGroupT, NativeMixerT, NativeSourceT }
 
 /** What a source needs from the engine dispatcher. */
 export interface Dispatchable {

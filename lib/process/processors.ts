@@ -26,12 +26,14 @@ export interface FrameProcessor<Frame = unknown> {
   onCredentialsCleared?(): void
 }
 
-type Kind = 'gain' | 'highPass' | 'resample' | 'denoise' | 'vad'
+type Kind = 'gain' | 'highPass' | 'resample' | 'denoise' | 'vad' | 'echoCancel' | 'autoGain'
 
 let attachOf: (p: NativeProcessor, source: NativeSourceT, index: number) => void
 let detachOf: (p: NativeProcessor, source: NativeSourceT) => void
 /** Test-only fault processors: their mode, which only the binding's spec carries. */
 const faultModes = new WeakMap<NativeProcessor, FaultMode>()
+/** echoCancel: the far-end source and the non-numeric options, which only the spec carries. */
+const echoRefs = new WeakMap<NativeProcessor, { reference: unknown; highPass?: boolean; noiseSuppression?: string }>()
 
 /** Binds a processor to the source it runs in (once: a processor belongs to one source). */
 export function attachProcessor(p: NativeProcessor, source: NativeSourceT, index: number): void {
@@ -43,10 +45,46 @@ export function detachProcessor(p: NativeProcessor, source: NativeSourceT): void
   detachOf(p, source)
 }
 
-/** The spec the binding reads. */
-export function specOf(p: NativeProcessor): Record<string, unknown> {
+/**
+ * The spec the binding reads. `tapIdOf` turns an echoCancel's `reference` (checked by the
+ * caller, which knows `AudioSource`) into the id of that source's reference tap.
+ */
+export function specOf(p: NativeProcessor, tapIdOf?: (reference: unknown) => number): Record<string, unknown> {
   const mode = faultModes.get(p)
-  return mode === undefined ? { kind: p.kind, ...p.options } : { kind: p.kind, ...p.options, mode }
+  if (mode !== undefined) return { kind: p.kind, ...p.options, mode }
+  const echo = echoRefs.get(p)
+  if (echo !== undefined) {
+    if (!tapIdOf) throw new CapstanError('ERR_INVALID_OPTION', 'echoCancel: reference must be an AudioSource')
+    const { reference, ...rest } = echo
+    return { kind: p.kind, ...p.options, ...rest, reference: tapIdOf(reference) }
+  }
+  return { kind: p.kind, ...p.options }
+}
+
+/** Options of `processors.echoCancel()`; limits and defaults are the core's. */
+export interface EchoCancelOptions {
+  /** The far end: the `AudioSource` whose delivered audio (the agent's voice) to cancel. */
+  reference: object
+  /** WebRTC's 80 Hz high-pass before AEC3. @default false */
+  highPass?: boolean
+  /** WebRTC noise suppression inside the canceller. @default 'off' */
+  noiseSuppression?: 'off' | 'low' | 'moderate' | 'high' | 'very-high'
+}
+
+/** Options of `processors.autoGain()`; limits and defaults are the core's. */
+export interface AutoGainOptions {
+  /** Speech RMS level to reach, dBFS (−60..−1). @default -18 */
+  targetDbfs?: number
+  /** Most gain, dB (0..60). @default 30 */
+  maxGainDb?: number
+  /** Most attenuation, dB (0..60). @default 20 */
+  maxAttenuationDb?: number
+  /** Gain slew limit, dB per second (0.1..100). @default 6 */
+  maxGainChangeDbPerSecond?: number
+  /** Peak ceiling after the gain, dBFS (−20..0, at least targetDbfs). @default -1 */
+  limiterDbfs?: number
+  /** Chunks quieter than this (before gain) leave the level estimate alone (−90..−10). @default -50 */
+  speechThresholdDbfs?: number
 }
 
 /**
@@ -115,6 +153,32 @@ export const processors = {
   /** Energy VAD with hysteresis; emits `'vad'` events on the source. */
   vad: (o: { thresholdDb?: number; hysteresisDb?: number; attackMs?: number; hangoverMs?: number } = {}) =>
     new NativeProcessor('vad', numbers('vad', o, ['thresholdDb', 'hysteresisDb', 'attackMs', 'hangoverMs'])),
+  /**
+   * Acoustic echo cancellation (AEC3, WebRTC's, as the pure-Rust `sonora` port) on the
+   * receive side: cancels from this stream what `reference` (an `AudioSource`) actually
+   * delivered, after its processors, tapped on the engine thread at each tick. AEC3
+   * estimates the echo delay itself. `metrics().processors[i].health` reports `erleDb`,
+   * `delayMs`, `echoRemovedDb`, `doubleTalk` and more.
+   */
+  echoCancel: (o: EchoCancelOptions) => {
+    if (o === null || typeof o !== 'object') throw new CapstanError('ERR_INVALID_OPTION', 'echoCancel: options must be an object with reference')
+    for (const k of Object.keys(o)) {
+      if (!['reference', 'highPass', 'noiseSuppression'].includes(k)) throw new CapstanError('ERR_INVALID_OPTION', `echoCancel: unknown option '${k}'`)
+    }
+    if (o.highPass !== undefined && typeof o.highPass !== 'boolean') throw new CapstanError('ERR_INVALID_OPTION', 'echoCancel: highPass must be a boolean')
+    if (o.noiseSuppression !== undefined && typeof o.noiseSuppression !== 'string') {
+      throw new CapstanError('ERR_INVALID_OPTION', 'echoCancel: noiseSuppression must be a string')
+    }
+    const p = new NativeProcessor('echoCancel')
+    echoRefs.set(p, { reference: o.reference, highPass: o.highPass, noiseSuppression: o.noiseSuppression })
+    return p
+  },
+  /** AGC2-style automatic gain (speech level → `targetDbfs`, slew-limited) with a peak limiter. */
+  autoGain: (o: AutoGainOptions = {}) =>
+    new NativeProcessor(
+      'autoGain',
+      numbers('autoGain', o, ['targetDbfs', 'maxGainDb', 'maxAttenuationDb', 'maxGainChangeDbPerSecond', 'limiterDbfs', 'speechThresholdDbfs']),
+    ),
 }
 
 /** What a test-only fault processor does on the chunks its schedule hits. */

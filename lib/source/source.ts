@@ -219,7 +219,14 @@ export class AudioSource extends EventEmitter<AudioSourceEvents> {
     const all = (o.processors ?? []) as unknown[]
     const procs = all.filter((p): p is NativeProcessor => p instanceof NativeProcessor)
     const js = all.filter(isFrameProcessor) as FrameProcessor<AudioFrame>[]
-    this.#native = native(() => new NativeSource(getEngine(), { ...o, processors: procs.map(specOf) as never }))
+    const tapIdOf = (ref: unknown): number => {
+      if (!(ref instanceof AudioSource)) throw new CapstanError('ERR_INVALID_OPTION', 'echoCancel: reference must be an AudioSource')
+      const n = nativeOfSource(ref)
+      if (n.closed) throw new CapstanError('ERR_INVALID_OPTION', 'echoCancel: reference is a closed AudioSource')
+      return native(() => n.referenceTapId())
+    }
+    const specs = procs.map((p) => specOf(p, tapIdOf))
+    this.#native = native(() => new NativeSource(getEngine(), { ...o, processors: specs as never }))
     try {
       procs.forEach((p, i) => attachProcessor(p, this.#native, i))
     } catch (e) {

@@ -105,6 +105,14 @@ export interface ProcessorMetrics {
   consecutiveFailures: number
   overBudget: number
   timeUs: { p50: number; p90: number; p99: number; max: number }
+  /**
+   * What the processor measures, by name (empty for most): `echoCancel` reports `erleDb`,
+   * `erlDb` and `delayMs` (AEC3's own estimates), `echoRemovedDb` (input over output power
+   * while only the far end talks), `doubleTalk` (1 or 0, the last chunk), `doubleTalkMs`,
+   * `referenceMs`, `referenceSkippedMs`; `autoGain` reports `gainDb`, `limiterDb`,
+   * `limitedMs`, `speechLevelDbfs`.
+   */
+  health: Record<string, number>
 }
 
 export interface AudioSourceEvents {

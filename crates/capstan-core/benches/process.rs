@@ -5,7 +5,12 @@
 use std::hint::black_box;
 use std::time::Duration;
 
-use capstan_core::process::{Chain, ChainEvent, Processor, Spec, VadOptions};
+use std::sync::Arc;
+
+use capstan_core::process::{
+  AutoGainOptions, Chain, ChainEvent, EchoCancelOptions, EchoNoiseSuppression, Processor, ReferenceTap, Spec,
+  VadOptions,
+};
 use capstan_core::Format;
 use criterion::{criterion_group, criterion_main, Criterion};
 
@@ -30,7 +35,7 @@ fn processors(c: &mut Criterion) {
   g.measurement_time(Duration::from_secs(2))
     .warm_up_time(Duration::from_millis(500))
     .sample_size(20);
-  let cases: [(&str, u32, Spec); 8] = [
+  let cases: [(&str, u32, Spec); 10] = [
     ("gain_48k", 48_000, Spec::Gain { db: -6.0 }),
     ("high_pass_48k", 48_000, Spec::HighPass { hz: 80.0 }),
     ("resample_48k_to_16k", 48_000, Spec::Resample { to_rate: 16_000 }),
@@ -39,6 +44,8 @@ fn processors(c: &mut Criterion) {
     ("denoise_48k", 48_000, Spec::Denoise),
     ("denoise_16k", 16_000, Spec::Denoise),
     ("vad_48k", 48_000, Spec::Vad(VadOptions::default())),
+    ("auto_gain_48k", 48_000, Spec::AutoGain(AutoGainOptions::default())),
+    ("auto_gain_16k", 16_000, Spec::AutoGain(AutoGainOptions::default())),
   ];
   for (name, rate, spec) in cases {
     let f = Format::new(rate, 1).unwrap();
@@ -82,5 +89,46 @@ fn processors(c: &mut Criterion) {
   g.finish();
 }
 
-criterion_group!(benches, processors);
+/// echoCancel per 10 ms: one reference chunk into the tap (as the far end's clock does) and
+/// one microphone chunk (the reference 60 ms later at half level, over the noise) through
+/// AEC3's render and capture sides.
+fn echo_cancel(c: &mut Criterion) {
+  let mut g = c.benchmark_group("process_10ms");
+  g.measurement_time(Duration::from_secs(3))
+    .warm_up_time(Duration::from_secs(1))
+    .sample_size(20);
+  for (name, rate) in [("echo_cancel_16k", 16_000u32), ("echo_cancel_48k", 48_000)] {
+    let f = Format::new(rate, 1).unwrap();
+    let far = audio(rate);
+    let d = rate as usize * 60 / 1000;
+    let mic: Vec<i16> = (0..far.len())
+      .map(|i| far[(i + far.len() - d) % far.len()] / 2)
+      .collect();
+    let tap = Arc::new(ReferenceTap::new(f));
+    let mut p: Box<dyn Processor> = Spec::EchoCancel(EchoCancelOptions {
+      reference: tap.clone(),
+      high_pass: false,
+      noise_suppression: EchoNoiseSuppression::Off,
+    })
+    .build(f)
+    .unwrap();
+    let mut out = Vec::with_capacity(f.chunk_len());
+    let n = f.chunk_len();
+    let mut k = 0usize;
+    let chunks = far.len() / n;
+    g.bench_function(name, |b| {
+      b.iter(|| {
+        let at = (k % chunks) * n;
+        k += 1;
+        tap.push(&far[at..at + n]);
+        out.clear();
+        p.process(black_box(&mic[at..at + n]), &mut out).unwrap();
+        black_box(&out);
+      })
+    });
+  }
+  g.finish();
+}
+
+criterion_group!(benches, processors, echo_cancel);
 criterion_main!(benches);

@@ -5,7 +5,9 @@ use std::time::Duration;
 
 use crate::error::{CoreError, Result};
 use crate::format::{Format, CHUNK_MS};
-use crate::process::{check_bypass_after, Spec, VadOptions, DEFAULT_BYPASS_AFTER};
+use crate::process::{
+  check_bypass_after, AutoGainOptions, EchoCancelOptions, EchoNoiseSuppression, Spec, VadOptions, DEFAULT_BYPASS_AFTER,
+};
 use crate::queue::Overflow;
 
 /// Queue capacity unless the caller says otherwise.
@@ -170,6 +172,18 @@ pub struct RawProcessor {
   pub hysteresis_db: Option<f64>,
   pub attack_ms: Option<f64>,
   pub hangover_ms: Option<f64>,
+  /// `echoCancel`: the far-end source's reference tap, by its registered id
+  /// ([`reference::register`](crate::process::reference::register)).
+  pub reference: Option<f64>,
+  pub high_pass: Option<bool>,
+  pub noise_suppression: Option<String>,
+  /// `autoGain`.
+  pub target_dbfs: Option<f64>,
+  pub max_gain_db: Option<f64>,
+  pub max_attenuation_db: Option<f64>,
+  pub max_gain_change_db_per_second: Option<f64>,
+  pub limiter_dbfs: Option<f64>,
+  pub speech_threshold_dbfs: Option<f64>,
   /// Test-only (`'__fault'`): see [`Spec::fault`].
   #[doc(hidden)]
   pub mode: Option<String>,
@@ -210,6 +224,37 @@ impl RawProcessor {
           o.hangover_ms = whole("hangoverMs", v)?;
         }
         Spec::Vad(o)
+      }
+      "echoCancel" => {
+        let id = need(self.reference, "reference (the AudioSource whose playout to cancel)")?;
+        let known = id.is_finite() && id >= 1.0 && id.fract() == 0.0;
+        let reference = known
+          .then(|| crate::process::reference::lookup(id as u64))
+          .flatten()
+          .ok_or_else(|| CoreError::InvalidOption("echoCancel: reference is not an open AudioSource".into()))?;
+        Spec::EchoCancel(EchoCancelOptions {
+          reference,
+          high_pass: self.high_pass.unwrap_or(false),
+          noise_suppression: match &self.noise_suppression {
+            Some(s) => EchoNoiseSuppression::parse(s)?,
+            None => EchoNoiseSuppression::Off,
+          },
+        })
+      }
+      "autoGain" => {
+        let d = AutoGainOptions::default();
+        let o = AutoGainOptions {
+          target_dbfs: self.target_dbfs.unwrap_or(d.target_dbfs),
+          max_gain_db: self.max_gain_db.unwrap_or(d.max_gain_db),
+          max_attenuation_db: self.max_attenuation_db.unwrap_or(d.max_attenuation_db),
+          max_gain_change_db_per_second: self
+            .max_gain_change_db_per_second
+            .unwrap_or(d.max_gain_change_db_per_second),
+          limiter_dbfs: self.limiter_dbfs.unwrap_or(d.limiter_dbfs),
+          speech_threshold_dbfs: self.speech_threshold_dbfs.unwrap_or(d.speech_threshold_dbfs),
+        };
+        o.validate()?;
+        Spec::AutoGain(o)
       }
       Spec::FAULT_KIND => Spec::fault(self.mode.as_deref(), self.every_n, self.ms)?,
       k => return Err(CoreError::InvalidOption(format!("unknown native processor '{k}'"))),

@@ -194,7 +194,16 @@ impl Chain {
   }
 
   pub fn stats(&self) -> Vec<ProcessorStats> {
-    self.slots.iter().map(|s| s.ledger.stats()).collect()
+    self
+      .slots
+      .iter()
+      .map(|s| {
+        let mut st = s.ledger.stats();
+        let proc = &s.proc;
+        st.health = catch_unwind(AssertUnwindSafe(|| proc.health())).unwrap_or_default();
+        st
+      })
+      .collect()
   }
 
   /// Runs one 10 ms chunk of the input format through the chain and returns one 10 ms

@@ -131,6 +131,7 @@ impl Ledger {
       p90_us: us(self.time_ns.value_at_quantile(0.9)),
       p99_us: us(self.time_ns.value_at_quantile(0.99)),
       max_us: us(self.time_ns.max()),
+      health: Vec::new(),
     }
   }
 }

@@ -3,19 +3,23 @@
 //!
 //! Every processor is built for its input [`Format`](crate::format::Format) and turns one 10 ms chunk of it into
 //! one 10 ms chunk of its output format; only [`Resample`] changes the format (the rate).
-//! Stages, one file each: [`gain`], [`high_pass`], [`resample`], [`denoise`], [`vad`], and
+//! Stages, one file each: [`gain`], [`high_pass`], [`resample`], [`denoise`], [`vad`],
+//! [`echo_cancel`] (AEC3 against a source's [`reference`] tap), [`auto_gain`], and
 //! the [`chain`] that runs them, and the [`ledger`] that times them and counts their
 //! failures (also for processors that run outside the engine). The [`processor`] contract,
 //! the [`spec`]s callers write and the [`stats`] both chain and ledger report sit apart.
 
+pub mod auto_gain;
 pub mod chain;
 pub mod denoise;
+pub mod echo_cancel;
 #[doc(hidden)]
 pub mod fault;
 pub mod gain;
 pub mod high_pass;
 pub mod ledger;
 pub mod processor;
+pub mod reference;
 pub mod resample;
 #[doc(hidden)]
 pub mod sleep;
@@ -23,12 +27,15 @@ pub mod spec;
 pub mod stats;
 pub mod vad;
 
+pub use auto_gain::{AutoGain, AutoGainOptions};
 pub use chain::Chain;
 pub use denoise::Denoise;
+pub use echo_cancel::{EchoCancel, EchoCancelOptions, EchoNoiseSuppression};
 pub use gain::Gain;
 pub use high_pass::HighPass;
 pub use ledger::{Ledger, Ledgers};
 pub use processor::{Processor, Signal};
+pub use reference::{ReferenceTap, TapCursor};
 pub use resample::Resample;
 pub use spec::Spec;
 pub(crate) use stats::check_bypass_after;

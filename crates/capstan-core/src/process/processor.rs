@@ -30,6 +30,12 @@ pub trait Processor: Send {
     0.0
   }
 
+  /// What the processor measures about the audio (ERLE, delay, gain...), as named numbers
+  /// for `metrics().processors[i].health`; empty for most processors.
+  fn health(&self) -> Vec<(&'static str, f64)> {
+    Vec::new()
+  }
+
   /// A state change noticed by the last `process` call, taken once.
   fn poll_signal(&mut self) -> Option<Signal> {
     None

@@ -1,6 +1,8 @@
 //! Built-in processors as callers describe them, validated when built.
 
+use super::auto_gain::{AutoGain, AutoGainOptions};
 use super::denoise::Denoise;
+use super::echo_cancel::{EchoCancel, EchoCancelOptions};
 use super::fault::{Fault, FaultMode};
 use super::gain::Gain;
 use super::high_pass::HighPass;
@@ -27,6 +29,8 @@ pub enum Spec {
   },
   Denoise,
   Vad(VadOptions),
+  EchoCancel(EchoCancelOptions),
+  AutoGain(AutoGainOptions),
   /// Test-only: passes audio through after sleeping `ms` per chunk.
   #[doc(hidden)]
   Sleep {
@@ -50,6 +54,8 @@ impl Spec {
       Spec::Resample { to_rate } => Box::new(Resample::new(input, *to_rate)?),
       Spec::Denoise => Box::new(Denoise::new(input)?),
       Spec::Vad(o) => Box::new(Vad::new(input, o.clone())?),
+      Spec::EchoCancel(o) => Box::new(EchoCancel::new(input, o.clone())?),
+      Spec::AutoGain(o) => Box::new(AutoGain::new(input, o.clone())?),
       Spec::Sleep { ms } => Box::new(Sleep::new(*ms)),
       Spec::Fault { mode, every_n, ms } => Box::new(Fault::new(*mode, *every_n, *ms)?),
     })

@@ -48,6 +48,8 @@ pub struct ProcessorStats {
   pub p90_us: f64,
   pub p99_us: f64,
   pub max_us: f64,
+  /// The processor's own measurements ([`Processor::health`](super::Processor::health)).
+  pub health: Vec<(&'static str, f64)>,
 }
 
 pub(crate) fn check_bypass_after(bypass_after: u32) -> Result<()> {

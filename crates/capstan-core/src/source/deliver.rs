@@ -99,6 +99,9 @@ pub(super) struct Pass {
   pub(super) idle: bool,
   /// Realtime ticks the sink had no room for, owed to it on the next pass.
   pub(super) owed: u32,
+  /// Realtime ticks that played nothing (underruns, pre-roll, before the first capture):
+  /// the reference tap gets silence for each.
+  pub(super) silent: usize,
 }
 
 impl Source {
@@ -107,6 +110,9 @@ impl Source {
   /// ticks), expire deadlines, judge health, then process and deliver what was taken with
   /// the input side released. Returns whether an unpaced source has more to take now.
   pub fn tick(&self, now: Instant, ticks: u32) -> bool {
+    if let Some(m) = self.mix.get() {
+      self.mix_into(m, ticks);
+    }
     // A pull source without processors has no output side: JavaScript reads the queue.
     if self.opts.consumer == Consumer::Pull && !self.has_chain {
       if let Ok(mut st) = self.input() {
@@ -118,7 +124,12 @@ impl Source {
     }
     // No processors and a discarding sink: the output side has nothing to do, the pass is
     // the input side alone (the common realtime case, kept as cheap as one lock).
-    if !self.has_chain && self.sink_discards.load(Ordering::Relaxed) && !self.sink_requested.load(Ordering::Relaxed) {
+    let tap = self.tap.get();
+    if !self.has_chain
+      && tap.is_none()
+      && self.sink_discards.load(Ordering::Relaxed)
+      && !self.sink_requested.load(Ordering::Relaxed)
+    {
       let Ok(mut guard) = self.input() else {
         return false;
       };
@@ -151,7 +162,7 @@ impl Source {
       }
       let room = out.sink.room();
       // With no processors and a sink that throws audio away, nothing needs copying.
-      let copy = out.chain.is_some() || !out.discards;
+      let copy = out.chain.is_some() || !out.discards || tap.is_some();
       let fills = out.fills_gaps;
       out.batch.clear();
       let owed = std::mem::take(&mut out.owed);
@@ -171,7 +182,7 @@ impl Source {
       }
     }
     // Chunks a discarding sink would drop unprocessed were never copied: nothing to do.
-    if !out.batch.is_empty() || pass.gaps > 0 {
+    if !out.batch.is_empty() || pass.gaps > 0 || (tap.is_some() && pass.silent > 0) {
       self.deliver(&mut out, &pass);
     }
     out.sink.at(pass.end, pass.idle.then_some(now));
@@ -184,6 +195,26 @@ impl Source {
       }
     }
     more
+  }
+
+  /// A mixer output's share of the pass: one mixed chunk per realtime tick, or for an
+  /// unpaced output as many as a pass takes (while an input has audio and there is room).
+  fn mix_into(&self, m: &crate::mix::Mix, ticks: u32) {
+    let n = match self.opts.consumer {
+      Consumer::Realtime => ticks.min(MAX_OWED_TICKS) as usize,
+      _ => {
+        let Ok(st) = self.input() else {
+          return;
+        };
+        MAX_CHUNKS_PER_PASS.min(st.queue.free_chunks())
+      }
+    };
+    for _ in 0..n {
+      let Some(chunk) = m.mix_chunk() else {
+        break;
+      };
+      let _ = self.try_capture(crate::source::FrameRef::i16(&chunk));
+    }
   }
 
   /// Whether delivery may start: the pre-roll is queued, or audio has waited for as long as
@@ -250,6 +281,7 @@ impl Source {
             st.primed = false;
             st.refill_since = None;
           }
+          pass.silent += 1;
           if self.underrun(st) && fills {
             pass.gaps += 1;
           }
@@ -295,6 +327,7 @@ impl Source {
   fn deliver(&self, out: &mut MutexGuard<'_, Output>, pass: &Pass) {
     let len = self.opts.format.chunk_len();
     let copied = !out.batch.is_empty();
+    let tap = self.tap.get();
     debug_assert!(copied || pass.chunks == 0 || out.discards);
     for i in 0..pass.chunks {
       // Closing: the rest of the batch (counted delivered when taken) goes nowhere, so a
@@ -311,6 +344,9 @@ impl Source {
           Some(c) => c.process(chunk, &mut o.events).unwrap_or(chunk),
           None => chunk,
         };
+        if let Some(t) = tap {
+          t.push(audio);
+        }
         if let Err(e) = o.sink.push(audio) {
           o.sink_errors.push(e);
         }
@@ -319,6 +355,9 @@ impl Source {
         self.publish(out);
       }
       MutexGuard::bump(out);
+    }
+    if let Some(t) = tap {
+      t.push_silence(pass.silent);
     }
     for _ in 0..pass.gaps {
       if let Err(e) = out.sink.underrun() {
@@ -548,6 +587,9 @@ impl Source {
       let mut out = Vec::with_capacity(st.chunker.chunk_len());
       let now = Instant::now();
       if self.pop_chunk(st, now, Some(&mut out)) {
+        if let Some(t) = self.tap.get() {
+          t.push(&out);
+        }
         let q = self.queued_ms(st);
         let t = st.health.progress(now, q);
         self.push_transition(st, t);

@@ -44,9 +44,10 @@ use crate::error::{CoreError, Result};
 use crate::events::Bus;
 use crate::format::Format;
 use crate::health::{Health, HealthState, HealthTimes};
+use crate::mix::Mix;
 use crate::options::{Consumer, SourceOptions};
 use crate::outcome::{Outcome, Status};
-use crate::process::{Chain, ProcessorStats};
+use crate::process::{Chain, ProcessorStats, ReferenceTap};
 use crate::queue::ChunkQueue;
 use crate::sink::{Discard, ReaderBuffer, ReaderSink, Sink};
 use crate::wake::Poke;
@@ -183,6 +184,11 @@ pub struct Source {
   has_chain: bool,
   /// `cold.deferred` holds calls that found the input side busy.
   has_deferred: AtomicBool,
+  /// The far-end reference an echo canceller reads (what this source delivered), made on
+  /// first request; from then on every tick's chunk (or silence) is pushed to it.
+  tap: OnceLock<Arc<ReferenceTap>>,
+  /// A mixer output: each clock pass first mixes its inputs into this source's queue.
+  mix: OnceLock<Arc<Mix>>,
   /// Set by `close()` before it looks for the output side, so a clock holding it closes
   /// the sink after its pass.
   closing: AtomicBool,
@@ -284,11 +290,54 @@ impl Source {
         sink_discards: AtomicBool::new(discards),
         has_chain,
         has_deferred: AtomicBool::new(false),
+        tap: OnceLock::new(),
+        mix: OnceLock::new(),
         closing: AtomicBool::new(false),
         stats_wanted: AtomicBool::new(false),
         opts,
       }
     }))
+  }
+
+  /// The reference tap of this source, made on first call: every chunk the source
+  /// delivers from now on (after its processors; silence for a tick with nothing to play)
+  /// is copied into it on the engine thread, for [`EchoCancel`](crate::process::EchoCancel).
+  pub fn reference_tap(&self) -> Arc<ReferenceTap> {
+    self
+      .tap
+      .get_or_init(|| Arc::new(ReferenceTap::new(self.out_format)))
+      .clone()
+  }
+
+  /// Makes this source the output of `mix` (once): from now on each clock pass first mixes
+  /// one chunk per tick (realtime) or up to a pass's worth (unpaced) from the inputs into
+  /// this source's queue, captured as any audio is.
+  pub fn set_mix(&self, mix: Arc<Mix>) -> Result<()> {
+    if mix.format() != self.opts.format {
+      return Err(CoreError::FormatMismatch(
+        "a mixer's output must have the mixer's format".into(),
+      ));
+    }
+    if self.opts.consumer == Consumer::Pull {
+      return Err(CoreError::InvalidOption(
+        "a mixer's output must be a 'realtime' or 'unpaced' source".into(),
+      ));
+    }
+    self
+      .mix
+      .set(mix)
+      .map_err(|_| CoreError::InvalidOption("this source is already a mixer's output".into()))
+  }
+
+  /// The mixer this source is the output of.
+  pub fn mix(&self) -> Option<&Arc<Mix>> {
+    self.mix.get()
+  }
+
+  /// [`reference_tap`](Self::reference_tap), registered: the id an `echoCancel` processor
+  /// spec names it by ([`RawProcessor::reference`](crate::RawProcessor::reference)).
+  pub fn reference_tap_id(&self) -> u64 {
+    crate::process::reference::register(&self.reference_tap())
   }
 
   /// A reader buffer whose wake-up reports `Readable` for this source.
