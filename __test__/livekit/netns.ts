@@ -262,9 +262,13 @@ export function foreignAddresses(text: string): string[] {
 export function clientCode(p: { name?: string; code: number | null; stdout: string; stderr: string }): number | null {
   if (p.code !== 134) return p.code
   const printed = p.stdout.split('\n').some((l) => l.startsWith('{'))
-  const inPeerTeardown = printed && !p.stderr.includes('TEARDOWN_OK') && /malloc|free\(\)|corrupted|double free/.test(p.stderr)
-  if (!inPeerTeardown) return p.code
-  console.warn(`${p.name ?? 'client'}: @livekit/rtc-node aborted in its teardown, after the result (counted as exit 0): ${p.stderr.trim().split('\n').pop()}`)
+  const heap = !p.stderr.includes('TEARDOWN_OK') && /malloc|free\(\)|corrupted|double free/.test(p.stderr)
+  // LiveKit's FFI (rtc-node, the Python SDK) runs a tokio runtime; capstan's addon has none. A
+  // non-unwinding panic on its worker after the result is the peer's teardown (seen once in
+  // the Python avatar at interpreter exit, a process that does not load capstan at all).
+  const ffi = /thread 'tokio-rt-worker'[^\n]*panicked/.test(p.stderr) && /cannot unwind|non-unwinding panic/.test(p.stderr)
+  if (!printed || !(heap || ffi)) return p.code
+  console.warn(`${p.name ?? 'client'}: LiveKit's native client aborted in its teardown, after the result (counted as exit 0): ${p.stderr.trim().split('\n').pop()}`)
   return 0
 }
 
