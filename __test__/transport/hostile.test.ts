@@ -392,6 +392,37 @@ describe('memoryTransports behave like a transport with a buffer (issue 16, item
     expect(m.bytesSent).toBeLessThanOrEqual(1000 * 192 + 64 * 1024 + 15_000)
   })
 
+  it('a plain loop of writes to a reader that keeps up leaves timers their turn', async () => {
+    const [a, b] = memoryTransports()
+    b.onStream('t', (st) => void (async () => { for await (const c of st) void c })())
+    const w = await a.openStream({ to: 'avatar', topic: 't', attributes: {} })
+    let ticks = 0
+    let last = performance.now()
+    let worst = 0
+    const t = setInterval(() => {
+      const now = performance.now()
+      worst = Math.max(worst, now - last)
+      last = now
+      ticks++
+    }, 5)
+    const t0 = performance.now()
+    let writes = 0
+    try {
+      // Bounded by the clock, not a timer: an endless microtask chain would still end here.
+      while (performance.now() - t0 < 1000) {
+        await w.write(new Uint8Array(100))
+        writes++
+      }
+    } finally {
+      clearInterval(t)
+    }
+    expect(writes).toBeGreaterThan(1000)
+    // Before: every write settled as a microtask and the 5 ms timer never ran (0 ticks).
+    expect(ticks).toBeGreaterThan(50)
+    expect(worst).toBeLessThan(100)
+    await w.close()
+  })
+
   it('a stream whose reader has gone takes writes and drops them, never a write that waits forever', async () => {
     const [a, b] = memoryTransports()
     let reader: AsyncIterator<Uint8Array> | undefined

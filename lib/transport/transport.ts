@@ -4,6 +4,9 @@
  * call. `livekitTransport()` (./livekit) speaks it over a LiveKit room; `memoryTransports()`
  * links two in-process peers for tests and local pipelines.
  */
+
+import { turn } from '../internal/fairness'
+
 export interface ByteStreamWriter {
   write(bytes: Uint8Array): Promise<void>
   close(): Promise<void>
@@ -167,6 +170,10 @@ class MemoryEnd implements AudioTransport {
         this.#reach(o.to)
         // Nobody listens to the topic: the bytes go nowhere, as over a network.
         if (heard > 0) await s.push(b.slice())
+        // A write that settles at once shares the turn's budget, as every capstan call does:
+        // a loop of writes to a reader that keeps up must not be an endless microtask chain.
+        const next = turn()
+        if (next) await next
       },
       close: async () => s.end(),
     }
