@@ -86,6 +86,19 @@ export declare class NativeLedger {
   stats(): Array<JsProcessorStats>
 }
 
+export declare class NativeLocalTrack {
+  get sid(): string
+  get name(): string
+  get sampleRate(): number
+  get channels(): number
+  metrics(): JsTrackMetrics
+  /**
+   * Ends the track: the source's output goes nowhere from the clock's next pass (nothing
+   * more is encoded), then the m-line goes inactive in a new offer.
+   */
+  unpublish(): Promise<boolean | JsFailure>
+}
+
 export declare class NativeMixer {
   /** Makes `output` (a realtime or unpaced source) the mixer's output. */
   constructor(output: NativeSource, duck: JsDuckOptions)
@@ -96,6 +109,25 @@ export declare class NativeMixer {
   removeClip(id: number): boolean
   removeInput(sourceId: number): void
   stats(): JsMixStats
+}
+
+export declare class NativeRoom {
+  get join(): JsJoinInfo
+  get closed(): boolean
+  signalStats(): JsSignalStats
+  /** While the room is connected its events hold the event loop open, like a socket. */
+  keepAlive(on: boolean): void
+  /**
+   * Publishes `source` as an Opus track and makes the track its sink: from the clock's
+   * next pass on, its engine thread encodes and queues the packets. A realtime source
+   * only (the engine clock paces the wire); its output rate must be one Opus takes.
+   */
+  publish(source: NativeSource, options?: JsPublishOptions | undefined | null): Promise<NativeLocalTrack | JsFailure>
+  /**
+   * Leaves and ends the session; resolves `true`, or a failure if the goodbye itself
+   * could not be said within the request timeout (the session is ended either way).
+   */
+  close(): Promise<boolean | JsFailure>
 }
 
 export declare class NativeSource {
@@ -297,6 +329,22 @@ export type JsEvent =
   | { kind: 'encoded' }
   | { kind: 'closed' }
 
+/** A failed network call: the crate's stable code and its message. */
+export interface JsFailure {
+  code: string
+  message: string
+}
+
+export interface JsJoinInfo {
+  room: string
+  participantSid: string
+  identity: string
+  serverVersion: string
+  subscriberPrimary: boolean
+  pingIntervalMs: number
+  pingTimeoutMs: number
+}
+
 /** The core's bounds, for JS-side checks that must agree with them. */
 export interface JsLimits {
   minSampleRate: number
@@ -307,6 +355,21 @@ export interface JsLimits {
   maxPrerollMs: number
   /** Every chunk is this long. */
   chunkMs: number
+}
+
+/** The LiveKit client's defaults and bounds, from the crate (TypeScript restates none). */
+export interface JsLiveKitContract {
+  connectTimeoutMs: number
+  requestTimeoutMs: number
+  queuePackets: number
+  maxQueuePackets: number
+  bitratePerChannel: number
+  minBitrate: number
+  maxBitrate: number
+  complexity: number
+  opusSampleRates: Array<number>
+  frameMs: number
+  errorCodes: Array<string>
 }
 
 export interface JsMetrics {
@@ -389,6 +452,30 @@ export interface JsProcessorStats {
   health: Record<string, number>
 }
 
+export interface JsPublishOptions {
+  name?: string
+  bitrate?: number
+  complexity?: number
+}
+
+/**
+ * One room event: `kind` is `track-subscribed`, `track-unpublished`,
+ * `subscriber-connected` or `disconnected` (with `reason`).
+ */
+export interface JsRoomEvent {
+  kind: string
+  trackSid?: string
+  reason?: string
+}
+
+/** What `LiveKitRoom.connect` passes down; checked in the crate (ranges) and here (types). */
+export interface JsRoomOptions {
+  autoSubscribe?: boolean
+  connectTimeoutMs?: number
+  requestTimeoutMs?: number
+  queuePackets?: number
+}
+
 export interface JsSegment {
   index: number
   samples: number
@@ -396,6 +483,13 @@ export interface JsSegment {
   headerPatch?: Uint8Array
   last: boolean
   firstPieceMs?: number
+}
+
+export interface JsSignalStats {
+  pings: number
+  pongs: number
+  rttMs: number
+  badCandidates: number
 }
 
 /** Slot indices of an outcome record (see `capstan_core::outcome::slot`). */
@@ -423,8 +517,32 @@ export interface JsTime {
   max: number
 }
 
+/**
+ * A published track's send path. Bytes: `encodedBytes = sentBytes + queuedBytes +
+ * droppedBytes`; dropped packets are `droppedFull` (the queue to the session was full) or
+ * `droppedUnsent` (the session could not send: not live yet, unpublished, ended).
+ */
+export interface JsTrackMetrics {
+  encodedBytes: number
+  sentBytes: number
+  queuedBytes: number
+  droppedBytes: number
+  encodedPackets: number
+  sentPackets: number
+  droppedFull: number
+  droppedUnsent: number
+}
+
 export interface JsWait {
   p50: number
   p99: number
   max: number
 }
+
+/**
+ * Joins a room. `onEvent` receives every room event on the JS thread; the returned
+ * promise resolves with the room or a failure, within `connectTimeoutMs`.
+ */
+export declare function livekitConnect(url: string, token: string, options: JsRoomOptions | undefined | null, onEvent: (arg: JsRoomEvent) => unknown): Promise<NativeRoom | JsFailure>
+
+export declare function livekitContract(): JsLiveKitContract

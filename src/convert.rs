@@ -16,6 +16,13 @@ use napi_derive::napi;
 /// napi-rs puts into the JS error's `code`.
 pub struct Code(&'static str);
 
+impl Code {
+  /// A code the core does not own (the LiveKit client's, `ERR_INVALID_STATE`).
+  pub fn named(code: &'static str) -> Self {
+    Code(code)
+  }
+}
+
 impl AsRef<str> for Code {
   fn as_ref(&self) -> &str {
     self.0
@@ -115,7 +122,16 @@ impl JsContract {
         count: OUTCOME_SLOTS as u32,
       },
       completion_row: COMPLETION_ROW as u32,
-      error_codes: CoreError::CODES.iter().map(|c| c.to_string()).collect(),
+      error_codes: {
+        // The core's codes, then the LiveKit client's that the core does not have.
+        let mut codes: Vec<String> = CoreError::CODES.iter().map(|c| c.to_string()).collect();
+        for c in capstan_livekit::Error::CODES {
+          if !codes.iter().any(|k| k == c) {
+            codes.push(c.to_string());
+          }
+        }
+        codes
+      },
       defaults: JsDefaults {
         queue_ms: DEFAULT_QUEUE_MS,
         overflow: DEFAULT_OVERFLOW.as_str().into(),

@@ -8,6 +8,7 @@ mod encode;
 mod engine;
 mod group;
 mod ledger;
+mod livekit;
 mod mix;
 mod record;
 mod source;
@@ -16,6 +17,7 @@ pub use encode::NativeEncoded;
 pub use engine::NativeEngine;
 pub use group::NativeGroup;
 pub use ledger::NativeLedger;
+pub use livekit::{NativeLocalTrack, NativeRoom};
 pub use source::NativeSource;
 
 /// The contract TypeScript reads at load instead of restating it: outcome record layout,

@@ -91,7 +91,7 @@ describe('capstan-livekit: a native publisher on a real LiveKit server', () => {
     console.log(JSON.stringify({ audio: sub.audio, pub: { ...pub, role: undefined } }))
   }, 120_000)
 
-  it('refusals are typed errors, not hangs: a bad token is ERR_LIVEKIT_CONNECT (HTTP 401), a track the grant forbids ERR_LIVEKIT_SIGNAL (NOT_ALLOWED)', async () => {
+  it('refusals are typed errors, not hangs: a bad token is ERR_CONNECT (HTTP 401), a track the grant forbids ERR_SIGNAL (NOT_ALLOWED)', async () => {
     const r = await runManyInLivekitNetns(
       [
         { name: 'bad-token', argv: [bin, 'ws://127.0.0.1:7880', 'not.a.token', '1'] },
@@ -102,10 +102,10 @@ describe('capstan-livekit: a native publisher on a real LiveKit server', () => {
     expect(r.timedOut, dump(r)).toBe(false)
     expect(r.procs.map((p) => p.code), dump(r)).toEqual([1, 1])
     const [badToken, noPublish] = r.procs.map((p) => lastJsonLine(p.stdout))
-    expect(badToken).toMatchObject({ ok: false, code: 'ERR_LIVEKIT_CONNECT' })
+    expect(badToken).toMatchObject({ ok: false, code: 'ERR_CONNECT' })
     expect(badToken.error).toMatch(/401/)
     // Joined (the grant allows that), then the AddTrackRequest came back refused (reason 2).
-    expect(noPublish).toMatchObject({ ok: false, code: 'ERR_LIVEKIT_SIGNAL', join: { identity: 'nopub' } })
+    expect(noPublish).toMatchObject({ ok: false, code: 'ERR_SIGNAL', join: { identity: 'nopub' } })
     expect(noPublish.error).toMatch(/refused the track \(reason 2 NOT_ALLOWED\)/)
   }, 90_000)
 })

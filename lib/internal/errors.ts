@@ -11,6 +11,16 @@ export type CapstanErrorCode =
   | 'ERR_ENCODER'
   | 'ERR_TRANSPORT'
   | 'ERR_INVALID_STREAM'
+  /** LiveKit client: the signal connection could not be made (TCP, HTTP upgrade: a bad token is a 401, TLS). */
+  | 'ERR_CONNECT'
+  /** LiveKit client: the server said something unusable, or refused (a track the grant forbids). */
+  | 'ERR_SIGNAL'
+  /** LiveKit client: SDP, ICE, DTLS, SRTP or the UDP socket. */
+  | 'ERR_PEER'
+  /** A bounded network step did not finish in time; the message names it. */
+  | 'ERR_TIMEOUT'
+  /** The call's AbortSignal fired. */
+  | 'ERR_ABORTED'
 
 /** The only thing capstan throws or rejects with; match on `code`, not on `message`. */
 export class CapstanError extends Error {

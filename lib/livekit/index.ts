@@ -1,6 +1,18 @@
 /**
- * `capstan/livekit`: everything that knows LiveKit. Today the transports and the publisher
- * over an `@livekit/rtc-node` Room (an optional peer, loaded only when used).
+ * `capstan/livekit`: everything that knows LiveKit. `LiveKitRoom` is capstan's own client
+ * (pure Rust, no libwebrtc); the transports and `publishToLiveKit` work over an
+ * `@livekit/rtc-node` Room (an optional peer, loaded only when used).
  */
+export {
+  LiveKitRoom,
+  LiveKitTrack,
+  type LiveKitConnectionEvent,
+  type LiveKitConnectionState,
+  type LiveKitRoomEvents,
+  type LiveKitRoomOptions,
+  type LiveKitTrackMetrics,
+  type LiveKitTrackOptions,
+} from './room'
+
 export { livekitTransport, type LiveKitRoomLike } from './transport'
 export { publishToLiveKit, type LiveKitPublishOptions } from './publish'

@@ -24,14 +24,25 @@ pub enum Error {
 }
 
 impl Error {
-  /// A stable code for bindings, in the style of capstan's `ERR_*` codes.
+  /// Every code [`code`](Error::code) gives, for a binding's contract.
+  pub const CODES: [&'static str; 6] = [
+    "ERR_CONNECT",
+    "ERR_SIGNAL",
+    "ERR_PEER",
+    "ERR_TIMEOUT",
+    "ERR_INVALID_STATE",
+    "ERR_INVALID_OPTION",
+  ];
+
+  /// A stable code for bindings, in the style of capstan's `ERR_*` codes (a call on a
+  /// session that has ended is capstan's `ERR_INVALID_STATE`, like any closed object's).
   pub fn code(&self) -> &'static str {
     match self {
-      Error::Connect(_) => "ERR_LIVEKIT_CONNECT",
-      Error::Signal(_) => "ERR_LIVEKIT_SIGNAL",
-      Error::Peer(_) => "ERR_LIVEKIT_PEER",
-      Error::Timeout(_) => "ERR_LIVEKIT_TIMEOUT",
-      Error::Closed => "ERR_LIVEKIT_CLOSED",
+      Error::Connect(_) => "ERR_CONNECT",
+      Error::Signal(_) => "ERR_SIGNAL",
+      Error::Peer(_) => "ERR_PEER",
+      Error::Timeout(_) => "ERR_TIMEOUT",
+      Error::Closed => "ERR_INVALID_STATE",
       Error::InvalidOption(_) => "ERR_INVALID_OPTION",
     }
   }

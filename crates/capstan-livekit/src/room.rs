@@ -38,6 +38,8 @@ pub const SEND_TIMEOUT: Duration = Duration::from_secs(2);
 /// sends 5 s and 15 s).
 pub const DEFAULT_PING_INTERVAL: Duration = Duration::from_secs(5);
 pub const DEFAULT_PING_TIMEOUT: Duration = Duration::from_secs(15);
+/// The most Opus packets a room may queue for its session (200 s at 20 ms).
+pub const MAX_QUEUE_PACKETS: usize = 10_000;
 /// Events waiting for the caller; past it they are dropped and counted.
 pub const EVENT_QUEUE: usize = 64;
 const COMMAND_QUEUE: usize = 16;
@@ -143,7 +145,8 @@ pub struct Room {
   join: JoinInfo,
   cmd: mpsc::Sender<Command>,
   opts: RoomOptions,
-  task: Option<tokio::task::JoinHandle<()>>,
+  /// Taken by the first `close`; later ones find the session gone.
+  task: Mutex<Option<tokio::task::JoinHandle<()>>>,
   sub_up: Arc<AtomicBool>,
   stats: Arc<Mutex<SignalStats>>,
 }
@@ -152,9 +155,9 @@ impl Room {
   /// Joins: signal connection to the JoinResponse, then the publisher connection up to
   /// DTLS connected, all within `opts.connect_timeout`. Events go to the returned receiver.
   pub async fn connect(url: &str, token: &str, opts: RoomOptions) -> Result<(Room, mpsc::Receiver<RoomEvent>)> {
-    if opts.queue_packets == 0 || opts.queue_packets > 10_000 {
+    if opts.queue_packets == 0 || opts.queue_packets > MAX_QUEUE_PACKETS {
       return Err(Error::InvalidOption(format!(
-        "queuePackets must be 1..=10000, got {}",
+        "queuePackets must be 1..={MAX_QUEUE_PACKETS}, got {}",
         opts.queue_packets
       )));
     }
@@ -214,7 +217,7 @@ impl Room {
       join: info,
       cmd: cmd_tx,
       opts,
-      task: Some(task),
+      task: Mutex::new(Some(task)),
       sub_up,
       stats,
     };
@@ -230,6 +233,19 @@ impl Room {
         )))
       }
     }
+  }
+
+  /// Ends the session at once, without a goodbye (the server notices by its ping timeout):
+  /// for a host that is going away and cannot wait, such as a Node environment's cleanup.
+  pub fn abort(&self) {
+    if let Some(task) = self.task.lock().take() {
+      task.abort();
+    }
+  }
+
+  /// Whether the session has ended (closed, left by the server, or failed).
+  pub fn is_closed(&self) -> bool {
+    self.cmd.is_closed()
   }
 
   pub fn join_info(&self) -> &JoinInfo {
@@ -290,13 +306,16 @@ impl Room {
   }
 
   /// Leaves (LeaveRequest, close frame) and ends the session, within the request timeout.
-  pub async fn close(mut self) -> Result<()> {
+  /// Takes `&self` so a binding can share the room with calls still in flight (they fail
+  /// `Closed`); a second close returns at once.
+  pub async fn close(&self) -> Result<()> {
     let (reply, rx) = oneshot::channel();
     let r = match self.request(Command::Close { reply }, rx).await {
       Ok(()) | Err(Error::Closed) => Ok(()),
       Err(e) => Err(e),
     };
-    if let Some(task) = self.task.take() {
+    let task = self.task.lock().take();
+    if let Some(task) = task {
       if tokio::time::timeout(SEND_TIMEOUT, task).await.is_err() {
         return Err(Error::Timeout("session task did not end".into()));
       }

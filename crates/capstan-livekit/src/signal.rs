@@ -256,15 +256,15 @@ mod tests {
     assert!(decode_response(Message::Ping(vec![1].into())).unwrap().is_none());
     assert_eq!(decode_response(Message::Close(None)).unwrap_err(), Error::Closed);
     let junk = decode_response(Message::Binary(vec![0xff, 0xff, 0xff, 0xff, 0x0f].into())).unwrap_err();
-    assert_eq!(junk.code(), "ERR_LIVEKIT_SIGNAL");
+    assert_eq!(junk.code(), "ERR_SIGNAL");
     assert_eq!(
       decode_response(Message::Text("hello".into())).unwrap_err().code(),
-      "ERR_LIVEKIT_SIGNAL"
+      "ERR_SIGNAL"
     );
     // An empty SignalResponse (a message this version does not know) is refused, not skipped silently.
     assert_eq!(
       decode_response(Message::Binary(Vec::new().into())).unwrap_err().code(),
-      "ERR_LIVEKIT_SIGNAL"
+      "ERR_SIGNAL"
     );
   }
 
@@ -285,7 +285,7 @@ mod tests {
     let e = connect(&format!("ws://{addr}"), "a.b.c", false, Duration::from_secs(5))
       .await
       .unwrap_err();
-    assert_eq!(e.code(), "ERR_LIVEKIT_CONNECT", "{e}");
+    assert_eq!(e.code(), "ERR_CONNECT", "{e}");
     assert!(t0.elapsed() < Duration::from_secs(2));
   }
 
@@ -342,7 +342,7 @@ mod tests {
     )
     .await
     .unwrap_err();
-    assert_eq!(e.code(), "ERR_LIVEKIT_SIGNAL", "{e}");
+    assert_eq!(e.code(), "ERR_SIGNAL", "{e}");
     let t0 = std::time::Instant::now();
     let e = connect(
       &format!("ws://{}", server(false).await),
@@ -364,6 +364,6 @@ mod tests {
     let e = connect(&format!("ws://{addr}"), "a.b.c", false, Duration::from_secs(5))
       .await
       .unwrap_err();
-    assert_eq!(e.code(), "ERR_LIVEKIT_CONNECT", "{e}");
+    assert_eq!(e.code(), "ERR_CONNECT", "{e}");
   }
 }

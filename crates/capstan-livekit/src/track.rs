@@ -26,6 +26,9 @@ pub const DEFAULT_QUEUE_PACKETS: usize = 25;
 /// Opus bitrate per channel unless the caller says otherwise (speech and tones alike are
 /// transparent at this rate).
 pub const DEFAULT_BITRATE_PER_CHANNEL: u32 = 32_000;
+/// The bitrates a track may ask for, bps (libopus's own range).
+pub const MIN_BITRATE: u32 = 6_000;
+pub const MAX_BITRATE: u32 = 510_000;
 /// libopus's own default (and the most expensive setting).
 pub const DEFAULT_COMPLEXITY: u8 = 10;
 /// Input rates libopus takes; anything else needs a resampler processor before the sink.
@@ -171,9 +174,9 @@ impl OpusOptions {
         self.format.channels
       )));
     }
-    if !(6_000..=510_000).contains(&self.bitrate_bps) {
+    if !(MIN_BITRATE..=MAX_BITRATE).contains(&self.bitrate_bps) {
       return Err(Error::InvalidOption(format!(
-        "bitrate must be 6000..=510000 bps, got {}",
+        "bitrate must be {MIN_BITRATE}..={MAX_BITRATE} bps, got {}",
         self.bitrate_bps
       )));
     }

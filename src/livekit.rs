@@ -1,0 +1,469 @@
+//! `NativeRoom` and `NativeLocalTrack`: `capstan_livekit`'s session as JavaScript sees it.
+//! Calls that wait on the network return promises run on napi-rs's tokio runtime; they
+//! resolve with the value or a `{ code, message }` failure (napi-rs can only reject async
+//! work with its own statuses, and the codes are the contract). Room events cross on one
+//! weak threadsafe function, one call per event (connection changes and subscriptions,
+//! never audio). Audio never crosses: a published source's engine thread encodes and
+//! queues packets for the session itself.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use capstan_core::sink::Discard;
+use capstan_core::{Consumer, Source};
+use capstan_livekit::{Error as LkError, LiveKitSink, LocalAudioTrack, OpusOptions, Room, RoomEvent, RoomOptions};
+use napi::bindgen_prelude::*;
+use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode};
+use napi_derive::napi;
+use parking_lot::Mutex;
+
+use crate::source::NativeSource;
+
+/// What `LiveKitRoom.connect` passes down; checked in the crate (ranges) and here (types).
+#[napi(object)]
+pub struct JsRoomOptions {
+  pub auto_subscribe: Option<bool>,
+  pub connect_timeout_ms: Option<f64>,
+  pub request_timeout_ms: Option<f64>,
+  pub queue_packets: Option<f64>,
+}
+
+#[napi(object)]
+pub struct JsPublishOptions {
+  pub name: Option<String>,
+  pub bitrate: Option<f64>,
+  pub complexity: Option<f64>,
+}
+
+/// A failed network call: the crate's stable code and its message.
+#[napi(object)]
+pub struct JsFailure {
+  pub code: String,
+  pub message: String,
+}
+
+#[napi(object)]
+pub struct JsJoinInfo {
+  pub room: String,
+  pub participant_sid: String,
+  pub identity: String,
+  pub server_version: String,
+  pub subscriber_primary: bool,
+  pub ping_interval_ms: f64,
+  pub ping_timeout_ms: f64,
+}
+
+/// One room event: `kind` is `track-subscribed`, `track-unpublished`,
+/// `subscriber-connected` or `disconnected` (with `reason`).
+#[napi(object)]
+pub struct JsRoomEvent {
+  pub kind: String,
+  pub track_sid: Option<String>,
+  pub reason: Option<String>,
+}
+
+impl From<RoomEvent> for JsRoomEvent {
+  fn from(e: RoomEvent) -> Self {
+    let (kind, track_sid, reason) = match e {
+      RoomEvent::TrackSubscribed { track_sid } => ("track-subscribed", Some(track_sid), None),
+      RoomEvent::TrackUnpublished { track_sid } => ("track-unpublished", Some(track_sid), None),
+      RoomEvent::SubscriberConnected => ("subscriber-connected", None, None),
+      RoomEvent::Disconnected { reason } => ("disconnected", None, Some(reason)),
+    };
+    JsRoomEvent {
+      kind: kind.into(),
+      track_sid,
+      reason,
+    }
+  }
+}
+
+/// A published track's send path. Bytes: `encodedBytes = sentBytes + queuedBytes +
+/// droppedBytes`; dropped packets are `droppedFull` (the queue to the session was full) or
+/// `droppedUnsent` (the session could not send: not live yet, unpublished, ended).
+#[napi(object)]
+pub struct JsTrackMetrics {
+  pub encoded_bytes: f64,
+  pub sent_bytes: f64,
+  pub queued_bytes: f64,
+  pub dropped_bytes: f64,
+  pub encoded_packets: f64,
+  pub sent_packets: f64,
+  pub dropped_full: f64,
+  pub dropped_unsent: f64,
+}
+
+#[napi(object)]
+pub struct JsSignalStats {
+  pub pings: f64,
+  pub pongs: f64,
+  pub rtt_ms: f64,
+  pub bad_candidates: f64,
+}
+
+type EventFn = ThreadsafeFunction<JsRoomEvent, Unknown<'static>, JsRoomEvent, Status, false, true>;
+
+fn failure(e: LkError) -> JsFailure {
+  JsFailure {
+    code: e.code().into(),
+    message: e.to_string(),
+  }
+}
+
+fn panicked(what: &str) -> JsFailure {
+  JsFailure {
+    code: "ERR_NATIVE_PANIC".into(),
+    message: format!("native panic in {what}"),
+  }
+}
+
+fn invalid(message: String) -> napi::Error<crate::convert::Code> {
+  crate::convert::js_err(capstan_core::CoreError::InvalidOption(message))
+}
+
+/// A whole number of milliseconds in `1..=max`, or the default.
+fn millis(name: &str, v: Option<f64>, default: Duration, max: u64) -> crate::convert::Result<Duration> {
+  match v {
+    None => Ok(default),
+    Some(ms) if ms.fract() == 0.0 && ms >= 1.0 && ms <= max as f64 => Ok(Duration::from_millis(ms as u64)),
+    Some(ms) => Err(invalid(format!(
+      "{name} must be a whole number of ms in 1..={max}, got {ms}"
+    ))),
+  }
+}
+
+/// Runs `work` on the runtime as its own task, so a panic in it is a failure, not an abort.
+async fn guarded<T: Send + 'static>(
+  what: &'static str,
+  work: impl std::future::Future<Output = std::result::Result<T, JsFailure>> + Send + 'static,
+) -> Either<T, JsFailure> {
+  match napi::tokio::spawn(work).await {
+    Ok(Ok(v)) => Either::A(v),
+    Ok(Err(f)) => Either::B(f),
+    Err(_) => Either::B(panicked(what)),
+  }
+}
+
+/// Joins a room. `onEvent` receives every room event on the JS thread; the returned
+/// promise resolves with the room or a failure, within `connectTimeoutMs`.
+#[napi(catch_unwind, ts_return_type = "Promise<NativeRoom | JsFailure>")]
+pub fn livekit_connect<'env>(
+  env: &'env Env,
+  url: String,
+  token: String,
+  options: Option<JsRoomOptions>,
+  on_event: Function<'_, JsRoomEvent, Unknown<'static>>,
+) -> crate::convert::Result<PromiseRaw<'env, Either<NativeRoom, JsFailure>>> {
+  let mut opts = RoomOptions::default();
+  if let Some(o) = options {
+    opts.auto_subscribe = o.auto_subscribe.unwrap_or(false);
+    opts.connect_timeout = millis("connectTimeoutMs", o.connect_timeout_ms, opts.connect_timeout, 600_000)?;
+    opts.request_timeout = millis("requestTimeoutMs", o.request_timeout_ms, opts.request_timeout, 600_000)?;
+    if let Some(q) = o.queue_packets {
+      if q.fract() != 0.0 || !(1.0..=MAX_QUEUE_PACKETS).contains(&q) {
+        return Err(invalid(format!(
+          "queuePackets must be a whole number in 1..=10000, got {q}"
+        )));
+      }
+      opts.queue_packets = q as usize;
+    }
+  }
+  let events: EventFn = on_event
+    .build_threadsafe_function()
+    .weak::<true>()
+    .callee_handled::<false>()
+    .build()
+    .map_err(|e| invalid(e.reason))?;
+  let events = Arc::new(Mutex::new(Some(events)));
+  // Filled once joined: a Node environment that goes away (a worker exiting) takes its
+  // sessions with it instead of leaving them running for nobody.
+  let slot: Arc<Mutex<Option<Arc<Room>>>> = Arc::new(Mutex::new(None));
+  env
+    .add_env_cleanup_hook(slot.clone(), |slot| {
+      if let Some(room) = slot.lock().take() {
+        room.abort();
+      }
+    })
+    .map_err(|e| invalid(e.reason))?;
+  let fut = guarded("connect", async move {
+    let (room, mut rx) = Room::connect(&url, &token, opts).await.map_err(failure)?;
+    let room = Arc::new(room);
+    *slot.lock() = Some(room.clone());
+    let forward = events.clone();
+    napi::tokio::spawn(async move {
+      while let Some(e) = rx.recv().await {
+        let last = matches!(e, RoomEvent::Disconnected { .. });
+        if let Some(f) = forward.lock().as_ref() {
+          f.call(e.into(), ThreadsafeFunctionCallMode::NonBlocking);
+        }
+        if last {
+          break;
+        }
+      }
+      // Released: queued calls still arrive, then nothing holds the loop.
+      forward.lock().take();
+    });
+    let info = room.join_info().clone();
+    Ok(NativeRoom {
+      room,
+      events,
+      info: JsJoinInfo {
+        room: info.room,
+        participant_sid: info.participant_sid,
+        identity: info.identity,
+        server_version: info.server_version,
+        subscriber_primary: info.subscriber_primary,
+        ping_interval_ms: info.ping_interval.as_millis() as f64,
+        ping_timeout_ms: info.ping_timeout.as_millis() as f64,
+      },
+    })
+  });
+  env
+    .spawn_future(async move { Ok(fut.await) })
+    .map_err(|e| invalid(e.reason))
+}
+
+#[napi]
+pub struct NativeRoom {
+  room: Arc<Room>,
+  events: Arc<Mutex<Option<EventFn>>>,
+  info: JsJoinInfo,
+}
+
+#[napi]
+impl NativeRoom {
+  #[napi(getter, catch_unwind)]
+  pub fn join(&self) -> JsJoinInfo {
+    clone_info(&self.info)
+  }
+
+  #[napi(getter, catch_unwind)]
+  pub fn closed(&self) -> bool {
+    self.room.is_closed()
+  }
+
+  #[napi(catch_unwind)]
+  pub fn signal_stats(&self) -> JsSignalStats {
+    let s = self.room.signal_stats();
+    JsSignalStats {
+      pings: s.pings as f64,
+      pongs: s.pongs as f64,
+      rtt_ms: s.rtt_ms as f64,
+      bad_candidates: s.bad_candidates as f64,
+    }
+  }
+
+  /// While the room is connected its events hold the event loop open, like a socket.
+  #[napi]
+  #[allow(deprecated)]
+  pub fn keep_alive(&self, env: Env, on: bool) -> Result<()> {
+    if let Some(f) = self.events.lock().as_mut() {
+      if on {
+        f.refer(&env)?;
+      } else {
+        f.unref(&env)?;
+      }
+    }
+    Ok(())
+  }
+
+  /// Publishes `source` as an Opus track and makes the track its sink: from the clock's
+  /// next pass on, its engine thread encodes and queues the packets. A realtime source
+  /// only (the engine clock paces the wire); its output rate must be one Opus takes.
+  #[napi(catch_unwind, ts_return_type = "Promise<NativeLocalTrack | JsFailure>")]
+  pub fn publish<'env>(
+    &self,
+    env: &'env Env,
+    source: &NativeSource,
+    options: Option<JsPublishOptions>,
+  ) -> crate::convert::Result<PromiseRaw<'env, Either<NativeLocalTrack, JsFailure>>> {
+    let src = source.inner.clone();
+    if src.options().consumer != Consumer::Realtime {
+      return Err(invalid(
+        "a published source must be consumer 'realtime' (the engine clock paces the wire)".into(),
+      ));
+    }
+    if src.is_closed() {
+      return Err(napi::Error::new(
+        crate::convert::Code::named("ERR_INVALID_STATE"),
+        "the source is closed",
+      ));
+    }
+    let o = options.unwrap_or(JsPublishOptions {
+      name: None,
+      bitrate: None,
+      complexity: None,
+    });
+    let mut opus = OpusOptions::new(src.output_format()).map_err(|e| invalid(e.to_string()))?;
+    if let Some(b) = o.bitrate {
+      if b.fract() != 0.0 || !(MIN_BITRATE..=MAX_BITRATE).contains(&b) {
+        return Err(invalid(format!(
+          "bitrate must be a whole number of bps in 6000..=510000, got {b}"
+        )));
+      }
+      opus.bitrate_bps = b as u32;
+    }
+    if let Some(c) = o.complexity {
+      if c.fract() != 0.0 || !(0.0..=10.0).contains(&c) {
+        return Err(invalid(format!("complexity must be a whole number in 0..=10, got {c}")));
+      }
+      opus.complexity = c as u8;
+    }
+    let name = o.name.unwrap_or_else(|| "audio".into());
+    let room = self.room.clone();
+    let fut = guarded("publish", async move {
+      let track = room.publish_audio(&name, opus).await.map_err(failure)?;
+      let sink = match LiveKitSink::new(&track) {
+        Ok(s) => s,
+        Err(e) => {
+          let _ = room.unpublish(&track).await;
+          return Err(failure(e));
+        }
+      };
+      if let Err(e) = src.set_sink(Box::new(sink)) {
+        let _ = room.unpublish(&track).await;
+        return Err(JsFailure {
+          code: e.code().into(),
+          message: e.message().to_string(),
+        });
+      }
+      Ok(NativeLocalTrack {
+        room,
+        track,
+        source: src,
+      })
+    });
+    env
+      .spawn_future(async move { Ok(fut.await) })
+      .map_err(|e| invalid(e.reason))
+  }
+
+  /// Leaves and ends the session; resolves `true`, or a failure if the goodbye itself
+  /// could not be said within the request timeout (the session is ended either way).
+  #[napi(catch_unwind, ts_return_type = "Promise<boolean | JsFailure>")]
+  pub fn close<'env>(&self, env: &'env Env) -> crate::convert::Result<PromiseRaw<'env, Either<bool, JsFailure>>> {
+    let room = self.room.clone();
+    let fut = guarded(
+      "close",
+      async move { room.close().await.map(|_| true).map_err(failure) },
+    );
+    env
+      .spawn_future(async move { Ok(fut.await) })
+      .map_err(|e| invalid(e.reason))
+  }
+}
+
+fn clone_info(i: &JsJoinInfo) -> JsJoinInfo {
+  JsJoinInfo {
+    room: i.room.clone(),
+    participant_sid: i.participant_sid.clone(),
+    identity: i.identity.clone(),
+    server_version: i.server_version.clone(),
+    subscriber_primary: i.subscriber_primary,
+    ping_interval_ms: i.ping_interval_ms,
+    ping_timeout_ms: i.ping_timeout_ms,
+  }
+}
+
+#[napi]
+pub struct NativeLocalTrack {
+  room: Arc<Room>,
+  track: LocalAudioTrack,
+  source: Arc<Source>,
+}
+
+#[napi]
+impl NativeLocalTrack {
+  #[napi(getter, catch_unwind)]
+  pub fn sid(&self) -> String {
+    self.track.sid.clone()
+  }
+
+  #[napi(getter, catch_unwind)]
+  pub fn name(&self) -> String {
+    self.track.name.clone()
+  }
+
+  #[napi(getter, catch_unwind)]
+  pub fn sample_rate(&self) -> u32 {
+    self.track.opus.format.sample_rate
+  }
+
+  #[napi(getter, catch_unwind)]
+  pub fn channels(&self) -> u32 {
+    self.track.opus.format.channels as u32
+  }
+
+  #[napi(catch_unwind)]
+  pub fn metrics(&self) -> JsTrackMetrics {
+    let c = self.track.stats();
+    JsTrackMetrics {
+      encoded_bytes: c.encoded_bytes as f64,
+      sent_bytes: c.sent_bytes as f64,
+      queued_bytes: c.queued_bytes as f64,
+      dropped_bytes: c.dropped_bytes as f64,
+      encoded_packets: c.encoded_packets as f64,
+      sent_packets: c.sent_packets as f64,
+      dropped_full: c.dropped_full as f64,
+      dropped_unsent: c.dropped_unsent as f64,
+    }
+  }
+
+  /// Ends the track: the source's output goes nowhere from the clock's next pass (nothing
+  /// more is encoded), then the m-line goes inactive in a new offer.
+  #[napi(catch_unwind, ts_return_type = "Promise<boolean | JsFailure>")]
+  pub fn unpublish<'env>(&self, env: &'env Env) -> crate::convert::Result<PromiseRaw<'env, Either<bool, JsFailure>>> {
+    let _ = self
+      .source
+      .set_sink(Box::new(Discard::new(self.source.output_format())));
+    let room = self.room.clone();
+    let track = self.track.clone();
+    let fut = guarded("unpublish", async move {
+      room.unpublish(&track).await.map(|_| true).map_err(failure)
+    });
+    env
+      .spawn_future(async move { Ok(fut.await) })
+      .map_err(|e| invalid(e.reason))
+  }
+}
+
+/// The LiveKit client's defaults and bounds, from the crate (TypeScript restates none).
+#[napi(object)]
+pub struct JsLiveKitContract {
+  pub connect_timeout_ms: f64,
+  pub request_timeout_ms: f64,
+  pub queue_packets: f64,
+  pub max_queue_packets: f64,
+  pub bitrate_per_channel: f64,
+  pub min_bitrate: f64,
+  pub max_bitrate: f64,
+  pub complexity: f64,
+  pub opus_sample_rates: Vec<u32>,
+  pub frame_ms: u32,
+  pub error_codes: Vec<String>,
+}
+
+#[napi(catch_unwind)]
+pub fn livekit_contract() -> JsLiveKitContract {
+  use capstan_livekit::room::{DEFAULT_CONNECT_TIMEOUT, DEFAULT_REQUEST_TIMEOUT};
+  use capstan_livekit::track::{
+    DEFAULT_BITRATE_PER_CHANNEL, DEFAULT_COMPLEXITY, DEFAULT_QUEUE_PACKETS, FRAME_MS, OPUS_INPUT_RATES,
+  };
+  JsLiveKitContract {
+    connect_timeout_ms: DEFAULT_CONNECT_TIMEOUT.as_millis() as f64,
+    request_timeout_ms: DEFAULT_REQUEST_TIMEOUT.as_millis() as f64,
+    queue_packets: DEFAULT_QUEUE_PACKETS as f64,
+    max_queue_packets: MAX_QUEUE_PACKETS,
+    bitrate_per_channel: DEFAULT_BITRATE_PER_CHANNEL as f64,
+    min_bitrate: MIN_BITRATE,
+    max_bitrate: MAX_BITRATE,
+    complexity: DEFAULT_COMPLEXITY as f64,
+    opus_sample_rates: OPUS_INPUT_RATES.to_vec(),
+    frame_ms: FRAME_MS,
+    error_codes: LkError::CODES.iter().map(|c| c.to_string()).collect(),
+  }
+}
+
+const MAX_QUEUE_PACKETS: f64 = capstan_livekit::room::MAX_QUEUE_PACKETS as f64;
+const MIN_BITRATE: f64 = capstan_livekit::track::MIN_BITRATE as f64;
+const MAX_BITRATE: f64 = capstan_livekit::track::MAX_BITRATE as f64;
