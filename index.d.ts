@@ -94,7 +94,8 @@ export declare class NativeLocalTrack {
   metrics(): JsTrackMetrics
   /**
    * Ends the track: the source's output goes nowhere from the clock's next pass (nothing
-   * more is encoded), then the m-line goes inactive in a new offer.
+   * more is encoded); once the old sink's last packet is out (bounded), the m-line goes
+   * inactive in a new offer.
    */
   unpublish(): Promise<boolean | JsFailure>
 }

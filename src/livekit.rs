@@ -6,6 +6,7 @@
 //! never audio). Audio never crosses: a published source's engine thread encodes and
 //! queues packets for the session itself.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -320,6 +321,7 @@ impl NativeRoom {
           return Err(failure(e));
         }
       };
+      let sink_closed = sink.closed_flag();
       if let Err(e) = src.set_sink(Box::new(sink)) {
         let _ = room.unpublish(&track).await;
         return Err(JsFailure {
@@ -331,6 +333,7 @@ impl NativeRoom {
         room,
         track,
         source: src,
+        sink_closed,
       })
     });
     env
@@ -370,7 +373,12 @@ pub struct NativeLocalTrack {
   room: Arc<Room>,
   track: LocalAudioTrack,
   source: Arc<Source>,
+  sink_closed: Arc<AtomicBool>,
 }
+
+/// How long a graceful unpublish waits for the sink's last packet to be queued and sent:
+/// the clock swaps sinks within a tick, the session sends within a turn.
+const DRAIN_BOUND: Duration = Duration::from_millis(500);
 
 #[napi]
 impl NativeLocalTrack {
@@ -410,7 +418,8 @@ impl NativeLocalTrack {
   }
 
   /// Ends the track: the source's output goes nowhere from the clock's next pass (nothing
-  /// more is encoded), then the m-line goes inactive in a new offer.
+  /// more is encoded); once the old sink's last packet is out (bounded), the m-line goes
+  /// inactive in a new offer.
   #[napi(catch_unwind, ts_return_type = "Promise<boolean | JsFailure>")]
   pub fn unpublish<'env>(&self, env: &'env Env) -> crate::convert::Result<PromiseRaw<'env, Either<bool, JsFailure>>> {
     let _ = self
@@ -418,7 +427,15 @@ impl NativeLocalTrack {
       .set_sink(Box::new(Discard::new(self.source.output_format())));
     let room = self.room.clone();
     let track = self.track.clone();
+    let closed = self.sink_closed.clone();
     let fut = guarded("unpublish", async move {
+      let until = napi::tokio::time::Instant::now() + DRAIN_BOUND;
+      while (!closed.load(Ordering::Acquire) || track.stats().queued_bytes > 0)
+        && napi::tokio::time::Instant::now() < until
+        && !room.is_closed()
+      {
+        napi::tokio::time::sleep(Duration::from_millis(5)).await;
+      }
       room.unpublish(&track).await.map(|_| true).map_err(failure)
     });
     env

@@ -4,6 +4,9 @@
 //! session without waiting (a full queue drops the packet, counted; see [`crate::track`]).
 //! No JavaScript and no lock shared with the network is on this path.
 
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
 use capstan_core::{Format, Sink};
 
 use crate::error::Result;
@@ -20,6 +23,7 @@ pub struct LiveKitSink {
   framer: OpusFramer,
   packets: PacketSender,
   silence: Vec<i16>,
+  closed: Arc<AtomicBool>,
 }
 
 impl LiveKitSink {
@@ -37,7 +41,14 @@ impl LiveKitSink {
       framer,
       packets,
       silence,
+      closed: Arc::new(AtomicBool::new(false)),
     })
+  }
+
+  /// Set once the sink has closed and queued its last packet (the padded half frame):
+  /// a graceful unpublish waits for it, so the end of the audio is sent, not dropped.
+  pub fn closed_flag(&self) -> Arc<AtomicBool> {
+    self.closed.clone()
   }
 
   pub fn stats(&self) -> Counters {
@@ -82,6 +93,7 @@ impl Sink for LiveKitSink {
     if let Ok(f) = self.framer.finish() {
       self.send(f);
     }
+    self.closed.store(true, Ordering::Release);
   }
 }
 

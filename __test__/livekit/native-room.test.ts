@@ -1,0 +1,111 @@
+// `LiveKitRoom` (capstan/livekit): capstan's own LiveKit client, driven from JavaScript, against
+// a real livekit-server inside a private network namespace (see netns.ts). The publisher
+// processes load no @livekit/rtc-node; the subscribers that check what arrived are rtc-node
+// peers. Fails (never skips) when the server cannot be built or started.
+import { describe, beforeAll, expect, it } from 'vitest'
+
+import { clientCode, fixture, foreignAddresses, interpreterFor, lastJsonLine, livekitServerBinary, runManyInLivekitNetns, type NetnsResult } from './netns'
+
+const dump = (r: NetnsResult) =>
+  `runner: code ${r.code} timedOut ${r.timedOut}\n${r.runnerStderr}\n` +
+  r.procs.map((p) => `--- ${p.name} (code ${p.code})\n${p.stdout.slice(-3000)}\n${p.stderr.slice(-3000)}`).join('\n') +
+  `\n--- server log (tail)\n${r.serverLog.slice(-2000)}`
+
+const SECONDS = 3
+
+describe('LiveKitRoom: native publish to a real server', () => {
+  beforeAll(() => {
+    livekitServerBinary()
+  }, 20 * 60_000)
+
+  it('10 runs of a 440 Hz tone fed as irregular 7..53 ms live frames: an rtc-node subscriber hears it within 2 Hz over the whole span, for 3 s within 5 %, no hole over 20 ms; every byte and sample accounted for', { timeout: 300_000 }, async () => {
+    const r = await runManyInLivekitNetns([{ name: 'runs', argv: [...interpreterFor(fixture('native-jitter-runs.mjs')), '10', String(SECONDS)] }], { timeoutMs: 280_000 })
+    expect(r.timedOut, dump(r)).toBe(false)
+    expect(r.procs[0].code, dump(r)).toBe(0)
+    const { runs } = lastJsonLine(r.procs[0].stdout)
+    expect(runs).toHaveLength(10)
+    console.log(JSON.stringify(runs.map((x: { seed: number; audio: { freqHzWholeSpan: number; toneSeconds: number; longestGapMs: number } }) => [x.seed, x.audio.freqHzWholeSpan, x.audio.toneSeconds, x.audio.longestGapMs])))
+    for (const run of runs) {
+      const what = JSON.stringify(run)
+      expect(Math.abs(run.audio.freqHzWholeSpan - 440), what).toBeLessThanOrEqual(2)
+      expect(Math.abs(run.audio.toneSeconds - SECONDS) / SECONDS, what).toBeLessThanOrEqual(0.05)
+      expect(run.audio.longestGapMs, what).toBeLessThanOrEqual(20)
+      expect(run.endedBy, what).toBe('unpublished')
+      const pub = run.pub
+      expect(pub.join, what).toMatchObject({ identity: 'pub', serverVersion: '1.13.5' })
+      expect(pub.toneSamplesSent, what).toBe(SECONDS * 48_000)
+      // Every capture was taken whole, and the source's law holds with nothing dropped.
+      expect(Object.keys(pub.statuses), what).toEqual(['accepted'])
+      expect(pub.invariant, what).toBe(true)
+      expect(pub.source.dropped, what).toBe(0)
+      expect(pub.source.captured, what).toBe(pub.source.delivered)
+      // Bytes: encoded = sent + queued + dropped; all sent, none dropped.
+      expect(pub.bytes.balanced, what).toBe(true)
+      expect(pub.bytes.droppedBytes, what).toBe(0)
+      expect(pub.bytes.queuedBytes, what).toBe(0)
+      expect(pub.bytes.sentPackets, what).toBe(pub.bytes.encodedPackets)
+      expect(pub.published, what).toBe(false)
+      // The room was closed by the caller; no other state change happened on the way.
+      expect(pub.states, what).toEqual(['disconnected'])
+      expect(pub.signal.pongs, what).toBeGreaterThanOrEqual(1)
+    }
+    expect(foreignAddresses(r.serverLog)).toEqual([])
+  })
+
+  it('faults: refusals, hostile servers, an abort, caller mistakes and the server killed mid-stream all settle with typed codes, and the process exits by itself', { timeout: 120_000 }, async () => {
+    const r = await runManyInLivekitNetns([{ name: 'faults', argv: [...interpreterFor(fixture('native-faults.mjs'))] }], { timeoutMs: 100_000 })
+    expect(r.timedOut, dump(r)).toBe(false)
+    // capstan's own client: its exit code counts as it is, and it must exit by itself.
+    expect(clientCode(r.procs[0]), dump(r)).toBe(0)
+    const f = lastJsonLine(r.procs[0].stdout)
+    expect(f.ok, dump(r)).toBe(true)
+    const c = f.cases
+    const code = (name: string) => [name, c[name]?.code ?? (c[name]?.ok ? 'ok' : c[name])]
+    expect(
+      ['badToken', 'nothingListening', 'noPublishConnect', 'noPublishGrant', 'noPublishClose', 'silentServer', 'httpGarbage', 'signalGarbage', 'aborted', 'abortedBefore', 'unknownConnectOption', 'pullSource', 'closedSource', 'unknownPublishOption', 'badBitrate', 'badRate', 'unpublishTwice', 'publishAfterKill', 'closeAfterKill', 'closeTwice', 'publishAfterClose'].map(code),
+      JSON.stringify(c, null, 1),
+    ).toEqual([
+      ['badToken', 'ERR_CONNECT'],
+      ['nothingListening', 'ERR_CONNECT'],
+      ['noPublishConnect', 'ok'],
+      ['noPublishGrant', 'ERR_SIGNAL'],
+      ['noPublishClose', 'ok'],
+      ['silentServer', 'ERR_TIMEOUT'],
+      ['httpGarbage', 'ERR_CONNECT'],
+      ['signalGarbage', 'ERR_SIGNAL'],
+      ['aborted', 'ERR_ABORTED'],
+      ['abortedBefore', 'ERR_ABORTED'],
+      ['unknownConnectOption', 'ERR_INVALID_OPTION'],
+      ['pullSource', 'ERR_INVALID_OPTION'],
+      ['closedSource', 'ERR_INVALID_STATE'],
+      ['unknownPublishOption', 'ERR_INVALID_OPTION'],
+      ['badBitrate', 'ERR_INVALID_OPTION'],
+      ['badRate', 'ERR_INVALID_OPTION'],
+      ['unpublishTwice', 'ok'],
+      ['publishAfterKill', 'ERR_INVALID_STATE'],
+      ['closeAfterKill', 'ok'],
+      ['closeTwice', 'ok'],
+      ['publishAfterClose', 'ERR_INVALID_STATE'],
+    ])
+    // A server that closes mid-join is a connect or signal failure, never a hang.
+    expect(['ERR_CONNECT', 'ERR_SIGNAL'], JSON.stringify(c.closedMidJoin)).toContain(c.closedMidJoin.code)
+    // Bounded: the silent server takes its connectTimeoutMs (1500), nothing else waits long.
+    expect(c.silentServer.ms).toBeGreaterThanOrEqual(1400)
+    expect(c.silentServer.ms).toBeLessThan(5000)
+    for (const [name, v] of Object.entries(c) as Array<[string, { ms: number }]>) if (name !== 'silentServer') expect(v.ms, name).toBeLessThan(6000)
+    expect(f.unpublished).toBe(true)
+    // The kill: the session saw it within seconds (the WebSocket reset), said why, ended the
+    // track; the bytes still balance, the packet that could not go counted as unsent.
+    expect(f.sentBeforeKill).toBeGreaterThan(5)
+    expect(f.disconnect.state).toBe('disconnected')
+    expect(f.disconnect.reason).toMatch(/signal|ping|peer|publisher/)
+    expect(f.disconnect.reasonGetter).toBe(f.disconnect.reason)
+    expect(f.disconnect.ms).toBeLessThan(20_000)
+    expect(f.trackEnded).toBe(true)
+    expect(f.afterKill.balanced, JSON.stringify(f.afterKill)).toBe(true)
+    expect(f.afterKill.queuedBytes).toBe(0)
+    expect(f.afterKill.droppedBytes).toBe(f.afterKill.encodedBytes - f.afterKill.sentBytes)
+    expect(f.states).toEqual(['disconnected'])
+    expect(r.procs[0].stderr).not.toContain('FORCED_EXIT')
+  })
+})
