@@ -1,6 +1,7 @@
 // What users can reach: every public member of every exported class is documented in
 // docs/API.md, the engine's plumbing is on no public object nor in the published types,
 // and importing `capstan` loads neither integration.
+import { execFile } from 'node:child_process'
 import { readFileSync, readdirSync } from 'node:fs'
 import { EventEmitter } from 'node:events'
 import { join } from 'node:path'
@@ -135,6 +136,42 @@ describe('the public surface', () => {
         if (/source\/source\.d\.ts$|group\.d\.ts$|publish\.d\.ts$|encoded-stream\.d\.ts$/.test(f)) expect(t, `${f}: ${m}`).not.toContain(`    ${m}`)
       }
     }
+  })
+})
+
+describe('the integrations: capstan/livekit and capstan/agents', () => {
+  it('their classes show only documented members (own prototype and static), none is plumbing, and none can be forged', async () => {
+    const script = `
+      const lk = require('capstan/livekit'), ag = require('capstan/agents')
+      const own = (o) => Object.getOwnPropertyNames(o).filter((k) => !['constructor', 'length', 'name', 'prototype'].includes(k))
+      const out = {}
+      for (const [name, C] of Object.entries({ LiveKitRoom: lk.LiveKitRoom, LiveKitTrack: lk.LiveKitTrack, CapstanAudioOutput: ag.CapstanAudioOutput, CapstanAudioInput: ag.CapstanAudioInput })) {
+        out[name] = { proto: own(C.prototype), statics: own(C), symbols: Object.getOwnPropertySymbols(C.prototype).map(String) }
+      }
+      const forge = (C) => { try { new C(Symbol('LiveKitRoom'), {}); return 'made' } catch (e) { return e.code } }
+      out.forged = [forge(lk.LiveKitRoom), forge(lk.LiveKitTrack)]
+      console.log(JSON.stringify(out))`
+    // @livekit/agents is the agents peer's (installed by the test setup), as in the LiveKit suite.
+    const agentsModules = join(ROOT, '__test__', 'livekit', 'peers', 'agents-js', 'node_modules')
+    const r = await new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve) => {
+      execFile(process.execPath, ['-e', script], { cwd: ROOT, timeout: 30_000, env: { ...process.env, NODE_PATH: agentsModules } }, (e, stdout, stderr) =>
+        resolve({ code: e ? ((e as { code?: number }).code ?? 1) : 0, stdout, stderr }),
+      )
+    })
+    expect(r.code, r.stderr).toBe(0)
+    const out = lastJson(r.stdout)
+    const undocumented: string[] = []
+    for (const cls of ['LiveKitRoom', 'LiveKitTrack', 'CapstanAudioOutput', 'CapstanAudioInput']) {
+      const { proto, statics, symbols } = out[cls] as { proto: string[]; statics: string[]; symbols: string[] }
+      expect(proto.length, cls).toBeGreaterThan(0)
+      for (const m of [...proto, ...statics]) {
+        expect(PLUMBING, `${cls}.${m} is plumbing`).not.toContain(m)
+        if (!new RegExp(`\\b${m}\\b`).test(doc)) undocumented.push(`${cls}.${m}`)
+      }
+      for (const sym of symbols) expect(['Symbol(Symbol.asyncDispose)', 'Symbol(nodejs.asyncDispose)', 'Symbol(Symbol.asyncIterator)']).toContain(sym)
+    }
+    expect(undocumented).toEqual([])
+    expect(out.forged).toEqual(['ERR_INVALID_STATE', 'ERR_INVALID_STATE'])
   })
 })
 
