@@ -111,7 +111,7 @@ async fn stand_in(b: Behaviour) -> (String, Arc<Mutex<Seen>>) {
             }
           }
           PeerOutput::Media { rtp_time, data, .. } => seen2.lock().media.push((rtp_time, data)),
-          PeerOutput::Disconnected(_) => {}
+          PeerOutput::Disconnected(_) | PeerOutput::Rtp { .. } => {}
         }
       }
       let far = tokio::time::Instant::now() + Duration::from_secs(3600);
