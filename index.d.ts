@@ -112,10 +112,41 @@ export declare class NativeMixer {
   stats(): JsMixStats
 }
 
+/**
+ * A subscribed remote audio track: decoded 10 ms frames (48 kHz) in a bounded buffer the
+ * session fills on its own; JavaScript reads batches and is woken once per batch.
+ */
+export declare class NativeRemoteTrack {
+  get sid(): string
+  get name(): string
+  get participantSid(): string
+  get participantIdentity(): string
+  get sampleRate(): number
+  get channels(): number
+  /** Up to `maxFrames` whole 10 ms frames, never waiting. */
+  read(maxFrames: number): JsRemoteRead
+  /**
+   * `onWake` runs on the JS thread when a read that found nothing has something to find
+   * (coalesced by the buffer: one call per batch). Weak: it never holds the process.
+   */
+  setWake(onWake: () => unknown): void
+  /** A reader waiting for audio holds the event loop open, like any pending read. */
+  keepAlive(on: boolean): void
+  /** Stops waking JavaScript (the reader is done); the buffer still counts what arrives. */
+  release(): void
+  metrics(): JsRemoteMetrics
+}
+
 export declare class NativeRoom {
   get join(): JsJoinInfo
   get closed(): boolean
   signalStats(): JsSignalStats
+  /** The remote track a `track-subscribed` event announced (once; null if taken or gone). */
+  takeRemoteTrack(trackSid: string): NativeRemoteTrack | null
+  /** The other participants and their audio tracks, as the server last described them. */
+  participants(): Array<JsParticipant>
+  /** Subscribes to (or leaves) a remote track (UpdateSubscription), within the request timeout. */
+  setSubscribed(trackSid: string, subscribed: boolean): Promise<boolean | JsFailure>
   /** While the room is connected its events hold the event loop open, like a socket. */
   keepAlive(on: boolean): void
   /**
@@ -370,6 +401,11 @@ export interface JsLiveKitContract {
   complexity: number
   opusSampleRates: Array<number>
   frameMs: number
+  jitterMs: number
+  minJitterMs: number
+  maxJitterMs: number
+  remoteBufferFrames: number
+  maxRemoteBufferFrames: number
   errorCodes: Array<string>
 }
 
@@ -406,6 +442,13 @@ export interface JsMixStats {
   duckDb: number
   mixedMs: number
   duckedMs: number
+}
+
+export interface JsParticipant {
+  sid: string
+  identity: string
+  name: string
+  audioTracks: Array<JsTrackInfo>
 }
 
 /** A native processor as `processors.gain({ db })` and friends describe it. */
@@ -460,12 +503,54 @@ export interface JsPublishOptions {
 }
 
 /**
- * One room event: `kind` is `track-subscribed`, `track-unpublished`,
- * `subscriber-connected` or `disconnected` (with `reason`).
+ * A remote track's counters. Packets: `packetsReceived = played + duplicate + late +
+ * overflow + discarded + buffered`; 10 ms frames: `decodedFrames + concealedFrames =
+ * readFrames + queuedFrames + droppedFrames`.
+ */
+export interface JsRemoteMetrics {
+  packetsReceived: number
+  bytesReceived: number
+  played: number
+  duplicate: number
+  late: number
+  overflow: number
+  discarded: number
+  buffered: number
+  lost: number
+  fecRecovered: number
+  decodeErrors: number
+  silenceGaps: number
+  resyncs: number
+  decodedFrames: number
+  concealedFrames: number
+  droppedFrames: number
+  readFrames: number
+  queuedFrames: number
+}
+
+/**
+ * `state`: `frames` (with `samples`, interleaved, `frames` whole 10 ms chunks), `empty` (the
+ * wake-up comes when there is more) or `ended` (with `reason`).
+ */
+export interface JsRemoteRead {
+  state: string
+  samples?: Int16Array
+  frames?: number
+  reason?: string
+}
+
+/**
+ * One room event. `kind`: `local-track-subscribed` and `local-track-unpublished` (this
+ * room's tracks), `subscriber-connected`, `participant-joined` / `participant-left`,
+ * `track-published` / `track-unpublished` (remote tracks in the room), `track-subscribed`
+ * (take the track with `takeRemoteTrack(trackSid)`), `track-ended`, and `disconnected`.
  */
 export interface JsRoomEvent {
   kind: string
   trackSid?: string
+  participantSid?: string
+  identity?: string
+  name?: string
   reason?: string
 }
 
@@ -475,6 +560,8 @@ export interface JsRoomOptions {
   connectTimeoutMs?: number
   requestTimeoutMs?: number
   queuePackets?: number
+  jitterMs?: number
+  remoteBufferFrames?: number
 }
 
 export interface JsSegment {
@@ -516,6 +603,13 @@ export interface JsTime {
   p90: number
   p99: number
   max: number
+}
+
+export interface JsTrackInfo {
+  sid: string
+  name: string
+  stereo: boolean
+  muted: boolean
 }
 
 /**

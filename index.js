@@ -841,6 +841,7 @@ module.exports.NativeGroup = nativeBinding.NativeGroup
 module.exports.NativeLedger = nativeBinding.NativeLedger
 module.exports.NativeLocalTrack = nativeBinding.NativeLocalTrack
 module.exports.NativeMixer = nativeBinding.NativeMixer
+module.exports.NativeRemoteTrack = nativeBinding.NativeRemoteTrack
 module.exports.NativeRoom = nativeBinding.NativeRoom
 module.exports.NativeSource = nativeBinding.NativeSource
 module.exports.contract = nativeBinding.contract

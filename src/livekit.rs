@@ -6,12 +6,14 @@
 //! never audio). Audio never crosses: a published source's engine thread encodes and
 //! queues packets for the session itself.
 
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use capstan_core::sink::Discard;
 use capstan_core::{Consumer, Source};
+use capstan_livekit::remote::{ReadRemote, RemoteAudioTrack};
 use capstan_livekit::{Error as LkError, LiveKitSink, LocalAudioTrack, OpusOptions, Room, RoomEvent, RoomOptions};
 use napi::bindgen_prelude::*;
 use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode};
@@ -27,6 +29,8 @@ pub struct JsRoomOptions {
   pub connect_timeout_ms: Option<f64>,
   pub request_timeout_ms: Option<f64>,
   pub queue_packets: Option<f64>,
+  pub jitter_ms: Option<f64>,
+  pub remote_buffer_frames: Option<f64>,
 }
 
 #[napi(object)]
@@ -54,27 +58,89 @@ pub struct JsJoinInfo {
   pub ping_timeout_ms: f64,
 }
 
-/// One room event: `kind` is `track-subscribed`, `track-unpublished`,
-/// `subscriber-connected` or `disconnected` (with `reason`).
+/// One room event. `kind`: `local-track-subscribed` and `local-track-unpublished` (this
+/// room's tracks), `subscriber-connected`, `participant-joined` / `participant-left`,
+/// `track-published` / `track-unpublished` (remote tracks in the room), `track-subscribed`
+/// (take the track with `takeRemoteTrack(trackSid)`), `track-ended`, and `disconnected`.
 #[napi(object)]
 pub struct JsRoomEvent {
   pub kind: String,
   pub track_sid: Option<String>,
+  pub participant_sid: Option<String>,
+  pub identity: Option<String>,
+  pub name: Option<String>,
   pub reason: Option<String>,
+}
+
+fn event(kind: &str) -> JsRoomEvent {
+  JsRoomEvent {
+    kind: kind.into(),
+    track_sid: None,
+    participant_sid: None,
+    identity: None,
+    name: None,
+    reason: None,
+  }
 }
 
 impl From<RoomEvent> for JsRoomEvent {
   fn from(e: RoomEvent) -> Self {
-    let (kind, track_sid, reason) = match e {
-      RoomEvent::TrackSubscribed { track_sid } => ("track-subscribed", Some(track_sid), None),
-      RoomEvent::TrackUnpublished { track_sid } => ("track-unpublished", Some(track_sid), None),
-      RoomEvent::SubscriberConnected => ("subscriber-connected", None, None),
-      RoomEvent::Disconnected { reason } => ("disconnected", None, Some(reason)),
-    };
-    JsRoomEvent {
-      kind: kind.into(),
-      track_sid,
-      reason,
+    match e {
+      RoomEvent::TrackSubscribed { track_sid } => JsRoomEvent {
+        track_sid: Some(track_sid),
+        ..event("local-track-subscribed")
+      },
+      RoomEvent::TrackUnpublished { track_sid } => JsRoomEvent {
+        track_sid: Some(track_sid),
+        ..event("local-track-unpublished")
+      },
+      RoomEvent::SubscriberConnected => event("subscriber-connected"),
+      RoomEvent::ParticipantJoined { sid, identity, name } => JsRoomEvent {
+        participant_sid: Some(sid),
+        identity: Some(identity),
+        name: Some(name),
+        ..event("participant-joined")
+      },
+      RoomEvent::ParticipantLeft { sid, identity, reason } => JsRoomEvent {
+        participant_sid: Some(sid),
+        identity: Some(identity),
+        reason: Some(reason),
+        ..event("participant-left")
+      },
+      RoomEvent::RemoteTrackPublished {
+        participant_sid,
+        track_sid,
+        name,
+      } => JsRoomEvent {
+        participant_sid: Some(participant_sid),
+        track_sid: Some(track_sid),
+        name: Some(name),
+        ..event("track-published")
+      },
+      RoomEvent::RemoteTrackUnpublished {
+        participant_sid,
+        track_sid,
+      } => JsRoomEvent {
+        participant_sid: Some(participant_sid),
+        track_sid: Some(track_sid),
+        ..event("track-unpublished")
+      },
+      RoomEvent::RemoteTrackSubscribed(t) => JsRoomEvent {
+        participant_sid: Some(t.participant_sid),
+        identity: Some(t.participant_identity),
+        track_sid: Some(t.sid),
+        name: Some(t.name),
+        ..event("track-subscribed")
+      },
+      RoomEvent::RemoteTrackEnded { track_sid, reason } => JsRoomEvent {
+        track_sid: Some(track_sid),
+        reason: Some(reason),
+        ..event("track-ended")
+      },
+      RoomEvent::Disconnected { reason } => JsRoomEvent {
+        reason: Some(reason),
+        ..event("disconnected")
+      },
     }
   }
 }
@@ -168,6 +234,19 @@ pub fn livekit_connect<'env>(
       }
       opts.queue_packets = q as usize;
     }
+    // Ranges are the crate's (checked in `Room::connect`); here only whole numbers.
+    if let Some(ms) = o.jitter_ms {
+      if ms.fract() != 0.0 || ms < 0.0 {
+        return Err(invalid(format!("jitterMs must be a whole number of ms, got {ms}")));
+      }
+      opts.jitter_delay = Duration::from_millis(ms as u64);
+    }
+    if let Some(n) = o.remote_buffer_frames {
+      if n.fract() != 0.0 || n < 0.0 {
+        return Err(invalid(format!("remoteBufferFrames must be a whole number, got {n}")));
+      }
+      opts.remote_buffer_chunks = n as usize;
+    }
   }
   let events: EventFn = on_event
     .build_threadsafe_function()
@@ -191,9 +270,15 @@ pub fn livekit_connect<'env>(
     let room = Arc::new(room);
     *slot.lock() = Some(room.clone());
     let forward = events.clone();
+    let remotes: Remotes = Arc::new(Mutex::new(HashMap::new()));
+    let held = remotes.clone();
     napi::tokio::spawn(async move {
       while let Some(e) = rx.recv().await {
         let last = matches!(e, RoomEvent::Disconnected { .. });
+        if let RoomEvent::RemoteTrackSubscribed(t) = &e {
+          // Held until JavaScript takes it: its audio waits in its own bounded buffer.
+          held.lock().insert(t.sid.clone(), t.clone());
+        }
         if let Some(f) = forward.lock().as_ref() {
           f.call(e.into(), ThreadsafeFunctionCallMode::NonBlocking);
         }
@@ -208,6 +293,7 @@ pub fn livekit_connect<'env>(
     Ok(NativeRoom {
       room,
       events,
+      remotes,
       info: JsJoinInfo {
         room: info.room,
         participant_sid: info.participant_sid,
@@ -228,8 +314,12 @@ pub fn livekit_connect<'env>(
 pub struct NativeRoom {
   room: Arc<Room>,
   events: Arc<Mutex<Option<EventFn>>>,
+  remotes: Remotes,
   info: JsJoinInfo,
 }
+
+/// Subscribed remote tracks announced to JavaScript and not yet taken.
+type Remotes = Arc<Mutex<HashMap<String, RemoteAudioTrack>>>;
 
 #[napi]
 impl NativeRoom {
@@ -252,6 +342,61 @@ impl NativeRoom {
       rtt_ms: s.rtt_ms as f64,
       bad_candidates: s.bad_candidates as f64,
     }
+  }
+
+  /// The remote track a `track-subscribed` event announced (once; null if taken or gone).
+  #[napi(catch_unwind)]
+  pub fn take_remote_track(&self, track_sid: String) -> Option<NativeRemoteTrack> {
+    self.remotes.lock().remove(&track_sid).map(|track| NativeRemoteTrack {
+      track,
+      wake: Mutex::new(None),
+    })
+  }
+
+  /// The other participants and their audio tracks, as the server last described them.
+  #[napi(catch_unwind)]
+  pub fn participants(&self) -> Vec<JsParticipant> {
+    self
+      .room
+      .participants()
+      .into_iter()
+      .map(|p| JsParticipant {
+        sid: p.sid,
+        identity: p.identity,
+        name: p.name,
+        audio_tracks: p
+          .audio_tracks
+          .into_iter()
+          .map(|t| JsTrackInfo {
+            sid: t.sid,
+            name: t.name,
+            stereo: t.stereo,
+            muted: t.muted,
+          })
+          .collect(),
+      })
+      .collect()
+  }
+
+  /// Subscribes to (or leaves) a remote track (UpdateSubscription), within the request timeout.
+  #[napi(catch_unwind, ts_return_type = "Promise<boolean | JsFailure>")]
+  pub fn set_subscribed<'env>(
+    &self,
+    env: &'env Env,
+    track_sid: String,
+    subscribed: bool,
+  ) -> crate::convert::Result<PromiseRaw<'env, Either<bool, JsFailure>>> {
+    let room = self.room.clone();
+    let fut = guarded("setSubscribed", async move {
+      room
+        .set_subscribed(&track_sid, subscribed)
+        .await
+        .map(|_| true)
+        .map_err(failure)
+    });
+    env
+      .spawn_future(async move { Ok(fut.await) })
+      .map_err(|e| invalid(e.reason))
   }
 
   /// While the room is connected its events hold the event loop open, like a socket.
@@ -457,6 +602,11 @@ pub struct JsLiveKitContract {
   pub complexity: f64,
   pub opus_sample_rates: Vec<u32>,
   pub frame_ms: u32,
+  pub jitter_ms: f64,
+  pub min_jitter_ms: f64,
+  pub max_jitter_ms: f64,
+  pub remote_buffer_frames: f64,
+  pub max_remote_buffer_frames: f64,
   pub error_codes: Vec<String>,
 }
 
@@ -477,6 +627,11 @@ pub fn livekit_contract() -> JsLiveKitContract {
     complexity: DEFAULT_COMPLEXITY as f64,
     opus_sample_rates: OPUS_INPUT_RATES.to_vec(),
     frame_ms: FRAME_MS,
+    jitter_ms: capstan_livekit::jitter::DEFAULT_DELAY.as_millis() as f64,
+    min_jitter_ms: capstan_livekit::jitter::MIN_DELAY.as_millis() as f64,
+    max_jitter_ms: capstan_livekit::jitter::MAX_DELAY.as_millis() as f64,
+    remote_buffer_frames: capstan_livekit::remote::DEFAULT_BUFFER_CHUNKS as f64,
+    max_remote_buffer_frames: capstan_livekit::remote::MAX_BUFFER_CHUNKS as f64,
     error_codes: LkError::CODES.iter().map(|c| c.to_string()).collect(),
   }
 }
@@ -484,3 +639,188 @@ pub fn livekit_contract() -> JsLiveKitContract {
 const MAX_QUEUE_PACKETS: f64 = capstan_livekit::room::MAX_QUEUE_PACKETS as f64;
 const MIN_BITRATE: f64 = capstan_livekit::track::MIN_BITRATE as f64;
 const MAX_BITRATE: f64 = capstan_livekit::track::MAX_BITRATE as f64;
+
+#[napi(object)]
+pub struct JsTrackInfo {
+  pub sid: String,
+  pub name: String,
+  pub stereo: bool,
+  pub muted: bool,
+}
+
+#[napi(object)]
+pub struct JsParticipant {
+  pub sid: String,
+  pub identity: String,
+  pub name: String,
+  pub audio_tracks: Vec<JsTrackInfo>,
+}
+
+/// A remote track's counters. Packets: `packetsReceived = played + duplicate + late +
+/// overflow + discarded + buffered`; 10 ms frames: `decodedFrames + concealedFrames =
+/// readFrames + queuedFrames + droppedFrames`.
+#[napi(object)]
+pub struct JsRemoteMetrics {
+  pub packets_received: f64,
+  pub bytes_received: f64,
+  pub played: f64,
+  pub duplicate: f64,
+  pub late: f64,
+  pub overflow: f64,
+  pub discarded: f64,
+  pub buffered: f64,
+  pub lost: f64,
+  pub fec_recovered: f64,
+  pub decode_errors: f64,
+  pub silence_gaps: f64,
+  pub resyncs: f64,
+  pub decoded_frames: f64,
+  pub concealed_frames: f64,
+  pub dropped_frames: f64,
+  pub read_frames: f64,
+  pub queued_frames: f64,
+}
+
+/// `state`: `frames` (with `samples`, interleaved, `frames` whole 10 ms chunks), `empty` (the
+/// wake-up comes when there is more) or `ended` (with `reason`).
+#[napi(object)]
+pub struct JsRemoteRead {
+  pub state: String,
+  pub samples: Option<Int16Array>,
+  pub frames: Option<u32>,
+  pub reason: Option<String>,
+}
+
+type WakeFn = ThreadsafeFunction<(), Unknown<'static>, (), Status, false, true>;
+
+/// A subscribed remote audio track: decoded 10 ms frames (48 kHz) in a bounded buffer the
+/// session fills on its own; JavaScript reads batches and is woken once per batch.
+#[napi]
+pub struct NativeRemoteTrack {
+  track: RemoteAudioTrack,
+  wake: Mutex<Option<Arc<Mutex<WakeFn>>>>,
+}
+
+#[napi]
+impl NativeRemoteTrack {
+  #[napi(getter, catch_unwind)]
+  pub fn sid(&self) -> String {
+    self.track.sid.clone()
+  }
+
+  #[napi(getter, catch_unwind)]
+  pub fn name(&self) -> String {
+    self.track.name.clone()
+  }
+
+  #[napi(getter, catch_unwind)]
+  pub fn participant_sid(&self) -> String {
+    self.track.participant_sid.clone()
+  }
+
+  #[napi(getter, catch_unwind)]
+  pub fn participant_identity(&self) -> String {
+    self.track.participant_identity.clone()
+  }
+
+  #[napi(getter, catch_unwind)]
+  pub fn sample_rate(&self) -> u32 {
+    self.track.format.sample_rate
+  }
+
+  #[napi(getter, catch_unwind)]
+  pub fn channels(&self) -> u32 {
+    self.track.format.channels as u32
+  }
+
+  /// Up to `maxFrames` whole 10 ms frames, never waiting.
+  #[napi(catch_unwind)]
+  pub fn read(&self, max_frames: u32) -> JsRemoteRead {
+    match self.track.audio.read(max_frames.max(1) as usize) {
+      ReadRemote::Chunks(samples, n) => JsRemoteRead {
+        state: "frames".into(),
+        samples: Some(Int16Array::new(samples)),
+        frames: Some(n as u32),
+        reason: None,
+      },
+      ReadRemote::Empty => JsRemoteRead {
+        state: "empty".into(),
+        samples: None,
+        frames: None,
+        reason: None,
+      },
+      ReadRemote::Ended => JsRemoteRead {
+        state: "ended".into(),
+        samples: None,
+        frames: None,
+        reason: self.track.audio.ended(),
+      },
+    }
+  }
+
+  /// `onWake` runs on the JS thread when a read that found nothing has something to find
+  /// (coalesced by the buffer: one call per batch). Weak: it never holds the process.
+  #[napi(catch_unwind)]
+  pub fn set_wake(&self, on_wake: Function<'_, (), Unknown<'static>>) -> crate::convert::Result<()> {
+    let f: WakeFn = on_wake
+      .build_threadsafe_function()
+      .weak::<true>()
+      .callee_handled::<false>()
+      .build()
+      .map_err(|e| invalid(e.reason))?;
+    let f = Arc::new(Mutex::new(f));
+    let call = f.clone();
+    self.track.audio.set_notify(Some(Arc::new(move || {
+      call.lock().call((), ThreadsafeFunctionCallMode::NonBlocking);
+    })));
+    *self.wake.lock() = Some(f);
+    Ok(())
+  }
+
+  /// A reader waiting for audio holds the event loop open, like any pending read.
+  #[napi]
+  #[allow(deprecated)]
+  pub fn keep_alive(&self, env: Env, on: bool) -> Result<()> {
+    if let Some(f) = self.wake.lock().as_ref() {
+      let mut f = f.lock();
+      if on {
+        f.refer(&env)?;
+      } else {
+        f.unref(&env)?;
+      }
+    }
+    Ok(())
+  }
+
+  /// Stops waking JavaScript (the reader is done); the buffer still counts what arrives.
+  #[napi(catch_unwind)]
+  pub fn release(&self) {
+    self.track.audio.set_notify(None);
+    self.wake.lock().take();
+  }
+
+  #[napi(catch_unwind)]
+  pub fn metrics(&self) -> JsRemoteMetrics {
+    let s = self.track.audio.stats();
+    JsRemoteMetrics {
+      packets_received: s.packets_received as f64,
+      bytes_received: s.bytes_received as f64,
+      played: s.played as f64,
+      duplicate: s.duplicate as f64,
+      late: s.late as f64,
+      overflow: s.overflow as f64,
+      discarded: s.discarded as f64,
+      buffered: s.buffered as f64,
+      lost: s.lost as f64,
+      fec_recovered: s.fec_recovered as f64,
+      decode_errors: s.decode_errors as f64,
+      silence_gaps: s.silence_gaps as f64,
+      resyncs: s.resyncs as f64,
+      decoded_frames: s.decoded_chunks as f64,
+      concealed_frames: s.concealed_chunks as f64,
+      dropped_frames: s.dropped_chunks as f64,
+      read_frames: s.read_chunks as f64,
+      queued_frames: s.queued_chunks as f64,
+    }
+  }
+}

@@ -4,8 +4,11 @@
  * `@livekit/rtc-node` Room (an optional peer, loaded only when used).
  */
 export {
+  LiveKitRemoteTrack,
   LiveKitRoom,
   LiveKitTrack,
+  type LiveKitParticipant,
+  type LiveKitRemoteMetrics,
   type LiveKitConnectionEvent,
   type LiveKitConnectionState,
   type LiveKitRoomEvents,

@@ -1,10 +1,13 @@
 import { EventEmitter } from 'node:events'
 
-import { binding, type JsFailure, type JsRoomEvent, type NativeLocalTrack, type NativeRoom } from '../internal/binding'
+import { binding, type JsFailure, type JsRoomEvent, type NativeLocalTrack, type NativeRemoteTrack, type NativeRoom } from '../internal/binding'
 import { CapstanError, describe, native, type CapstanErrorCode } from '../internal/errors'
 import { asyncDispose } from '../internal/symbols'
 import { readOptions } from '../internal/validate'
 import { nativeOf, type AudioSource } from '../source/source'
+import { AudioFrame } from '../source/frame'
+import { AudioStream, type AudioStreamOptions } from '../source/stream'
+import { processors } from '../process/processors'
 import { LIVEKIT_CONTRACT } from './defaults'
 
 /**
@@ -28,6 +31,10 @@ export interface LiveKitRoomOptions {
   requestTimeoutMs?: number
   /** Opus packets queued for the session across the room's tracks; past it they drop, counted. Default 25. */
   queuePackets?: number
+  /** Remote tracks: from a packet's arrival to its playout, ms (20..1000). Default 60. */
+  jitterMs?: number
+  /** Remote tracks: decoded 10 ms frames held for a reader; past it the oldest drop, counted. Default 50. */
+  remoteBufferFrames?: number
   /** Aborts the join: the promise rejects `ERR_ABORTED` and a session that came up is left. */
   signal?: AbortSignal
 }
@@ -57,13 +64,57 @@ export interface LiveKitTrackMetrics {
   droppedUnsent: number
 }
 
-export interface LiveKitRoomEvents {
-  connection: [LiveKitConnectionEvent]
-  /** A remote participant subscribed to one of this room's published tracks. */
-  'track-subscribed': [{ trackSid: string }]
+/** Another participant, as the server last described it. */
+export interface LiveKitParticipant {
+  sid: string
+  identity: string
+  name: string
+  audioTracks: Array<{ sid: string; name: string; stereo: boolean; muted: boolean }>
 }
 
-const CONNECT_KEYS = ['autoSubscribe', 'connectTimeoutMs', 'requestTimeoutMs', 'queuePackets', 'signal'] as const satisfies ReadonlyArray<keyof LiveKitRoomOptions>
+/**
+ * A remote track's counters. Packets: `packetsReceived = played + duplicate + late +
+ * overflow + discarded + buffered`. Frames (10 ms): `decodedFrames + concealedFrames =
+ * readFrames + queuedFrames + droppedFrames`. `lost` counts playout slots with no packet
+ * (each concealed by Opus PLC, or recovered from the next packet's FEC: `fecRecovered`).
+ */
+export interface LiveKitRemoteMetrics {
+  packetsReceived: number
+  bytesReceived: number
+  played: number
+  duplicate: number
+  late: number
+  overflow: number
+  discarded: number
+  buffered: number
+  lost: number
+  fecRecovered: number
+  decodeErrors: number
+  silenceGaps: number
+  resyncs: number
+  decodedFrames: number
+  concealedFrames: number
+  droppedFrames: number
+  readFrames: number
+  queuedFrames: number
+}
+
+export interface LiveKitRoomEvents {
+  connection: [LiveKitConnectionEvent]
+  /** A remote audio track is subscribed: read it with `remote.stream(options)`. */
+  track: [LiveKitRemoteTrack]
+  /** A subscribed remote track ended (`unsubscribed`, `unpublished`, `participant left`, `room closed: …`). */
+  'track-ended': [{ trackSid: string; reason: string }]
+  /** A remote participant published (or ended) an audio track: `setSubscribed` takes it when `autoSubscribe` is off. */
+  'track-published': [{ participantSid: string; trackSid: string; name: string }]
+  'track-unpublished': [{ participantSid: string; trackSid: string }]
+  'participant-joined': [{ sid: string; identity: string; name: string }]
+  'participant-left': [{ sid: string; identity: string; reason: string }]
+  /** A remote participant subscribed to one of this room's published tracks. */
+  'local-track-subscribed': [{ trackSid: string }]
+}
+
+const CONNECT_KEYS = ['autoSubscribe', 'connectTimeoutMs', 'requestTimeoutMs', 'queuePackets', 'jitterMs', 'remoteBufferFrames', 'signal'] as const satisfies ReadonlyArray<keyof LiveKitRoomOptions>
 const PUBLISH_KEYS = ['name', 'bitrate', 'complexity'] as const satisfies ReadonlyArray<keyof LiveKitTrackOptions>
 
 function isFailure(v: unknown): v is JsFailure {
@@ -88,6 +139,7 @@ let makeRoom: (n: NativeRoom) => LiveKitRoom
 let roomEvent: (room: LiveKitRoom, e: JsRoomEvent) => void
 let makeTrack: (n: NativeLocalTrack, forget: () => void) => LiveKitTrack
 let endTrack: (t: LiveKitTrack) => void
+let makeRemote: (n: NativeRemoteTrack) => LiveKitRemoteTrack
 
 /**
  * A room joined by capstan's own LiveKit client (`crates/capstan-livekit`: signal, ICE,
@@ -115,6 +167,8 @@ export class LiveKitRoom extends EventEmitter<LiveKitRoomEvents> {
     checkType('connectTimeoutMs', o.connectTimeoutMs, 'number')
     checkType('requestTimeoutMs', o.requestTimeoutMs, 'number')
     checkType('queuePackets', o.queuePackets, 'number')
+    checkType('jitterMs', o.jitterMs, 'number')
+    checkType('remoteBufferFrames', o.remoteBufferFrames, 'number')
     const signal = o.signal as AbortSignal | undefined
     if (signal !== undefined && !(signal instanceof AbortSignal)) throw new CapstanError('ERR_INVALID_OPTION', 'signal must be an AbortSignal')
     if (signal?.aborted) throw new CapstanError('ERR_ABORTED', 'the join was aborted before it started')
@@ -127,7 +181,14 @@ export class LiveKitRoom extends EventEmitter<LiveKitRoomEvents> {
       binding.livekitConnect(
         url,
         token,
-        { autoSubscribe: o.autoSubscribe as boolean | undefined, connectTimeoutMs: o.connectTimeoutMs as number | undefined, requestTimeoutMs: o.requestTimeoutMs as number | undefined, queuePackets: o.queuePackets as number | undefined },
+        {
+          autoSubscribe: o.autoSubscribe as boolean | undefined,
+          connectTimeoutMs: o.connectTimeoutMs as number | undefined,
+          requestTimeoutMs: o.requestTimeoutMs as number | undefined,
+          queuePackets: o.queuePackets as number | undefined,
+          jitterMs: o.jitterMs as number | undefined,
+          remoteBufferFrames: o.remoteBufferFrames as number | undefined,
+        },
         onEvent,
       ),
     )
@@ -180,6 +241,20 @@ export class LiveKitRoom extends EventEmitter<LiveKitRoomEvents> {
     return this.#reason
   }
 
+  /** The other participants and their audio tracks. */
+  get participants(): LiveKitParticipant[] {
+    return native(() => this.#native.participants())
+  }
+
+  /** Subscribes to (or leaves) a remote track; a subscribed one comes as a `'track'` event. */
+  async setSubscribed(trackSid: string, subscribed: boolean): Promise<void> {
+    if (typeof trackSid !== 'string' || trackSid.length === 0) throw new CapstanError('ERR_INVALID_OPTION', 'trackSid must be a non-empty string')
+    if (typeof subscribed !== 'boolean') throw new CapstanError('ERR_INVALID_OPTION', 'subscribed must be a boolean')
+    if (this.#state === 'disconnected') throw new CapstanError('ERR_INVALID_STATE', 'the room is disconnected')
+    const r = await native(() => this.#native.setSubscribed(trackSid, subscribed))
+    if (isFailure(r)) throw failed(r)
+  }
+
   /** Ping/pong round trips and trickle counters of the signal connection. */
   signalStats(): { pings: number; pongs: number; rttMs: number; badCandidates: number } {
     return native(() => this.#native.signalStats())
@@ -227,9 +302,30 @@ export class LiveKitRoom extends EventEmitter<LiveKitRoomEvents> {
   }
 
   #event(e: JsRoomEvent): void {
+    const sid = e.trackSid ?? ''
     switch (e.kind) {
-      case 'track-subscribed':
-        this.emit('track-subscribed', { trackSid: e.trackSid ?? '' })
+      case 'local-track-subscribed':
+        this.emit('local-track-subscribed', { trackSid: sid })
+        break
+      case 'track-subscribed': {
+        const n = native(() => this.#native.takeRemoteTrack(sid))
+        if (n) this.emit('track', makeRemote(n))
+        break
+      }
+      case 'track-ended':
+        this.emit('track-ended', { trackSid: sid, reason: e.reason ?? '' })
+        break
+      case 'track-published':
+        this.emit('track-published', { participantSid: e.participantSid ?? '', trackSid: sid, name: e.name ?? '' })
+        break
+      case 'track-unpublished':
+        this.emit('track-unpublished', { participantSid: e.participantSid ?? '', trackSid: sid })
+        break
+      case 'participant-joined':
+        this.emit('participant-joined', { sid: e.participantSid ?? '', identity: e.identity ?? '', name: e.name ?? '' })
+        break
+      case 'participant-left':
+        this.emit('participant-left', { sid: e.participantSid ?? '', identity: e.identity ?? '', reason: e.reason ?? '' })
         break
       case 'disconnected':
         this.#ended(e.reason ?? 'disconnected')
@@ -303,5 +399,104 @@ export class LiveKitTrack {
   #end(): void {
     if (!this.#published) return
     void this.unpublish().catch(() => {})
+  }
+}
+
+/** Frames per native read: a batch is at most this much audio (10 ms each). */
+const READ_FRAMES = 50
+
+const STREAM_KEYS = ['sampleRate', 'channels', 'processors', 'queueFrames', 'autoClose', 'processorBypassAfter', 'processorBudgetMs'] as const satisfies ReadonlyArray<keyof AudioStreamOptions>
+
+/** Mono to stereo (copied) or stereo to mono (averaged). */
+function remix(x: Int16Array, from: number, to: number): Int16Array {
+  if (from === to) return x
+  const frames = x.length / from
+  const out = new Int16Array(frames * to)
+  if (from === 1) for (let i = 0; i < frames; i++) out[2 * i] = out[2 * i + 1] = x[i]
+  else for (let i = 0; i < frames; i++) out[i] = (x[2 * i] + x[2 * i + 1]) >> 1
+  return out
+}
+
+/**
+ * A subscribed remote audio track. The session decodes it on its own (jitter buffer, Opus
+ * with loss concealment) into exact 10 ms frames at 48 kHz in a bounded buffer;
+ * `stream()` reads them in batches, woken once per batch, never per packet.
+ */
+export class LiveKitRemoteTrack {
+  readonly #native: NativeRemoteTrack
+  #streamed = false
+  readonly sid: string
+  readonly name: string
+  readonly participantSid: string
+  readonly participantIdentity: string
+  /** What the track carries: 48000 Hz, 1 or 2 channels. */
+  readonly sampleRate: number
+  readonly channels: number
+
+  static {
+    makeRemote = (n) => new LiveKitRemoteTrack(TOKEN, n)
+  }
+
+  private constructor(token: symbol, n: NativeRemoteTrack) {
+    if (token !== TOKEN) throw new CapstanError('ERR_INVALID_STATE', "remote tracks come from a LiveKitRoom's 'track' event")
+    this.#native = n
+    this.sid = n.sid
+    this.name = n.name
+    this.participantSid = n.participantSid
+    this.participantIdentity = n.participantIdentity
+    this.sampleRate = n.sampleRate
+    this.channels = n.channels
+  }
+
+  /**
+   * The track as a capstan `AudioStream`: `sampleRate` other than 48000 puts the engine's
+   * resampler first, then `processors` (native on engine threads, then JS); `channels` 1 or
+   * 2 (mixed down or copied up); `queueFrames` bounds the stream's own queue. Once per track.
+   * The stream ends when the track does (after what was buffered is read).
+   */
+  stream(options: AudioStreamOptions): AudioStream {
+    const o = readOptions('LiveKitRemoteTrack.stream', options, STREAM_KEYS) as Partial<AudioStreamOptions>
+    if (o.channels !== 1 && o.channels !== 2) throw new CapstanError('ERR_INVALID_OPTION', `channels must be 1 or 2, got ${describe(o.channels)}`)
+    if (typeof o.sampleRate !== 'number') throw new CapstanError('ERR_INVALID_OPTION', `sampleRate must be a number, got ${describe(o.sampleRate)}`)
+    if (this.#streamed) throw new CapstanError('ERR_INVALID_STATE', 'this remote track is already streamed')
+    const pre = o.sampleRate === this.sampleRate ? [] : [processors.resample({ toRate: o.sampleRate })]
+    const s = new AudioStream(this.#frames(o.channels), { ...o, sampleRate: this.sampleRate, channels: o.channels, processors: [...pre, ...(o.processors ?? [])] })
+    this.#streamed = true
+    return s
+  }
+
+  metrics(): LiveKitRemoteMetrics {
+    return native(() => this.#native.metrics())
+  }
+
+  async *#frames(channels: number): AsyncGenerator<AudioFrame> {
+    const n = this.#native
+    let wake: (() => void) | undefined
+    native(() =>
+      n.setWake(() => {
+        const w = wake
+        wake = undefined
+        w?.()
+      }),
+    )
+    try {
+      for (;;) {
+        const r = native(() => n.read(READ_FRAMES))
+        if (r.state === 'frames') {
+          yield new AudioFrame(remix(r.samples!, this.channels, channels), this.sampleRate, channels)
+          continue
+        }
+        if (r.state === 'ended') return
+        // Empty: the buffer wakes us once when there is more (or the end).
+        n.keepAlive(true)
+        try {
+          await new Promise<void>((resolve) => (wake = resolve))
+        } finally {
+          n.keepAlive(false)
+        }
+      }
+    } finally {
+      native(() => n.release())
+    }
   }
 }

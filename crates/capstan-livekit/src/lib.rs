@@ -13,7 +13,9 @@
 //! source's clock already paces chunks at 10 ms, so the wire is paced by the engine.
 
 pub mod error;
+pub mod jitter;
 pub mod peer;
+pub mod remote;
 pub mod room;
 pub mod signal;
 pub mod sink;
@@ -21,6 +23,8 @@ pub mod token;
 pub mod track;
 
 pub use error::{Error, Result};
+pub use jitter::{JitterOptions, PacketCounters};
+pub use remote::{ReadRemote, RemoteAudio, RemoteAudioTrack, RemoteParticipant, RemoteStats, RemoteTrackInfo};
 pub use room::{JoinInfo, LocalAudioTrack, Room, RoomEvent, RoomOptions, SignalStats};
 pub use sink::LiveKitSink;
 pub use token::{access_token, Grants};

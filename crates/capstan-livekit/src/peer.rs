@@ -10,8 +10,11 @@
 //! The subscriber connection is the server's: it offers, [`Subscriber`] answers. A
 //! participant that may subscribe gets it first (`subscriber_primary`), and the server counts
 //! the participant active only once that connection is up (livekit-server removes one still
-//! joining after a minute), so even a client that only publishes must answer it. Stage 1
-//! takes no media on it; it carries the server's data channels.
+//! joining after a minute), so even a client that only publishes must answer it. It carries
+//! the server's data channels and the remote tracks this client subscribes to, taken in
+//! str0m's RTP mode: every packet as it arrives, with its sequence number, so reordering
+//! and loss are the jitter buffer's to judge (see [`crate::jitter`]), not held back by
+//! str0m's frame reassembly (which waits up to a second for a missing audio packet).
 
 use std::net::SocketAddr;
 use std::ops::{Deref, DerefMut};
@@ -51,10 +54,20 @@ pub enum PeerOutput {
   },
   Connected,
   Disconnected(String),
-  /// A media frame that arrived (subscriber side; the session takes none in stage 1), with
-  /// its RTP time in the codec's clock, extended to 64 bits.
+  /// A media frame that arrived on a connection in frame mode, with its RTP time in the
+  /// codec's clock, extended to 64 bits.
   Media {
     mid: Mid,
+    rtp_time: u64,
+    data: Vec<u8>,
+  },
+  /// An RTP packet that arrived on a connection in RTP mode (the [`Subscriber`]): extended
+  /// sequence number and RTP time, payload without the header; `mid` none if str0m knows
+  /// no m-line for its SSRC.
+  Rtp {
+    mid: Option<Mid>,
+    pt: Pt,
+    seq: u64,
     rtp_time: u64,
     data: Vec<u8>,
   },
@@ -71,11 +84,17 @@ pub struct Pc {
 impl Pc {
   /// A connection whose one host candidate is the UDP socket the session bound at `local`.
   pub fn new(local: SocketAddr, now: Instant) -> Result<Self> {
+    Self::with_mode(local, now, false)
+  }
+
+  /// `rtp_mode`: incoming media as [`PeerOutput::Rtp`] packets (no writing then).
+  pub fn with_mode(local: SocketAddr, now: Instant, rtp_mode: bool) -> Result<Self> {
     let mut rtc = Rtc::builder()
       .clear_codecs()
       // Opus only, without RED: tracks are announced with `disable_red`, so the server
-      // expects plain Opus.
+      // expects plain Opus (and a subscriber that answers without RED gets plain Opus).
       .enable_opus(true, false)
+      .set_rtp_mode(rtp_mode)
       .build(now);
     let c = Candidate::host(local, "udp").map_err(|e| Error::Peer(format!("host candidate {local}: {e}")))?;
     rtc
@@ -179,6 +198,21 @@ impl Pc {
           rtp_time: m.time.numer(),
           data: m.data.to_vec(),
         }),
+        Output::Event(Event::RtpPacket(p)) => {
+          let ssrc = p.header.ssrc;
+          let mid = p
+            .header
+            .ext_vals
+            .mid
+            .or_else(|| self.rtc.direct_api().stream_rx(&ssrc).map(|s| s.mid()));
+          out.push(PeerOutput::Rtp {
+            mid,
+            pt: p.header.payload_type,
+            seq: *p.seq_no,
+            rtp_time: p.time.numer(),
+            data: p.payload.to_vec(),
+          })
+        }
         Output::Event(_) => {}
       }
     }
@@ -366,9 +400,17 @@ impl DerefMut for Subscriber {
 }
 
 impl Subscriber {
+  /// In frame mode: what a stand-in for the server uses to receive a publisher's frames.
   pub fn new(local: SocketAddr, now: Instant) -> Result<Self> {
     Ok(Subscriber {
       pc: Pc::new(local, now)?,
+    })
+  }
+
+  /// In RTP mode: the client's subscriber connection (see the module doc).
+  pub fn new_rtp(local: SocketAddr, now: Instant) -> Result<Self> {
+    Ok(Subscriber {
+      pc: Pc::with_mode(local, now, true)?,
     })
   }
 
@@ -378,6 +420,41 @@ impl Subscriber {
     let answer = self.pc.rtc.sdp_api().accept_offer(offer)?;
     Ok(answer.to_sdp_string())
   }
+}
+
+/// The audio m-lines of an offer: mid, whether the offerer sends on it (`sendonly` or
+/// `sendrecv`), and its msid track id (LiveKit's is the track sid; its stream id is
+/// `participant_sid|track_sid`, taken when the track id is missing).
+pub fn audio_mlines(sdp: &str) -> Vec<(String, bool, Option<String>)> {
+  let mut out = Vec::new();
+  let mut cur: Option<(Option<String>, bool, Option<String>)> = None;
+  let flush = |c: Option<(Option<String>, bool, Option<String>)>, out: &mut Vec<_>| {
+    if let Some((Some(mid), sends, track)) = c {
+      out.push((mid, sends, track));
+    }
+  };
+  for line in sdp.lines().map(str::trim) {
+    if let Some(m) = line.strip_prefix("m=") {
+      flush(cur.take(), &mut out);
+      // The session default (sendrecv) until the m-line says otherwise.
+      cur = m.starts_with("audio ").then_some((None, true, None));
+    } else if let Some(c) = cur.as_mut() {
+      if let Some(mid) = line.strip_prefix("a=mid:") {
+        c.0 = Some(mid.to_string());
+      } else if let Some(msid) = line.strip_prefix("a=msid:") {
+        let mut parts = msid.split_whitespace();
+        let stream = parts.next().unwrap_or("");
+        c.2 = parts
+          .next()
+          .map(str::to_string)
+          .or_else(|| stream.split_once('|').map(|(_, t)| t.to_string()));
+      } else if line == "a=recvonly" || line == "a=inactive" {
+        c.1 = false;
+      }
+    }
+  }
+  flush(cur, &mut out);
+  out
 }
 
 /// `{"candidate": "candidate:…", "sdpMid": "0", "sdpMLineIndex": 0}`: the server applies it
@@ -442,10 +519,7 @@ mod tests {
       !publ.add_remote_candidate(r#"{"candidate":""}"#).unwrap(),
       "end of candidates is skipped"
     );
-    assert_eq!(
-      publ.add_remote_candidate("nope").unwrap_err().code(),
-      "ERR_LIVEKIT_SIGNAL"
-    );
+    assert_eq!(publ.add_remote_candidate("nope").unwrap_err().code(), "ERR_SIGNAL");
 
     let first = publ.offer().unwrap().unwrap();
     assert!(
@@ -459,7 +533,7 @@ mod tests {
     assert!(publ.negotiating() && publ.offer().unwrap().is_none());
     assert_eq!(
       publ.accept_answer("v=0", first.id + 7).unwrap_err().code(),
-      "ERR_LIVEKIT_SIGNAL"
+      "ERR_SIGNAL"
     );
     let answer = srv.accept_offer(&first.sdp).unwrap();
     assert!(publ.accept_answer(&answer, first.id).unwrap().is_empty());

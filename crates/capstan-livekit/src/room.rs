@@ -3,10 +3,24 @@
 //! the network. Callers talk to it through a bounded command queue; every call has a
 //! deadline; audio reaches it through the track's packet queue (see [`crate::track`]).
 //!
-//! Stage 1 publishes: the join asks for no auto-subscription. A token that lets the
-//! participant subscribe makes the server lead with the subscriber connection
-//! (`subscriber_primary` in the join); the session answers it (see [`crate::peer`]) and takes
-//! no media on it yet.
+//! A token that lets the participant subscribe makes the server lead with the subscriber
+//! connection (`subscriber_primary` in the join); the session answers it (see
+//! [`crate::peer`]) and, with `auto_subscribe` (or [`Room::set_subscribed`]), receives the
+//! remote audio tracks the server offers on it.
+//!
+//! Receive: the session keeps the other participants (the join's `other_participants`,
+//! then every `ParticipantUpdate`) and maps each audio m-line of the server's offers to a
+//! track sid (the offer's `mid_to_track_id`, which livekit-server fills from its down
+//! tracks, else the m-line's msid). A mapped m-line whose track a known participant
+//! publishes becomes a [`RemoteAudioTrack`]; its RTP goes into that track's
+//! [`JitterBuffer`], which the session drains into the track's [`RemoteAudio`].
+//!
+//! The playout clock is a 10 ms tokio interval in this session task, armed only while a
+//! remote track exists: packets arrive in this task, so the jitter buffers need no lock and
+//! no hand-off per packet, and each buffer computes the chunks due from its own wall-clock
+//! anchor, so a tick that comes late catches up rather than drifts. (A dedicated thread
+//! would give steadier ticks but put a queue or a lock on every packet; the reader's
+//! buffer, 500 ms by default, absorbs the tick jitter.)
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
@@ -24,7 +38,11 @@ use tokio::net::UdpSocket;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::error::{Error, Result};
-use crate::peer::{PeerOutput, Publisher, Subscriber};
+use crate::jitter::{JitterBuffer, JitterOptions, DEFAULT_DELAY};
+use crate::peer::{audio_mlines, PeerOutput, Publisher, Subscriber};
+use crate::remote::{
+  check_capacity, RemoteAudio, RemoteAudioTrack, RemoteParticipant, RemoteTrackInfo, DEFAULT_BUFFER_CHUNKS,
+};
 use crate::signal;
 use crate::track::{OpusOptions, OpusPacket, PacketSender, TrackStats, DEFAULT_QUEUE_PACKETS};
 
@@ -55,6 +73,10 @@ pub struct RoomOptions {
   pub request_timeout: Duration,
   /// Opus packets queued for the session across the room's tracks.
   pub queue_packets: usize,
+  /// Remote tracks: from a packet's arrival to its playout (20..=1000 ms).
+  pub jitter_delay: Duration,
+  /// Remote tracks: decoded 10 ms chunks held for the reader (1..=6000).
+  pub remote_buffer_chunks: usize,
 }
 
 impl Default for RoomOptions {
@@ -64,6 +86,8 @@ impl Default for RoomOptions {
       connect_timeout: DEFAULT_CONNECT_TIMEOUT,
       request_timeout: DEFAULT_REQUEST_TIMEOUT,
       queue_packets: DEFAULT_QUEUE_PACKETS,
+      jitter_delay: DEFAULT_DELAY,
+      remote_buffer_chunks: DEFAULT_BUFFER_CHUNKS,
     }
   }
 }
@@ -90,6 +114,10 @@ pub struct SignalStats {
   pub rtt_ms: i64,
   /// Trickled candidates that did not parse (skipped).
   pub bad_candidates: u64,
+  /// Subscriber RTP on an m-line with no remote track (not mapped, or unsubscribed).
+  pub unrouted_packets: u64,
+  /// Events dropped because the caller's queue was full.
+  pub dropped_events: u64,
 }
 
 /// Things the session tells the caller.
@@ -101,6 +129,32 @@ pub enum RoomEvent {
   TrackUnpublished { track_sid: String },
   /// The subscriber connection (the server's, see [`crate::peer`]) is up.
   SubscriberConnected,
+  /// Another participant is in the room (also sent for each one already there at the join).
+  ParticipantJoined {
+    sid: String,
+    identity: String,
+    name: String,
+  },
+  /// A participant left; `reason` is the server's `DisconnectReason` name.
+  ParticipantLeft {
+    sid: String,
+    identity: String,
+    reason: String,
+  },
+  /// A remote participant published an audio track (subscribe with
+  /// [`Room::set_subscribed`] when not auto-subscribing).
+  RemoteTrackPublished {
+    participant_sid: String,
+    track_sid: String,
+    name: String,
+  },
+  /// A remote participant's audio track is gone from the room.
+  RemoteTrackUnpublished { participant_sid: String, track_sid: String },
+  /// A remote audio track is subscribed: its audio arrives in `track.audio`.
+  RemoteTrackSubscribed(RemoteAudioTrack),
+  /// A subscribed remote track ended: `unsubscribed`, `unpublished`, `participant left`,
+  /// `room closed: …`. Its audio buffer can still be read out, then says `Ended`.
+  RemoteTrackEnded { track_sid: String, reason: String },
   /// The session ended: the caller closed it, the server left, or a bound passed.
   Disconnected { reason: String },
 }
@@ -136,6 +190,11 @@ enum Command {
     cid: String,
     reply: oneshot::Sender<Result<()>>,
   },
+  SetSubscribed {
+    track_sid: String,
+    subscribe: bool,
+    reply: oneshot::Sender<Result<()>>,
+  },
   Close {
     reply: oneshot::Sender<()>,
   },
@@ -149,6 +208,8 @@ pub struct Room {
   task: Mutex<Option<tokio::task::JoinHandle<()>>>,
   sub_up: Arc<AtomicBool>,
   stats: Arc<Mutex<SignalStats>>,
+  participants: Arc<Mutex<HashMap<String, RemoteParticipant>>>,
+  remote_tracks: Arc<Mutex<HashMap<String, RemoteAudioTrack>>>,
 }
 
 impl Room {
@@ -161,6 +222,8 @@ impl Room {
         opts.queue_packets
       )));
     }
+    let jitter = JitterOptions::new(opts.jitter_delay)?;
+    check_capacity(opts.remote_buffer_chunks)?;
     let deadline = tokio::time::Instant::now() + opts.connect_timeout;
     let (ws, join) = signal::connect(url, token, opts.auto_subscribe, opts.connect_timeout).await?;
     let secs = |s: i32, d: Duration| if s > 0 { Duration::from_secs(s as u64) } else { d };
@@ -188,6 +251,8 @@ impl Room {
     let (ready_tx, ready_rx) = oneshot::channel();
     let sub_up = Arc::new(AtomicBool::new(false));
     let stats = Arc::new(Mutex::new(SignalStats::default()));
+    let participants = Arc::new(Mutex::new(HashMap::new()));
+    let remote_tracks = Arc::new(Mutex::new(HashMap::new()));
     let (sink, stream) = ws.split();
     let session = Session {
       info: info.clone(),
@@ -211,6 +276,15 @@ impl Room {
       sub: None,
       sub_socket: None,
       early_sub_candidates: Vec::new(),
+      others: join.other_participants,
+      participants: participants.clone(),
+      versions: HashMap::new(),
+      remote_tracks: remote_tracks.clone(),
+      remote: HashMap::new(),
+      mids: HashMap::new(),
+      off: std::collections::HashSet::new(),
+      jitter,
+      remote_chunks: opts.remote_buffer_chunks,
     };
     let task = tokio::spawn(session.run());
     let room = Room {
@@ -220,6 +294,8 @@ impl Room {
       task: Mutex::new(Some(task)),
       sub_up,
       stats,
+      participants,
+      remote_tracks,
     };
     match tokio::time::timeout_at(deadline, ready_rx).await {
       Ok(Ok(Ok(()))) => Ok((room, ev_rx)),
@@ -261,6 +337,38 @@ impl Room {
   /// join said `subscriber_primary`).
   pub fn subscriber_connected(&self) -> bool {
     self.sub_up.load(Ordering::Acquire)
+  }
+
+  /// The other participants now, with their published audio tracks.
+  pub fn participants(&self) -> Vec<RemoteParticipant> {
+    let mut v: Vec<_> = self.participants.lock().values().cloned().collect();
+    v.sort_by(|a, b| a.sid.cmp(&b.sid));
+    v
+  }
+
+  /// The remote audio tracks subscribed now (each also came as
+  /// [`RoomEvent::RemoteTrackSubscribed`]; this finds them should an event be dropped).
+  pub fn remote_tracks(&self) -> Vec<RemoteAudioTrack> {
+    let mut v: Vec<_> = self.remote_tracks.lock().values().cloned().collect();
+    v.sort_by(|a, b| a.sid.cmp(&b.sid));
+    v
+  }
+
+  /// Subscribes to a remote track or ends the subscription (`UpdateSubscription`). Done
+  /// when the request is sent: a subscription arrives as [`RoomEvent::RemoteTrackSubscribed`]
+  /// once the server has offered it; an unsubscription ends the track here at once.
+  pub async fn set_subscribed(&self, track_sid: &str, subscribe: bool) -> Result<()> {
+    let (reply, rx) = oneshot::channel();
+    self
+      .request(
+        Command::SetSubscribed {
+          track_sid: track_sid.to_string(),
+          subscribe,
+          reply,
+        },
+        rx,
+      )
+      .await?
   }
 
   /// Publishes an Opus audio track: AddTrackRequest, the server's TrackPublishedResponse,
@@ -410,6 +518,27 @@ struct Session {
   sub_socket: Option<UdpSocket>,
   /// Subscriber candidates trickled before the offer that makes the connection.
   early_sub_candidates: Vec<String>,
+  /// The join's other participants, taken in at the start.
+  others: Vec<proto::ParticipantInfo>,
+  participants: Arc<Mutex<HashMap<String, RemoteParticipant>>>,
+  /// Participant info versions seen, so an update older than one applied is ignored.
+  versions: HashMap<String, u32>,
+  remote_tracks: Arc<Mutex<HashMap<String, RemoteAudioTrack>>>,
+  /// Subscribed remote tracks by track sid.
+  remote: HashMap<String, Remote>,
+  /// The last offer's sending audio m-lines: mid to track sid.
+  mids: HashMap<Mid, String>,
+  /// Tracks the caller unsubscribed: an offer still mapping them makes no track.
+  off: std::collections::HashSet<String>,
+  jitter: JitterOptions,
+  remote_chunks: usize,
+}
+
+/// A subscribed remote track in the session.
+struct Remote {
+  mid: Mid,
+  jb: JitterBuffer,
+  track: RemoteAudioTrack,
 }
 
 /// A receive error: an ICMP error a peer's datagram earned (refused, reset) says nothing
@@ -437,6 +566,8 @@ enum Flow {
 
 impl Session {
   async fn run(mut self) {
+    let others = std::mem::take(&mut self.others);
+    self.update_participants(others);
     let reason = match self.start().await {
       Ok(()) => self.main_loop().await,
       Err(e) => {
@@ -488,16 +619,21 @@ impl Session {
   }
 
   fn event(&self, e: RoomEvent) {
-    let _ = self.events.try_send(e);
+    if self.events.try_send(e).is_err() {
+      self.stats.lock().dropped_events += 1;
+    }
   }
 
   async fn main_loop(&mut self) -> String {
     let mut buf = vec![0u8; DATAGRAM_MAX];
     let mut sub_buf = vec![0u8; DATAGRAM_MAX];
+    let mut playout = tokio::time::interval(crate::jitter::CHUNK);
+    playout.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     let mut ping = tokio::time::interval(self.info.ping_interval);
     ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     // The first tick is now: one ping at once gives an RTT before the first interval.
     let mut outs = Vec::new();
+    let mut rtps = Vec::new();
     loop {
       let mut wake = match self.pc.poll(&mut outs) {
         Ok(t) => t,
@@ -515,7 +651,7 @@ impl Session {
             }
           }
           PeerOutput::Disconnected(why) => return format!("publisher: {why}"),
-          PeerOutput::Media { .. } => {}
+          PeerOutput::Media { .. } | PeerOutput::Rtp { .. } => {}
         }
       }
       if let (Some(sub), Some(sock)) = (self.sub.as_mut(), self.sub_socket.as_ref()) {
@@ -533,9 +669,21 @@ impl Session {
               let _ = self.events.try_send(RoomEvent::SubscriberConnected);
             }
             PeerOutput::Disconnected(why) => return format!("subscriber: {why}"),
-            // Stage 1 subscribes to nothing (auto_subscribe off).
+            rtp @ PeerOutput::Rtp { .. } => rtps.push(rtp),
             PeerOutput::Media { .. } => {}
           }
+        }
+      }
+      for o in rtps.drain(..) {
+        if let PeerOutput::Rtp {
+          mid,
+          seq,
+          rtp_time,
+          data,
+          ..
+        } = o
+        {
+          self.rtp(mid, seq, rtp_time, &data);
         }
       }
       let flow = tokio::select! {
@@ -579,6 +727,10 @@ impl Session {
           }.map(|_| Flow::Go)
         },
         _ = ping.tick() => self.ping().await,
+        _ = playout.tick(), if !self.remote.is_empty() => {
+          self.playout();
+          Ok(Flow::Go)
+        },
       };
       match flow {
         Ok(Flow::Go) => {}
@@ -596,7 +748,7 @@ impl Session {
         .await
         .map_err(|e| Error::Peer(format!("binding a UDP socket on {}: {e}", self.local_ip)))?;
       let local = socket.local_addr().map_err(|e| Error::Peer(e.to_string()))?;
-      let mut sub = Subscriber::new(local, Instant::now())?;
+      let mut sub = Subscriber::new_rtp(local, Instant::now())?;
       for c in self.early_sub_candidates.drain(..) {
         sub.add_remote_candidate(&c)?;
       }
@@ -617,6 +769,25 @@ impl Session {
       return Err(Error::Closed);
     };
     let sdp = sub.accept_offer(&offer.sdp)?;
+    let mids: HashMap<Mid, String> = audio_mlines(&offer.sdp)
+      .into_iter()
+      .filter(|(_, sends, _)| *sends)
+      .filter_map(|(mid, _, msid)| {
+        let sid = offer.mid_to_track_id.get(&mid).cloned().or(msid)?;
+        Some((Mid::from(mid.as_str()), sid))
+      })
+      .collect();
+    let gone: Vec<String> = self
+      .remote
+      .iter()
+      .filter(|(sid, r)| mids.get(&r.mid) != Some(*sid))
+      .map(|(sid, _)| sid.clone())
+      .collect();
+    for sid in gone {
+      self.end_remote(&sid, "unsubscribed");
+    }
+    self.mids = mids;
+    self.attach_tracks();
     self
       .send(Req::Answer(proto::SessionDescription {
         r#type: "answer".into(),
@@ -714,6 +885,43 @@ impl Session {
         self.pc.deactivate(mid);
         self.queued.push(reply);
         self.negotiate().await?;
+        Ok(Flow::Go)
+      }
+      Command::SetSubscribed {
+        track_sid,
+        subscribe,
+        reply,
+      } => {
+        let owner = self
+          .participants
+          .lock()
+          .values()
+          .find(|p| p.audio_tracks.iter().any(|t| t.sid == track_sid))
+          .map(|p| p.sid.clone());
+        let Some(participant_sid) = owner else {
+          let _ = reply.send(Err(Error::InvalidOption(format!(
+            "no remote audio track {track_sid} in the room"
+          ))));
+          return Ok(Flow::Go);
+        };
+        self
+          .send(Req::Subscription(proto::UpdateSubscription {
+            track_sids: vec![track_sid.clone()],
+            subscribe,
+            participant_tracks: vec![proto::ParticipantTracks {
+              participant_sid,
+              track_sids: vec![track_sid.clone()],
+            }],
+          }))
+          .await?;
+        if subscribe {
+          self.off.remove(&track_sid);
+          self.attach_tracks();
+        } else {
+          self.off.insert(track_sid.clone());
+          self.end_remote(&track_sid, "unsubscribed");
+        }
+        let _ = reply.send(Ok(()));
         Ok(Flow::Go)
       }
       Command::Close { reply } => {
@@ -840,6 +1048,7 @@ impl Session {
         )));
       }
       Res::Offer(o) => self.subscriber_offer(o).await?,
+      Res::Update(u) => self.update_participants(u.participants),
       _ => {}
     }
     Ok(Flow::Go)
@@ -863,6 +1072,10 @@ impl Session {
     if let Some(r) = self.ready.take() {
       let _ = r.send(Err(Error::Connect(reason.clone())));
     }
+    let live: Vec<String> = self.remote.keys().cloned().collect();
+    for sid in live {
+      self.end_remote(&sid, &format!("room closed: {reason}"));
+    }
     for (_, t) in self.tracks.drain() {
       if let Some(reply) = t.publish_reply {
         let _ = reply.send(Err(Error::Closed));
@@ -874,5 +1087,186 @@ impl Session {
       p.stats.dequeued(p.data.len(), false);
     }
     self.event(RoomEvent::Disconnected { reason });
+  }
+}
+
+/// The receive side.
+impl Session {
+  /// Takes in participant infos (the join's or an update's): joins, leaves, and their audio
+  /// tracks published or unpublished, each told once; then maps any new tracks.
+  fn update_participants(&mut self, list: Vec<proto::ParticipantInfo>) {
+    for p in list {
+      if p.sid == self.info.participant_sid || p.sid.is_empty() {
+        continue;
+      }
+      if self
+        .versions
+        .get(&p.sid)
+        .is_some_and(|v| p.version != 0 && *v > p.version)
+      {
+        continue;
+      }
+      self.versions.insert(p.sid.clone(), p.version);
+      if p.state == proto::participant_info::State::Disconnected as i32 {
+        let old = self.participants.lock().remove(&p.sid);
+        if let Some(old) = old {
+          for t in &old.audio_tracks {
+            if self.remote.contains_key(&t.sid) {
+              self.end_remote(&t.sid, "participant left");
+            }
+          }
+          let reason = proto::DisconnectReason::try_from(p.disconnect_reason)
+            .map(|r| r.as_str_name().to_string())
+            .unwrap_or_else(|_| p.disconnect_reason.to_string());
+          self.event(RoomEvent::ParticipantLeft {
+            sid: old.sid,
+            identity: old.identity,
+            reason,
+          });
+        }
+        continue;
+      }
+      let audio: Vec<RemoteTrackInfo> = p
+        .tracks
+        .iter()
+        .filter(|t| t.r#type == proto::TrackType::Audio as i32)
+        .map(|t| RemoteTrackInfo {
+          sid: t.sid.clone(),
+          name: t.name.clone(),
+          // `stereo` is deprecated for `audio_features`, which older publishers do not send.
+          #[allow(deprecated)]
+          stereo: t.stereo || t.audio_features.contains(&(proto::AudioTrackFeature::TfStereo as i32)),
+          muted: t.muted,
+        })
+        .collect();
+      let now = RemoteParticipant {
+        sid: p.sid.clone(),
+        identity: p.identity.clone(),
+        name: p.name.clone(),
+        audio_tracks: audio,
+      };
+      let before = self.participants.lock().insert(p.sid.clone(), now.clone());
+      let old_tracks = match before {
+        Some(b) => b.audio_tracks,
+        None => {
+          self.event(RoomEvent::ParticipantJoined {
+            sid: now.sid.clone(),
+            identity: now.identity.clone(),
+            name: now.name.clone(),
+          });
+          Vec::new()
+        }
+      };
+      for t in &old_tracks {
+        if !now.audio_tracks.iter().any(|n| n.sid == t.sid) {
+          if self.remote.contains_key(&t.sid) {
+            self.end_remote(&t.sid, "unpublished");
+          }
+          self.event(RoomEvent::RemoteTrackUnpublished {
+            participant_sid: now.sid.clone(),
+            track_sid: t.sid.clone(),
+          });
+        }
+      }
+      for t in &now.audio_tracks {
+        if !old_tracks.iter().any(|o| o.sid == t.sid) {
+          self.event(RoomEvent::RemoteTrackPublished {
+            participant_sid: now.sid.clone(),
+            track_sid: t.sid.clone(),
+            name: t.name.clone(),
+          });
+        }
+      }
+    }
+    self.attach_tracks();
+  }
+
+  /// Makes a remote track for each mapped m-line whose track a known participant publishes.
+  fn attach_tracks(&mut self) {
+    let pending: Vec<(Mid, String)> = self
+      .mids
+      .iter()
+      .filter(|(_, sid)| !self.remote.contains_key(*sid) && !self.off.contains(*sid))
+      .map(|(m, s)| (*m, s.clone()))
+      .collect();
+    for (mid, sid) in pending {
+      let found = self.participants.lock().values().find_map(|p| {
+        p.audio_tracks
+          .iter()
+          .find(|t| t.sid == sid)
+          .map(|t| (p.sid.clone(), p.identity.clone(), t.clone()))
+      });
+      let Some((participant_sid, participant_identity, info)) = found else {
+        continue;
+      };
+      let channels = if info.stereo { 2 } else { 1 };
+      let format = capstan_core::Format::new(crate::jitter::RATE, channels).expect("48 kHz, 1 or 2 channels");
+      let (Ok(jb), Ok(audio)) = (
+        JitterBuffer::new(channels, self.jitter),
+        RemoteAudio::new(format, self.remote_chunks),
+      ) else {
+        continue; // both were validated at connect
+      };
+      let track = RemoteAudioTrack {
+        sid: sid.clone(),
+        participant_sid,
+        participant_identity,
+        name: info.name,
+        format,
+        audio: Arc::new(audio),
+      };
+      self.remote_tracks.lock().insert(sid.clone(), track.clone());
+      self.remote.insert(
+        sid,
+        Remote {
+          mid,
+          jb,
+          track: track.clone(),
+        },
+      );
+      self.event(RoomEvent::RemoteTrackSubscribed(track));
+    }
+  }
+
+  /// Ends a subscribed track: its buffered packets are discarded (counted), its audio says
+  /// `Ended` once read out, and its m-line routes nothing more.
+  fn end_remote(&mut self, sid: &str, reason: &str) {
+    let Some(mut r) = self.remote.remove(sid) else {
+      return;
+    };
+    r.jb.finish();
+    r.track.audio.set_packets(&r.jb.counters());
+    r.track.audio.end(reason);
+    self.remote_tracks.lock().remove(sid);
+    if self.mids.get(&r.mid).is_some_and(|s| s == sid) {
+      self.mids.remove(&r.mid);
+    }
+    self.event(RoomEvent::RemoteTrackEnded {
+      track_sid: sid.to_string(),
+      reason: reason.to_string(),
+    });
+  }
+
+  fn rtp(&mut self, mid: Option<Mid>, seq: u64, rtp_time: u64, data: &[u8]) {
+    let r = mid
+      .and_then(|m| self.mids.get(&m))
+      .and_then(|sid| self.remote.get_mut(sid));
+    match r {
+      Some(r) => {
+        r.jb.push(Instant::now(), seq, rtp_time, data);
+        r.track.audio.set_packets(&r.jb.counters());
+      }
+      None => self.stats.lock().unrouted_packets += 1,
+    }
+  }
+
+  /// One playout tick: every track's due chunks into its audio buffer.
+  fn playout(&mut self) {
+    let now = Instant::now();
+    for r in self.remote.values_mut() {
+      let audio = &r.track.audio;
+      r.jb.pull(now, |chunk, concealed| audio.push(chunk, concealed));
+      audio.set_packets(&r.jb.counters());
+    }
   }
 }

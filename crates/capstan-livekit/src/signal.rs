@@ -352,7 +352,7 @@ mod tests {
     )
     .await
     .unwrap_err();
-    assert_eq!(e.code(), "ERR_LIVEKIT_TIMEOUT", "{e}");
+    assert_eq!(e.code(), "ERR_TIMEOUT", "{e}");
     assert!(t0.elapsed() < Duration::from_secs(2));
   }
 
