@@ -152,10 +152,31 @@ async fn run(args: &[String], out: &mut serde_json::Value) -> capstan_livekit::R
   out["samplesRead"] = mono.len().into();
   if let (Some(a), Some(b)) = (first_tone, last_tone) {
     let hz: Vec<f64> = windows[a..=b].iter().map(|w| zero_crossing_hz(w, 48_000.0)).collect();
-    let min = hz.iter().cloned().fold(f64::INFINITY, f64::min);
-    let max = hz.iter().cloned().fold(0.0, f64::max);
-    // The longest run of near-silence (|s| < 1% of full scale) inside the span, in ms.
-    let tone = &mono[a * WIN..(b + 1) * WIN];
+    // The edge windows are part silence by construction (the tone starts and ends inside
+    // them): the frequency is taken over the windows between.
+    let inner = if hz.len() > 2 { &hz[1..hz.len() - 1] } else { &hz[..] };
+    let min = inner.iter().cloned().fold(f64::INFINITY, f64::min);
+    let max = inner.iter().cloned().fold(0.0, f64::max);
+    let peaks: Vec<u16> = windows[a..=b]
+      .iter()
+      .map(|w| w.iter().map(|s| s.unsigned_abs()).max().unwrap_or(0))
+      .collect();
+    out["windows"] = serde_json::json!({
+      "hz": hz.iter().map(|h| h.round() as i64).collect::<Vec<_>>(),
+      "peak": peaks,
+    });
+    // The longest run of near-silence (|s| < 1% of full scale) between the first and the
+    // last loud sample, in ms.
+    let span = &mono[a * WIN..(b + 1) * WIN];
+    let lo = span
+      .iter()
+      .position(|s| s.unsigned_abs() >= TONE_PEAK as u16)
+      .unwrap_or(0);
+    let hi = span
+      .iter()
+      .rposition(|s| s.unsigned_abs() >= TONE_PEAK as u16)
+      .unwrap_or(0);
+    let tone = &span[lo..=hi.max(lo)];
     let (mut run, mut longest) = (0usize, 0usize);
     for s in tone {
       if s.unsigned_abs() < 328 {
@@ -168,6 +189,7 @@ async fn run(args: &[String], out: &mut serde_json::Value) -> capstan_livekit::R
     out["tone"] = serde_json::json!({
       "startMs": a * 100, "spanMs": (b + 1 - a) * 100,
       "hzMin": (min * 10.0).round() / 10.0, "hzMax": (max * 10.0).round() / 10.0,
+      "toneMs": (tone.len() as f64 / 48.0 * 10.0).round() / 10.0,
       "longestSilenceMs": (longest as f64 / 48.0 * 10.0).round() / 10.0,
     });
   } else {

@@ -1,8 +1,15 @@
-//! A pure-Rust LiveKit client for capstan (stage 1: publish).
+//! A pure-Rust LiveKit client for capstan: publish and receive audio.
 //!
 //! - [`signal`]: the `/rtc` WebSocket, protobuf framing, the join.
-//! - [`peer`]: the publisher peer connection on str0m (sans-IO ICE, DTLS, SRTP, SDP).
-//! - [`room`]: the session task that runs both over one UDP socket; publish/unpublish.
+//! - [`peer`]: the peer connections on str0m (sans-IO ICE, DTLS, SRTP, SDP): the publisher
+//!   (ours, frame mode) and the subscriber (the server's, RTP mode).
+//! - [`room`]: the session task that runs both; publish/unpublish; remote participants,
+//!   subscriptions, and the 10 ms playout tick of the remote tracks.
+//! - [`jitter`]: one remote track's jitter buffer, Opus decode with PLC/FEC, exact 10 ms
+//!   chunks (packets: `received = played + duplicate + late + overflow + discarded + buffered`).
+//! - [`remote`]: [`RemoteAudio`], the bounded drop-oldest chunk buffer a reader drains with a
+//!   coalesced wake-up (chunks: `decoded + concealed = read + queued + dropped`), and the
+//!   remote track and participant types.
 //! - [`track`]: 10 ms chunks to 20 ms Opus packets with RTP time, and the bounded,
 //!   non-blocking queue to the session (bytes: `encoded = sent + queued + dropped`).
 //! - [`sink`]: [`LiveKitSink`], a `capstan_core::Sink`, so a capstan source publishes with
