@@ -52,6 +52,64 @@ describe('LiveKitRoom: native publish to a real server', () => {
     expect(foreignAddresses(r.serverLog)).toEqual([])
   })
 
+  it('10 runs of @livekit/rtc-node publishing the irregular live tone to capstan\'s native receiver: within 2 Hz over the whole span, 3 s within 5 %, no hole over 20 ms; frames read, concealed and dropped accounted exactly', { timeout: 300_000 }, async () => {
+    const r = await runManyInLivekitNetns([{ name: 'runs', argv: [...interpreterFor(fixture('native-jitter-runs.mjs')), '10', String(SECONDS), 'receive'] }], { timeoutMs: 280_000 })
+    expect(r.timedOut, dump(r)).toBe(false)
+    expect(r.procs[0].code, dump(r)).toBe(0)
+    const { runs } = lastJsonLine(r.procs[0].stdout)
+    expect(runs).toHaveLength(10)
+    console.log(JSON.stringify(runs.map((x: { seed: number; audio: { freqHzWholeSpan: number; toneSeconds: number; longestGapMs: number }; sub: { remoteMetrics: { lost: number; concealedFrames: number; late: number } } }) => [x.seed, x.audio.freqHzWholeSpan, x.audio.toneSeconds, x.audio.longestGapMs, x.sub.remoteMetrics.lost, x.sub.remoteMetrics.concealedFrames, x.sub.remoteMetrics.late])))
+    for (const run of runs) {
+      const what = JSON.stringify(run)
+      expect(Math.abs(run.audio.freqHzWholeSpan - 440), what).toBeLessThanOrEqual(2)
+      expect(Math.abs(run.audio.toneSeconds - SECONDS) / SECONDS, what).toBeLessThanOrEqual(0.05)
+      expect(run.audio.longestGapMs, what).toBeLessThanOrEqual(20)
+      const sub = run.sub
+      const m = sub.remoteMetrics
+      // Both laws, exactly: packets and 10 ms frames.
+      expect(sub.laws, what).toEqual({ frames: true, packets: true })
+      expect(m.packetsReceived, what).toBe(m.played + m.duplicate + m.late + m.overflow + m.discarded + m.buffered)
+      expect(m.decodedFrames + m.concealedFrames, what).toBe(m.readFrames + m.queuedFrames + m.droppedFrames)
+      // Everything decoded or concealed was read: the reader kept up, the track ended empty.
+      expect([m.queuedFrames, m.droppedFrames, m.buffered], what).toEqual([0, 0, 0])
+      // What the reader took is what the JS stream captured and yielded, frame for frame.
+      expect(sub.stream.captured, what).toBe(m.readFrames * 480)
+      expect(sub.stream.delivered, what).toBe(sub.stream.captured)
+      expect(sub.frames, what).toBe(m.readFrames)
+      expect(sub.frameSizes, what).toEqual({ 480: m.readFrames })
+      expect(sub.streamLaw, what).toBe(true)
+      expect(m.decodeErrors, what).toBe(0)
+      expect(sub.remote, what).toMatchObject({ name: 'tone', participantIdentity: 'pub', sampleRate: 48000, channels: 1 })
+      expect(sub.ended, what).toEqual(['unpublished'])
+      expect(sub.joined, what).toEqual(['pub'])
+    }
+    expect(foreignAddresses(r.serverLog)).toEqual([])
+  })
+
+  it('native to native, through the engine resampler: capstan publishes, capstan receives at 16 kHz; the tone within 2 Hz, 3 s within 5 %, no hole', { timeout: 120_000 }, async () => {
+    const r = await runManyInLivekitNetns(
+      [
+        { name: 'sub', argv: [...interpreterFor(fixture('native-subscriber.mjs')), 'n2n', '16000'] },
+        { name: 'pub', argv: [...interpreterFor(fixture('native-publisher.mjs')), 'n2n', String(SECONDS), 'irregular', '77'] },
+      ],
+      { timeoutMs: 100_000 },
+    )
+    expect(r.timedOut, dump(r)).toBe(false)
+    expect([r.procs[0].code, r.procs[1].code], dump(r)).toEqual([0, 0])
+    const sub = lastJsonLine(r.procs[0].stdout)
+    const pub = lastJsonLine(r.procs[1].stdout)
+    const what = JSON.stringify({ sub, pub })
+    expect(Math.abs(sub.audio.freqHzWholeSpan - 440), what).toBeLessThanOrEqual(2)
+    expect(Math.abs(sub.audio.toneSeconds - SECONDS) / SECONDS, what).toBeLessThanOrEqual(0.05)
+    expect(sub.audio.longestGapMs, what).toBeLessThanOrEqual(20)
+    expect(sub.laws, what).toEqual({ frames: true, packets: true })
+    // At 16 kHz: 160 samples per 10 ms frame, every frame the receiver read resampled.
+    expect(Object.keys(sub.frameSizes), what).toEqual(['160'])
+    // The publisher's packets all reached the receiver's jitter buffer.
+    expect(sub.remoteMetrics.packetsReceived, what).toBeGreaterThanOrEqual(pub.bytes.sentPackets)
+    expect(pub.bytes.balanced && pub.bytes.droppedBytes === 0, what).toBe(true)
+  })
+
   it('faults: refusals, hostile servers, an abort, caller mistakes and the server killed mid-stream all settle with typed codes, and the process exits by itself', { timeout: 120_000 }, async () => {
     const r = await runManyInLivekitNetns([{ name: 'faults', argv: [...interpreterFor(fixture('native-faults.mjs'))] }], { timeoutMs: 100_000 })
     expect(r.timedOut, dump(r)).toBe(false)
