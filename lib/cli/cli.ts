@@ -2,14 +2,17 @@ import { runAgentsDemo } from '../agents/demo'
 import { runDemo } from './demo'
 import { runEncodeSample } from './encode-sample'
 import { runLivekitDemo } from './livekit-demo'
+import { runLivekitRole } from './livekit-native'
 
 const USAGE = `usage: capstan demo [--sources N] [--seconds S] [--stall-ms MS]
-       capstan demo --livekit
+       capstan demo --livekit [--rtc-node]
        capstan demo --agents
        capstan encode --out DIR [--in FILE.wav] [--seconds S]
 
   demo     simulate N real-time sources whose transport hangs, and watch them recover;
-           --livekit: an agent -> avatar exchange over a real livekit-server (from a checkout)
+           --livekit: an agent and a listener on capstan's own LiveKit client, over a real
+           livekit-server (from a checkout); --rtc-node: the byte-stream avatar exchange
+           over @livekit/rtc-node
            --agents: an @livekit/agents AgentSession speaking through CapstanAudioOutput (from a checkout)
   encode   write speech-like audio (or FILE.wav) through real-time sources to
            DIR/sample.ogg, DIR/sample.mp3 and DIR/sample.wav`
@@ -39,7 +42,9 @@ export async function main(argv: string[]): Promise<number> {
     const ok = await runEncodeSample({ out, input: j >= 0 ? args[j + 1] : undefined, seconds: flag(args, '--seconds', 4), log: (l) => console.log(l) })
     return ok ? 0 : 1
   }
-  if (cmd === 'demo' && args.includes('--livekit')) return runLivekitDemo((l) => console.log(l)) ? 0 : 1
+  if (cmd === 'demo' && args.includes('--livekit')) return runLivekitDemo((l) => console.log(l), args.includes('--rtc-node')) ? 0 : 1
+  // One side of `demo --livekit`, run inside its network namespace.
+  if (cmd === 'livekit-role') return (await runLivekitRole(args[0], args[1])) ? 0 : 1
   if (cmd === 'demo' && args.includes('--agents')) return (await runAgentsDemo((l) => console.log(l))) ? 0 : 1
   if (cmd !== 'demo') {
     console.log(USAGE)
