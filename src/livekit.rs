@@ -31,6 +31,7 @@ pub struct JsRoomOptions {
   pub queue_packets: Option<f64>,
   pub jitter_ms: Option<f64>,
   pub remote_buffer_frames: Option<f64>,
+  pub resume_timeout_ms: Option<f64>,
 }
 
 #[napi(object)]
@@ -137,6 +138,11 @@ impl From<RoomEvent> for JsRoomEvent {
         reason: Some(reason),
         ..event("track-ended")
       },
+      RoomEvent::Reconnecting { reason } => JsRoomEvent {
+        reason: Some(reason),
+        ..event("reconnecting")
+      },
+      RoomEvent::Resumed => event("resumed"),
       RoomEvent::Disconnected { reason } => JsRoomEvent {
         reason: Some(reason),
         ..event("disconnected")
@@ -166,6 +172,8 @@ pub struct JsSignalStats {
   pub pongs: f64,
   pub rtt_ms: f64,
   pub bad_candidates: f64,
+  pub resumes: f64,
+  pub held_requests: f64,
 }
 
 type EventFn = ThreadsafeFunction<JsRoomEvent, Unknown<'static>, JsRoomEvent, Status, false, true>;
@@ -240,6 +248,14 @@ pub fn livekit_connect<'env>(
         return Err(invalid(format!("jitterMs must be a whole number of ms, got {ms}")));
       }
       opts.jitter_delay = Duration::from_millis(ms as u64);
+    }
+    if let Some(ms) = o.resume_timeout_ms {
+      if ms.fract() != 0.0 || ms < 0.0 {
+        return Err(invalid(format!(
+          "resumeTimeoutMs must be a whole number of ms, got {ms}"
+        )));
+      }
+      opts.resume_timeout = Duration::from_millis(ms as u64);
     }
     if let Some(n) = o.remote_buffer_frames {
       if n.fract() != 0.0 || n < 0.0 {
@@ -341,6 +357,8 @@ impl NativeRoom {
       pongs: s.pongs as f64,
       rtt_ms: s.rtt_ms as f64,
       bad_candidates: s.bad_candidates as f64,
+      resumes: s.resumes as f64,
+      held_requests: s.held_requests as f64,
     }
   }
 
@@ -607,6 +625,8 @@ pub struct JsLiveKitContract {
   pub max_jitter_ms: f64,
   pub remote_buffer_frames: f64,
   pub max_remote_buffer_frames: f64,
+  pub resume_timeout_ms: f64,
+  pub max_resume_timeout_ms: f64,
   pub error_codes: Vec<String>,
 }
 
@@ -632,6 +652,8 @@ pub fn livekit_contract() -> JsLiveKitContract {
     max_jitter_ms: capstan_livekit::jitter::MAX_DELAY.as_millis() as f64,
     remote_buffer_frames: capstan_livekit::remote::DEFAULT_BUFFER_CHUNKS as f64,
     max_remote_buffer_frames: capstan_livekit::remote::MAX_BUFFER_CHUNKS as f64,
+    resume_timeout_ms: capstan_livekit::room::DEFAULT_RESUME_TIMEOUT.as_millis() as f64,
+    max_resume_timeout_ms: capstan_livekit::room::MAX_RESUME_TIMEOUT.as_millis() as f64,
     error_codes: LkError::CODES.iter().map(|c| c.to_string()).collect(),
   }
 }

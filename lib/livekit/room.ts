@@ -11,9 +11,10 @@ import { processors } from '../process/processors'
 import { LIVEKIT_CONTRACT } from './defaults'
 
 /**
- * `connected` once joined; `disconnected` when the session ends (closed, left by the
- * server, or a bound passed), with the reason. `reconnecting` and `resumed` are the states
- * of a session that recovers; this client does not recover yet, so they are not emitted.
+ * `connected` once joined; `reconnecting` when the signal connection is lost (the peer
+ * connections and the audio on them carry on), `resumed` when it is back; `disconnected`
+ * when the session ends (closed, left by the server, a resume that failed, a bound passed),
+ * with the reason.
  */
 export type LiveKitConnectionState = 'connected' | 'reconnecting' | 'resumed' | 'disconnected'
 
@@ -35,6 +36,8 @@ export interface LiveKitRoomOptions {
   jitterMs?: number
   /** Remote tracks: decoded 10 ms frames held for a reader; past it the oldest drop, counted. Default 50. */
   remoteBufferFrames?: number
+  /** How long a lost signal connection may take to resume, ms (0: end the session at once). Default 15000. */
+  resumeTimeoutMs?: number
   /** Aborts the join: the promise rejects `ERR_ABORTED` and a session that came up is left. */
   signal?: AbortSignal
 }
@@ -114,7 +117,7 @@ export interface LiveKitRoomEvents {
   'local-track-subscribed': [{ trackSid: string }]
 }
 
-const CONNECT_KEYS = ['autoSubscribe', 'connectTimeoutMs', 'requestTimeoutMs', 'queuePackets', 'jitterMs', 'remoteBufferFrames', 'signal'] as const satisfies ReadonlyArray<keyof LiveKitRoomOptions>
+const CONNECT_KEYS = ['autoSubscribe', 'connectTimeoutMs', 'requestTimeoutMs', 'queuePackets', 'jitterMs', 'remoteBufferFrames', 'resumeTimeoutMs', 'signal'] as const satisfies ReadonlyArray<keyof LiveKitRoomOptions>
 const PUBLISH_KEYS = ['name', 'bitrate', 'complexity'] as const satisfies ReadonlyArray<keyof LiveKitTrackOptions>
 
 function isFailure(v: unknown): v is JsFailure {
@@ -169,6 +172,7 @@ export class LiveKitRoom extends EventEmitter<LiveKitRoomEvents> {
     checkType('queuePackets', o.queuePackets, 'number')
     checkType('jitterMs', o.jitterMs, 'number')
     checkType('remoteBufferFrames', o.remoteBufferFrames, 'number')
+    checkType('resumeTimeoutMs', o.resumeTimeoutMs, 'number')
     const signal = o.signal as AbortSignal | undefined
     if (signal !== undefined && !(signal instanceof AbortSignal)) throw new CapstanError('ERR_INVALID_OPTION', 'signal must be an AbortSignal')
     if (signal?.aborted) throw new CapstanError('ERR_ABORTED', 'the join was aborted before it started')
@@ -188,6 +192,7 @@ export class LiveKitRoom extends EventEmitter<LiveKitRoomEvents> {
           queuePackets: o.queuePackets as number | undefined,
           jitterMs: o.jitterMs as number | undefined,
           remoteBufferFrames: o.remoteBufferFrames as number | undefined,
+          resumeTimeoutMs: o.resumeTimeoutMs as number | undefined,
         },
         onEvent,
       ),
@@ -256,7 +261,7 @@ export class LiveKitRoom extends EventEmitter<LiveKitRoomEvents> {
   }
 
   /** Ping/pong round trips and trickle counters of the signal connection. */
-  signalStats(): { pings: number; pongs: number; rttMs: number; badCandidates: number } {
+  signalStats(): { pings: number; pongs: number; rttMs: number; badCandidates: number; resumes: number; heldRequests: number } {
     return native(() => this.#native.signalStats())
   }
 
@@ -326,6 +331,16 @@ export class LiveKitRoom extends EventEmitter<LiveKitRoomEvents> {
         break
       case 'participant-left':
         this.emit('participant-left', { sid: e.participantSid ?? '', identity: e.identity ?? '', reason: e.reason ?? '' })
+        break
+      case 'reconnecting':
+        if (this.#state === 'disconnected') break
+        this.#state = 'reconnecting'
+        this.emit('connection', { state: 'reconnecting', reason: e.reason ?? '' })
+        break
+      case 'resumed':
+        if (this.#state === 'disconnected') break
+        this.#state = 'resumed'
+        this.emit('connection', { state: 'resumed' })
         break
       case 'disconnected':
         this.#ended(e.reason ?? 'disconnected')

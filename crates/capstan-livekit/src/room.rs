@@ -56,6 +56,13 @@ pub const SEND_TIMEOUT: Duration = Duration::from_secs(2);
 /// sends 5 s and 15 s).
 pub const DEFAULT_PING_INTERVAL: Duration = Duration::from_secs(5);
 pub const DEFAULT_PING_TIMEOUT: Duration = Duration::from_secs(15);
+/// A lost signal connection is resumed within this unless the caller says otherwise.
+pub const DEFAULT_RESUME_TIMEOUT: Duration = Duration::from_secs(15);
+pub const MAX_RESUME_TIMEOUT: Duration = Duration::from_secs(300);
+/// One resume attempt (TCP, upgrade, ReconnectResponse); attempts repeat with backoff.
+const RESUME_ATTEMPT: Duration = Duration::from_secs(5);
+/// Signal requests held while the connection is down; past it the session ends.
+const MAX_HELD_REQUESTS: usize = 256;
 /// The most Opus packets a room may queue for its session (200 s at 20 ms).
 pub const MAX_QUEUE_PACKETS: usize = 10_000;
 /// Events waiting for the caller; past it they are dropped and counted.
@@ -77,6 +84,8 @@ pub struct RoomOptions {
   pub jitter_delay: Duration,
   /// Remote tracks: decoded 10 ms chunks held for the reader (1..=6000).
   pub remote_buffer_chunks: usize,
+  /// How long a lost signal connection may take to resume (0: never resume, end at once).
+  pub resume_timeout: Duration,
 }
 
 impl Default for RoomOptions {
@@ -88,6 +97,7 @@ impl Default for RoomOptions {
       queue_packets: DEFAULT_QUEUE_PACKETS,
       jitter_delay: DEFAULT_DELAY,
       remote_buffer_chunks: DEFAULT_BUFFER_CHUNKS,
+      resume_timeout: DEFAULT_RESUME_TIMEOUT,
     }
   }
 }
@@ -118,6 +128,10 @@ pub struct SignalStats {
   pub unrouted_packets: u64,
   /// Events dropped because the caller's queue was full.
   pub dropped_events: u64,
+  /// Signal connections lost and resumed.
+  pub resumes: u64,
+  /// Signal requests held while the connection was down, sent on resume.
+  pub held_requests: u64,
 }
 
 /// Things the session tells the caller.
@@ -155,6 +169,11 @@ pub enum RoomEvent {
   /// A subscribed remote track ended: `unsubscribed`, `unpublished`, `participant left`,
   /// `room closed: …`. Its audio buffer can still be read out, then says `Ended`.
   RemoteTrackEnded { track_sid: String, reason: String },
+  /// The signal connection was lost (or the server asked to resume); the peer connections
+  /// carry on and the session tries to resume within `RoomOptions::resume_timeout`.
+  Reconnecting { reason: String },
+  /// The signal connection is back (the server swapped it under the same participant).
+  Resumed,
   /// The session ended: the caller closed it, the server left, or a bound passed.
   Disconnected { reason: String },
 }
@@ -224,6 +243,13 @@ impl Room {
     }
     let jitter = JitterOptions::new(opts.jitter_delay)?;
     check_capacity(opts.remote_buffer_chunks)?;
+    if opts.resume_timeout > MAX_RESUME_TIMEOUT {
+      return Err(Error::InvalidOption(format!(
+        "resumeTimeout must be at most {} ms, got {}",
+        MAX_RESUME_TIMEOUT.as_millis(),
+        opts.resume_timeout.as_millis()
+      )));
+    }
     let deadline = tokio::time::Instant::now() + opts.connect_timeout;
     let (ws, join) = signal::connect(url, token, opts.auto_subscribe, opts.connect_timeout).await?;
     let secs = |s: i32, d: Duration| if s > 0 { Duration::from_secs(s as u64) } else { d };
@@ -256,8 +282,14 @@ impl Room {
     let (sink, stream) = ws.split();
     let session = Session {
       info: info.clone(),
-      sink,
-      stream,
+      sink: Some(sink),
+      stream: Some(stream),
+      url: url.to_string(),
+      token: token.to_string(),
+      auto_subscribe: opts.auto_subscribe,
+      resume_timeout: opts.resume_timeout,
+      resuming: None,
+      held: std::collections::VecDeque::new(),
       socket,
       pc,
       cmd_rx,
@@ -495,8 +527,22 @@ type WsStream = futures_util::stream::SplitStream<signal::Ws>;
 
 struct Session {
   info: JoinInfo,
-  sink: WsSink,
-  stream: WsStream,
+  /// None while the signal connection is down and being resumed.
+  sink: Option<WsSink>,
+  stream: Option<WsStream>,
+  url: String,
+  /// The join's token, replaced by each `RefreshToken` the server sends (a resume after
+  /// the first token expired still authenticates).
+  token: String,
+  auto_subscribe: bool,
+  resume_timeout: Duration,
+  /// The resume in flight, and why the connection was lost.
+  resuming: Option<(
+    tokio::task::JoinHandle<Result<(signal::Ws, proto::ReconnectResponse)>>,
+    String,
+  )>,
+  /// Requests made while the connection was down, in order.
+  held: std::collections::VecDeque<Req>,
   socket: UdpSocket,
   pc: Publisher,
   cmd_rx: mpsc::Receiver<Command>,
@@ -552,6 +598,24 @@ fn udp_error(e: std::io::Error, which: &str) -> Result<Flow> {
   }
 }
 
+/// The next signal message, or never while the connection is down.
+async fn next_opt(
+  s: Option<&mut WsStream>,
+) -> Option<std::result::Result<tokio_tungstenite::tungstenite::Message, tokio_tungstenite::tungstenite::Error>> {
+  match s {
+    Some(s) => s.next().await,
+    None => std::future::pending().await,
+  }
+}
+
+/// The resume task's outcome, or never while none is in flight.
+async fn join_opt<T>(t: Option<&mut tokio::task::JoinHandle<T>>) -> std::result::Result<T, tokio::task::JoinError> {
+  match t {
+    Some(t) => t.await,
+    None => std::future::pending().await,
+  }
+}
+
 async fn recv_opt(s: Option<&UdpSocket>, buf: &mut [u8]) -> std::io::Result<(usize, SocketAddr)> {
   match s {
     Some(s) => s.recv_from(buf).await,
@@ -593,8 +657,88 @@ impl Session {
     self.negotiate().await
   }
 
+  /// Sends a request, or holds it (bounded) while the connection is being resumed: it goes
+  /// out, in order, once the server has the participant's connection back.
   async fn send(&mut self, m: Req) -> Result<()> {
-    signal::send(&mut self.sink, m, SEND_TIMEOUT).await
+    match self.sink.as_mut() {
+      Some(sink) => signal::send(sink, m, SEND_TIMEOUT).await,
+      None if matches!(m, Req::PingReq(_) | Req::Leave(_)) => Ok(()),
+      None if self.held.len() < MAX_HELD_REQUESTS => {
+        self.held.push_back(m);
+        self.stats.lock().held_requests += 1;
+        Ok(())
+      }
+      None => Err(Error::Signal(format!(
+        "{MAX_HELD_REQUESTS} signal requests waited for a resume"
+      ))),
+    }
+  }
+
+  /// The signal connection is gone: resume it in the background (the peer connections and
+  /// the audio on them carry on), or end the session if resuming is off.
+  fn lost_signal(&mut self, why: String) -> Flow {
+    if self.resume_timeout.is_zero() || self.info.participant_sid.is_empty() {
+      return Flow::End(why);
+    }
+    if self.resuming.is_some() {
+      return Flow::Go;
+    }
+    self.sink = None;
+    self.stream = None;
+    let (url, token, sid, auto) = (
+      self.url.clone(),
+      self.token.clone(),
+      self.info.participant_sid.clone(),
+      self.auto_subscribe,
+    );
+    let deadline = tokio::time::Instant::now() + self.resume_timeout;
+    let bound = self.resume_timeout;
+    let task = tokio::spawn(async move {
+      let mut delay = Duration::ZERO;
+      let mut last = Error::Timeout(format!("resume not done within {} ms", bound.as_millis()));
+      loop {
+        tokio::time::sleep(delay).await;
+        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+        if left.is_zero() {
+          return Err(last);
+        }
+        let reason = proto::ReconnectReason::RrSignalDisconnected;
+        match signal::reconnect(&url, &token, auto, &sid, reason, left.min(RESUME_ATTEMPT)).await {
+          Ok(v) => return Ok(v),
+          // The server answered and refused: it will not take the participant back.
+          Err(e @ (Error::Signal(_) | Error::InvalidOption(_))) => return Err(e),
+          Err(e) => last = e,
+        }
+        delay = (delay * 2).clamp(Duration::from_millis(250), Duration::from_secs(2));
+      }
+    });
+    self.event(RoomEvent::Reconnecting { reason: why.clone() });
+    self.resuming = Some((task, why));
+    Flow::Go
+  }
+
+  /// The resume's outcome: the new connection in place and the held requests sent, or
+  /// the end of the session.
+  async fn resumed(
+    &mut self,
+    r: std::result::Result<Result<(signal::Ws, proto::ReconnectResponse)>, tokio::task::JoinError>,
+    why: String,
+  ) -> Result<Flow> {
+    let ws = match r {
+      Ok(Ok((ws, _reconnect))) => ws,
+      Ok(Err(e)) => return Ok(Flow::End(format!("{why}; resume failed: {e}"))),
+      Err(e) => return Ok(Flow::End(format!("{why}; resume failed: {e}"))),
+    };
+    let (sink, stream) = ws.split();
+    self.sink = Some(sink);
+    self.stream = Some(stream);
+    self.last_rx = Instant::now();
+    self.stats.lock().resumes += 1;
+    while let Some(m) = self.held.pop_front() {
+      self.send(m).await?;
+    }
+    self.event(RoomEvent::Resumed);
+    Ok(Flow::Go)
   }
 
   /// Sends the next offer if changes are queued and none is out.
@@ -691,18 +835,22 @@ impl Session {
           Some(c) => self.command(c).await,
           None => Ok(Flow::End("the room was dropped".into())),
         },
-        msg = self.stream.next() => match msg {
+        msg = next_opt(self.stream.as_mut()) => match msg {
           Some(Ok(m)) => {
             self.last_rx = Instant::now();
             match signal::decode_response(m) {
               Ok(Some(r)) => self.response(r).await,
               Ok(None) => Ok(Flow::Go),
-              Err(Error::Closed) => Ok(Flow::End("the server closed the signal connection".into())),
+              Err(Error::Closed) => Ok(self.lost_signal("the server closed the signal connection".into())),
               Err(e) => Err(e),
             }
           }
-          Some(Err(e)) => Ok(Flow::End(format!("signal connection failed: {e}"))),
-          None => Ok(Flow::End("the server closed the signal connection".into())),
+          Some(Err(e)) => Ok(self.lost_signal(format!("signal connection failed: {e}"))),
+          None => Ok(self.lost_signal("the server closed the signal connection".into())),
+        },
+        r = join_opt(self.resuming.as_mut().map(|(t, _)| t)) => {
+          let why = self.resuming.take().map(|(_, w)| w).unwrap_or_default();
+          self.resumed(r, why).await
         },
         r = self.socket.recv_from(&mut buf) => match r {
           Ok((n, from)) => self.pc.receive(Instant::now(), from, &buf[..n]).map(|_| Flow::Go),
@@ -799,8 +947,11 @@ impl Session {
   }
 
   async fn ping(&mut self) -> Result<Flow> {
+    if self.sink.is_none() {
+      return Ok(Flow::Go);
+    }
     if self.last_rx.elapsed() > self.info.ping_timeout {
-      return Err(Error::Timeout(format!(
+      return Ok(self.lost_signal(format!(
         "nothing from the server for {} ms (ping timeout)",
         self.info.ping_timeout.as_millis()
       )));
@@ -1033,9 +1184,13 @@ impl Session {
         st.pongs += 1;
         st.rtt_ms = (now_ms - p.last_ping_timestamp).max(0);
       }
+      Res::RefreshToken(t) if !t.is_empty() => self.token = t,
+      Res::Leave(l) if l.action == proto::leave_request::Action::Resume as i32 => {
+        return Ok(self.lost_signal("the server asked to resume".into()));
+      }
       Res::Leave(l) => {
-        // The action says what the server expects next (RESUME, RECONNECT); stage 1 does
-        // neither and ends the session, naming both for the caller.
+        // The action says what the server expects next: RECONNECT (a new session) is not
+        // done here, so the session ends naming the reason and the action for the caller.
         let why = proto::DisconnectReason::try_from(l.reason)
           .map(|r| r.as_str_name())
           .unwrap_or("?");
@@ -1064,7 +1219,12 @@ impl Session {
         regions: None,
       }))
       .await;
-    let _ = tokio::time::timeout(SEND_TIMEOUT, self.sink.close()).await;
+    if let Some(sink) = self.sink.as_mut() {
+      let _ = tokio::time::timeout(SEND_TIMEOUT, sink.close()).await;
+    }
+    if let Some((task, _)) = self.resuming.take() {
+      task.abort();
+    }
     self.pc.disconnect();
     if let Some(sub) = self.sub.as_mut() {
       sub.disconnect();

@@ -134,32 +134,96 @@ pub async fn connect(
   timeout: Duration,
 ) -> Result<(Ws, proto::JoinResponse)> {
   let url = signal_url(url, token, auto_subscribe)?;
+  let (ws, first) = open(&url, timeout, "JoinResponse", |m| match m {
+    proto::signal_response::Message::Join(j) => Some(First::Join(j)),
+    _ => None,
+  })
+  .await?;
+  match first {
+    First::Join(j) => Ok((ws, j)),
+    First::Reconnect(_) => Err(Error::Signal("a ReconnectResponse answered a join".into())),
+  }
+}
+
+/// Resumes a session whose signal connection broke while its peer connections live on:
+/// the same `/rtc` with `reconnect=1`, the participant's sid and why. The server swaps
+/// the connection under the participant and answers with a `ReconnectResponse` (then
+/// restarts ICE on its subscriber connection with a new offer); a `LeaveRequest` instead
+/// means it no longer knows the participant (a full reconnect would be needed).
+pub async fn reconnect(
+  url: &str,
+  token: &str,
+  auto_subscribe: bool,
+  participant_sid: &str,
+  reason: proto::ReconnectReason,
+  timeout: Duration,
+) -> Result<(Ws, proto::ReconnectResponse)> {
+  if participant_sid.is_empty() || !participant_sid.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
+    return Err(Error::InvalidOption(format!(
+      "participant sid {participant_sid:?} is not one the server gives"
+    )));
+  }
+  let url = format!(
+    "{}&reconnect=1&sid={participant_sid}&reconnect_reason={}",
+    signal_url(url, token, auto_subscribe)?,
+    reason as i32
+  );
+  let (ws, first) = open(&url, timeout, "ReconnectResponse", |m| match m {
+    proto::signal_response::Message::Reconnect(r) => Some(First::Reconnect(r)),
+    _ => None,
+  })
+  .await?;
+  match first {
+    First::Reconnect(r) => Ok((ws, r)),
+    First::Join(_) => Err(Error::Signal("a JoinResponse answered a resume".into())),
+  }
+}
+
+enum First {
+  Join(proto::JoinResponse),
+  Reconnect(proto::ReconnectResponse),
+}
+
+/// The WebSocket to `url`, and the first message `pick` takes, within `timeout`.
+async fn open(
+  url: &str,
+  timeout: Duration,
+  what: &str,
+  pick: impl Fn(proto::signal_response::Message) -> Option<First>,
+) -> Result<(Ws, First)> {
   let work = async {
     let config = tokio_tungstenite::tungstenite::protocol::WebSocketConfig::default()
       .max_message_size(Some(MAX_MESSAGE_BYTES))
       .max_frame_size(Some(MAX_MESSAGE_BYTES));
-    let (mut ws, _resp) = tokio_tungstenite::connect_async_with_config(url.as_str(), Some(config), true)
+    let (mut ws, _resp) = tokio_tungstenite::connect_async_with_config(url, Some(config), true)
       .await
       .map_err(ws_error)?;
     loop {
       let Some(msg) = ws.next().await else {
-        return Err(Error::Connect(
-          "the server closed the signal connection before joining".into(),
-        ));
+        return Err(Error::Connect(format!(
+          "the server closed the signal connection before its {what}"
+        )));
       };
       match decode_response(msg.map_err(ws_error)?) {
-        Ok(Some(proto::signal_response::Message::Join(join))) => return Ok((ws, join)),
         Ok(Some(proto::signal_response::Message::Leave(leave))) => {
           return Err(Error::Signal(format!(
-            "the server refused the join (leave, reason {})",
-            leave.reason
+            "the server refused (leave, reason {} {})",
+            leave.reason,
+            proto::DisconnectReason::try_from(leave.reason)
+              .map(|r| r.as_str_name())
+              .unwrap_or("?")
           )))
         }
-        Ok(_) => {}
+        Ok(Some(m)) => {
+          if let Some(first) = pick(m) {
+            return Ok((ws, first));
+          }
+        }
+        Ok(None) => {}
         Err(Error::Closed) => {
-          return Err(Error::Connect(
-            "the server closed the signal connection before joining".into(),
-          ))
+          return Err(Error::Connect(format!(
+            "the server closed the signal connection before its {what}"
+          )))
         }
         Err(e) => return Err(e),
       }
@@ -167,10 +231,7 @@ pub async fn connect(
   };
   match tokio::time::timeout(timeout, work).await {
     Ok(r) => r,
-    Err(_) => Err(Error::Timeout(format!(
-      "no JoinResponse within {} ms",
-      timeout.as_millis()
-    ))),
+    Err(_) => Err(Error::Timeout(format!("no {what} within {} ms", timeout.as_millis()))),
   }
 }
 

@@ -30,6 +30,9 @@ struct Behaviour {
   leave_after: Option<Duration>,
   /// A remote participant publishing a tone, offered on the subscriber connection.
   remote: Option<RemotePlan>,
+  /// Break the signal connection this long after the publisher connected, then take the
+  /// client's resume.
+  drop_signal_after: Option<Duration>,
 }
 
 /// What the stand-in's remote participant sends: `frames` 20 ms Opus frames of a 440 Hz
@@ -73,6 +76,7 @@ impl Default for Behaviour {
       ping_timeout_s: 2,
       leave_after: None,
       remote: None,
+      drop_signal_after: None,
     }
   }
 }
@@ -88,6 +92,8 @@ struct Seen {
   /// The remote's frames written, and RTP datagrams of them dropped on purpose.
   remote_sent: u64,
   dropped: u64,
+  /// The query of the resume's upgrade request, once the client came back.
+  resume_query: Option<String>,
 }
 
 fn remote_info(state: proto::participant_info::State) -> proto::ParticipantInfo {
@@ -202,6 +208,7 @@ async fn stand_in(b: Behaviour) -> (String, Arc<Mutex<Seen>>) {
     let mut buf = vec![0u8; 2048];
     let mut out = Vec::new();
     let mut leave_at: Option<tokio::time::Instant> = None;
+    let mut drop_at: Option<tokio::time::Instant> = None;
     loop {
       let wake = srv.poll(&mut out).unwrap();
       for o in out.drain(..) {
@@ -212,6 +219,9 @@ async fn stand_in(b: Behaviour) -> (String, Arc<Mutex<Seen>>) {
           PeerOutput::Connected => {
             if let Some(d) = b.leave_after {
               leave_at = Some(tokio::time::Instant::now() + d);
+            }
+            if let Some(d) = b.drop_signal_after {
+              drop_at = Some(tokio::time::Instant::now() + d);
             }
           }
           PeerOutput::Media { rtp_time, data, .. } => seen2.lock().media.push((rtp_time, data)),
@@ -318,6 +328,22 @@ async fn stand_in(b: Behaviour) -> (String, Arc<Mutex<Seen>>) {
         _ = tokio::time::sleep_until(tokio::time::Instant::from_std(wake)) => {
           srv.timeout(Instant::now()).unwrap();
           down.timeout(Instant::now()).unwrap();
+        }
+        _ = tokio::time::sleep_until(drop_at.unwrap_or(far)) => {
+          // The signal connection breaks (TCP reset); the media keeps flowing. The client
+          // comes back with reconnect=1: the server answers ReconnectResponse on the new one.
+          drop_at = None;
+          drop(ws);
+          let (tcp, _) = l.accept().await.unwrap();
+          let query = Arc::new(Mutex::new(None));
+          let q = query.clone();
+          let cb = move |req: &tokio_tungstenite::tungstenite::handshake::server::Request, resp| {
+            *q.lock() = req.uri().query().map(str::to_string);
+            Ok(resp)
+          };
+          ws = tokio_tungstenite::accept_hdr_async(tcp, cb).await.unwrap();
+          seen2.lock().resume_query = query.lock().take();
+          ws.send(res(Res::Reconnect(proto::ReconnectResponse::default()))).await.unwrap();
         }
         _ = tokio::time::sleep_until(leave_at.unwrap_or(far)) => {
           leave_at = None;
@@ -428,8 +454,9 @@ async fn publish_sends_continuous_rtp_and_close_leaves() {
   assert!(s.requests.contains(&"ping"));
 }
 
-/// A server that stops answering is found by the ping timeout (2 s here) and ends the
-/// session with a Disconnected event naming it; one that answers keeps it up.
+/// A server that stops answering is found by the ping timeout (2 s here); the session tries
+/// to resume (this stand-in takes no second connection) and, past the resume bound, ends
+/// with a Disconnected event naming both; one that answers keeps it up.
 #[tokio::test]
 async fn no_pong_within_the_ping_timeout_disconnects() {
   let (url, _) = stand_in(Behaviour {
@@ -438,9 +465,13 @@ async fn no_pong_within_the_ping_timeout_disconnects() {
   })
   .await;
   let t0 = Instant::now();
-  let (room, mut events) = Room::connect(&url, "a.b.c", RoomOptions::default()).await.unwrap();
-  let why = disconnected(&mut events, Duration::from_secs(6)).await;
-  assert!(why.contains("ping timeout"), "{why}");
+  let opts = RoomOptions {
+    resume_timeout: Duration::from_secs(1),
+    ..Default::default()
+  };
+  let (room, mut events) = Room::connect(&url, "a.b.c", opts).await.unwrap();
+  let why = disconnected(&mut events, Duration::from_secs(8)).await;
+  assert!(why.contains("ping timeout") && why.contains("resume failed"), "{why}");
   assert!(t0.elapsed() >= Duration::from_secs(2), "{:?}", t0.elapsed());
   let opus = OpusOptions::new(Format::new(48_000, 1).unwrap()).unwrap();
   assert_eq!(room.publish_audio("late", opus).await.unwrap_err(), Error::Closed);
@@ -651,5 +682,45 @@ async fn a_remote_track_is_received_jitter_buffered_decoded_and_ended() {
   let hz = zc as f64 / 2.0 / (span.len() as f64 / 48_000.0);
   assert!((hz - TONE_HZ).abs() < 20.0, "{hz} Hz");
   assert_eq!(room.signal_stats().dropped_events, 0);
+  room.close().await.unwrap();
+}
+
+/// The signal connection breaks mid-session: the client reports Reconnecting, comes back
+/// with `reconnect=1`, its sid and the reason, takes the ReconnectResponse, reports Resumed,
+/// and the session goes on over the new connection (pongs, a publish round trip).
+#[tokio::test]
+async fn a_lost_signal_connection_is_resumed() {
+  let (url, seen) = stand_in(Behaviour {
+    drop_signal_after: Some(Duration::from_millis(300)),
+    ..Default::default()
+  })
+  .await;
+  let (room, mut events) = Room::connect(&url, "a.b.c", RoomOptions::default()).await.unwrap();
+  let mut got = Vec::new();
+  let t0 = Instant::now();
+  while !got.contains(&RoomEvent::Resumed) && t0.elapsed() < Duration::from_secs(8) {
+    if let Ok(Some(e)) = tokio::time::timeout(Duration::from_millis(200), events.recv()).await {
+      got.push(e);
+    }
+  }
+  assert!(
+    matches!(got.as_slice(), [RoomEvent::Reconnecting { reason }, RoomEvent::Resumed] if reason.contains("signal")),
+    "{got:?}"
+  );
+  let q = seen.lock().resume_query.clone().unwrap_or_default();
+  assert!(
+    q.contains("reconnect=1")
+      && q.contains("sid=PA_x")
+      && q.contains("reconnect_reason=1")
+      && q.contains("access_token=a.b.c"),
+    "{q}"
+  );
+  let pongs = room.signal_stats().pongs;
+  let opus = OpusOptions::new(Format::new(48_000, 1).unwrap()).unwrap();
+  let track = room.publish_audio("after", opus).await.unwrap();
+  assert_eq!(track.sid, "TR_x");
+  tokio::time::sleep(Duration::from_millis(1500)).await;
+  let st = room.signal_stats();
+  assert!(st.pongs > pongs && st.resumes == 1, "{st:?}");
   room.close().await.unwrap();
 }
