@@ -406,6 +406,8 @@ export interface JsLiveKitContract {
   maxJitterMs: number
   remoteBufferFrames: number
   maxRemoteBufferFrames: number
+  resumeTimeoutMs: number
+  maxResumeTimeoutMs: number
   errorCodes: Array<string>
 }
 
@@ -562,6 +564,7 @@ export interface JsRoomOptions {
   queuePackets?: number
   jitterMs?: number
   remoteBufferFrames?: number
+  resumeTimeoutMs?: number
 }
 
 export interface JsSegment {
@@ -578,6 +581,8 @@ export interface JsSignalStats {
   pongs: number
   rttMs: number
   badCandidates: number
+  resumes: number
+  heldRequests: number
 }
 
 /** Slot indices of an outcome record (see `capstan_core::outcome::slot`). */

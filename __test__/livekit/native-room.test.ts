@@ -110,6 +110,34 @@ describe('LiveKitRoom: native publish to a real server', () => {
     expect(pub.bytes.balanced && pub.bytes.droppedBytes === 0, what).toBe(true)
   })
 
+  it('the signal connection breaks mid-tone (its TCP reset; the peer connections live on): the client resumes, the subscriber hears the whole tone with no hole, every packet is sent', { timeout: 120_000 }, async () => {
+    const r = await runManyInLivekitNetns(
+      [
+        { name: 'sub', argv: [...interpreterFor(fixture('smoke-subscriber.mjs')), 'resume', '0', 'unpublished'] },
+        { name: 'pub', argv: ['env', 'DROP_SIGNAL=1', ...interpreterFor(fixture('native-publisher.mjs')), 'resume', '4', 'irregular', '9'] },
+      ],
+      { timeoutMs: 100_000 },
+    )
+    expect(r.timedOut, dump(r)).toBe(false)
+    expect([clientCode(r.procs[0]), r.procs[1].code], dump(r)).toEqual([0, 0])
+    const sub = lastJsonLine(r.procs[0].stdout)
+    const pub = lastJsonLine(r.procs[1].stdout)
+    const what = JSON.stringify({ sub, pub })
+    expect(pub.signalDroppedAtMs, what).toBeGreaterThan(1000)
+    expect(pub.states, what).toEqual(['reconnecting', 'resumed', 'disconnected'])
+    expect(pub.disconnectReason, what).toBe('closed by the caller')
+    expect(pub.signal.resumes, what).toBe(1)
+    expect(Math.abs(sub.audio.freqHzWholeSpan - 440), what).toBeLessThanOrEqual(2)
+    expect(Math.abs(sub.audio.toneSeconds - 4) / 4, what).toBeLessThanOrEqual(0.05)
+    expect(sub.audio.longestGapMs, what).toBeLessThanOrEqual(20)
+    expect(sub.endedBy, what).toBe('unpublished')
+    expect(pub.bytes.balanced && pub.bytes.droppedBytes === 0 && pub.bytes.sentPackets === pub.bytes.encodedPackets, what).toBe(true)
+    // The server took the same participant back (no second join).
+    const joins = r.serverLog.split('\n').filter((l) => l.includes('new participant joined') && l.includes('"participant": "pub"'))
+    expect(joins, 'pub joined once').toHaveLength(1)
+    expect(r.serverLog).toContain('resuming RTC session')
+  })
+
   it('faults: refusals, hostile servers, an abort, caller mistakes and the server killed mid-stream all settle with typed codes, and the process exits by itself', { timeout: 120_000 }, async () => {
     const r = await runManyInLivekitNetns([{ name: 'faults', argv: [...interpreterFor(fixture('native-faults.mjs'))] }], { timeoutMs: 100_000 })
     expect(r.timedOut, dump(r)).toBe(false)
@@ -156,14 +184,16 @@ describe('LiveKitRoom: native publish to a real server', () => {
     // track; the bytes still balance, the packet that could not go counted as unsent.
     expect(f.sentBeforeKill).toBeGreaterThan(5)
     expect(f.disconnect.state).toBe('disconnected')
-    expect(f.disconnect.reason).toMatch(/signal|ping|peer|publisher/)
+    // Seen first as a lost signal connection: a resume is tried, within its 2 s bound, then the end.
+    expect(f.disconnect.reason).toMatch(/signal/)
+    expect(f.disconnect.reason).toMatch(/resume failed/)
     expect(f.disconnect.reasonGetter).toBe(f.disconnect.reason)
     expect(f.disconnect.ms).toBeLessThan(20_000)
     expect(f.trackEnded).toBe(true)
     expect(f.afterKill.balanced, JSON.stringify(f.afterKill)).toBe(true)
     expect(f.afterKill.queuedBytes).toBe(0)
     expect(f.afterKill.droppedBytes).toBe(f.afterKill.encodedBytes - f.afterKill.sentBytes)
-    expect(f.states).toEqual(['disconnected'])
+    expect(f.states).toEqual(['reconnecting', 'disconnected'])
     expect(r.procs[0].stderr).not.toContain('FORCED_EXIT')
   })
 })

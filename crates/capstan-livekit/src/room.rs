@@ -661,7 +661,20 @@ impl Session {
   /// out, in order, once the server has the participant's connection back.
   async fn send(&mut self, m: Req) -> Result<()> {
     match self.sink.as_mut() {
-      Some(sink) => signal::send(sink, m, SEND_TIMEOUT).await,
+      Some(sink) => match signal::send(sink, m.clone(), SEND_TIMEOUT).await {
+        Ok(()) => Ok(()),
+        // The write found the connection broken before a read did: resume, and send this
+        // one after (a goodbye or a ping is not worth it).
+        Err(e) if self.can_resume() && !matches!(m, Req::Leave(_)) => {
+          let _ = self.lost_signal(format!("signal send failed: {e}"));
+          if !matches!(m, Req::PingReq(_)) {
+            self.held.push_back(m);
+            self.stats.lock().held_requests += 1;
+          }
+          Ok(())
+        }
+        Err(e) => Err(e),
+      },
       None if matches!(m, Req::PingReq(_) | Req::Leave(_)) => Ok(()),
       None if self.held.len() < MAX_HELD_REQUESTS => {
         self.held.push_back(m);
@@ -676,8 +689,12 @@ impl Session {
 
   /// The signal connection is gone: resume it in the background (the peer connections and
   /// the audio on them carry on), or end the session if resuming is off.
+  fn can_resume(&self) -> bool {
+    !self.resume_timeout.is_zero() && !self.info.participant_sid.is_empty()
+  }
+
   fn lost_signal(&mut self, why: String) -> Flow {
-    if self.resume_timeout.is_zero() || self.info.participant_sid.is_empty() {
+    if !self.can_resume() {
       return Flow::End(why);
     }
     if self.resuming.is_some() {
