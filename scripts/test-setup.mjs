@@ -3,7 +3,8 @@
 // `npm install && npm test` passes on a fresh machine with nothing done by hand:
 //
 //   decoders        opusdec/opusinfo, ffmpeg/ffprobe, mpg123 check the encoders' files
-//                   (Debian packages opus-tools, ffmpeg, mpg123; apt-get as root or sudo)
+//                   (Debian packages opus-tools, ffmpeg, mpg123; apt-get as root or sudo),
+//                   and redis-server for the two-node LiveKit cluster test
 //   livekit-server  built from the Go module proxy by scripts/livekit-server.sh
 //   interop peers   @livekit/agents (npm) and livekit-agents (PyPI, a venv) by
 //                   scripts/livekit-peers.sh
@@ -51,12 +52,14 @@ const DECODERS = [
   ['ffmpeg', 'ffmpeg'],
   ['ffprobe', 'ffmpeg'],
   ['mpg123', 'mpg123'],
+  // Not a decoder: the Redis the two-node LiveKit cluster test routes through.
+  ['redis-server', 'redis-server'],
 ]
 
 function decoders() {
   const missing = DECODERS.filter(([c]) => !which(c))
   if (missing.length === 0) {
-    say('decoders: opusdec, opusinfo, ffmpeg, ffprobe, mpg123 found')
+    say(`decoders: ${DECODERS.map(([c]) => c).join(', ')} found`)
     return
   }
   const pkgs = [...new Set(missing.map(([, p]) => p))]

@@ -138,6 +138,46 @@ describe('LiveKitRoom: native publish to a real server', () => {
     expect(r.serverLog).toContain('resuming RTC session')
   })
 
+  it('a two-node cluster routed through Redis: pub signals through one node, sub through the other, one room; the node the room is not on is stopped mid-tone; the participant that signalled through it resumes on the other, and the whole tone arrives with no hole', { timeout: 150_000 }, async () => {
+    const r = await runManyInLivekitNetns(
+      [
+        { name: 'sub', argv: ['env', 'RELAY_TARGETS=node2,node1', ...interpreterFor(fixture('native-subscriber.mjs')), 'cluster', '48000'] },
+        { name: 'pub', argv: ['env', 'RELAY_TARGETS=node1,node2', ...interpreterFor(fixture('native-publisher.mjs')), 'cluster', '6', 'irregular', '5'] },
+        { name: 'controller', argv: [...interpreterFor(fixture('cluster-stop.mjs')), '2500'] },
+      ],
+      { timeoutMs: 130_000, cluster: true },
+    )
+    const all = `${dump(r)}\n--- node 2 log (tail)\n${r.serverLog2.slice(-2000)}`
+    expect(r.timedOut, all).toBe(false)
+    expect(r.procs.map((p) => p.code), all).toEqual([0, 0, 0])
+    const sub = lastJsonLine(r.procs[0].stdout)
+    const pub = lastJsonLine(r.procs[1].stdout)
+    const ctl = lastJsonLine(r.procs[2].stdout)
+    const what = JSON.stringify({ ctl, sub: { ...sub, remoteMetrics: undefined }, pub })
+    console.log(JSON.stringify({ ctl, subStates: sub.states, pubStates: pub.states, audio: sub.audio }))
+    // Both nodes took part: the room on one, the other relaying a signal connection.
+    expect(ctl.ok && ctl.roomNodeAlive, what).toBe(true)
+    expect(ctl.stopped, what).not.toBe(ctl.roomNode)
+    expect(ctl.exitedAfterMs, 'the stopped node exited on SIGTERM').not.toBeNull()
+    const roomLog = ctl.roomNode === 'node1' ? r.serverLog : r.serverLog2
+    const otherLog = ctl.roomNode === 'node1' ? r.serverLog2 : r.serverLog
+    expect(otherLog, 'the other node relayed a signal connection').toContain('new client WS connected')
+    // Whoever signalled through the stopped node resumed on the room's node; the other never noticed.
+    const moved = ctl.roomNode === 'node1' ? sub : pub
+    const stayed = ctl.roomNode === 'node1' ? pub : sub
+    expect(moved.states, what).toEqual(['reconnecting', 'resumed', 'disconnected'])
+    expect(moved.signal.resumes, what).toBe(1)
+    expect(stayed.states, what).toEqual(['disconnected'])
+    expect(roomLog).toContain('resuming RTC session')
+    expect([sub.disconnectReason, pub.disconnectReason]).toEqual(['closed by the caller', 'closed by the caller'])
+    // The session survived: the whole 6 s tone, at pitch, no hole; every packet sent, both laws.
+    expect(Math.abs(sub.audio.freqHzWholeSpan - 440), what).toBeLessThanOrEqual(2)
+    expect(Math.abs(sub.audio.toneSeconds - 6) / 6, what).toBeLessThanOrEqual(0.05)
+    expect(sub.audio.longestGapMs, what).toBeLessThanOrEqual(20)
+    expect(sub.laws, what).toEqual({ frames: true, packets: true })
+    expect(pub.bytes.balanced && pub.bytes.droppedBytes === 0, what).toBe(true)
+  })
+
   it('faults: refusals, hostile servers, an abort, caller mistakes and the server killed mid-stream all settle with typed codes, and the process exits by itself', { timeout: 120_000 }, async () => {
     const r = await runManyInLivekitNetns([{ name: 'faults', argv: [...interpreterFor(fixture('native-faults.mjs'))] }], { timeoutMs: 100_000 })
     expect(r.timedOut, dump(r)).toBe(false)

@@ -75,6 +75,8 @@ export interface NetnsOptions {
   keep?: boolean
   /** Use this server binary instead of building/caching one (tests of the failure path use it). */
   serverBin?: string
+  /** Two nodes routed through a redis-server instead of one (netns-run.sh --cluster). */
+  cluster?: boolean
 }
 
 export interface NetnsProcResult {
@@ -97,6 +99,8 @@ export interface NetnsResult {
   /** Per client, in the order given. */
   procs: NetnsProcResult[]
   serverLog: string
+  /** Node 2's log in a cluster run ('' otherwise). */
+  serverLog2: string
   /** ms from starting livekit-server to its first HTTP 200, measured inside the namespace. */
   serverReadyMs: number | null
   /** livekit-server's pid (same pid namespace as the caller); gone when the call returns. */
@@ -148,6 +152,7 @@ export async function runManyInLivekitNetns(commands: NetnsCommand[], opts: Netn
   const args = [RUNNER, '--server', server, '--out', outDir]
   if (opts.port) args.push('--port', String(opts.port))
   if (opts.readyTimeoutS) args.push('--ready-timeout', String(opts.readyTimeoutS))
+  if (opts.cluster) args.push('--cluster')
   for (const c of commands) args.push('--cmd', commandLine(c))
   const t0 = performance.now()
   const { code, signal, timedOut, stderr: runnerStderr } = await new Promise<{
@@ -210,6 +215,7 @@ export async function runManyInLivekitNetns(commands: NetnsCommand[], opts: Netn
     stderr: procs[0].stderr,
     procs,
     serverLog: readOr(path.join(outDir, 'server.log')),
+    serverLog2: readOr(path.join(outDir, 'server2.log')),
     serverReadyMs: readyText === '' ? null : Number(readyText),
     serverPid: pidText === '' ? null : Number(pidText),
     netnsAddrs: readOr(path.join(outDir, 'netns-addr.txt')),
