@@ -188,10 +188,11 @@ describe('LiveKitRoom: native publish to a real server', () => {
     const c = f.cases
     const code = (name: string) => [name, c[name]?.code ?? (c[name]?.ok ? 'ok' : c[name])]
     expect(
-      ['badToken', 'nothingListening', 'noPublishConnect', 'noPublishGrant', 'noPublishClose', 'silentServer', 'httpGarbage', 'signalGarbage', 'aborted', 'abortedBefore', 'unknownConnectOption', 'pullSource', 'closedSource', 'unknownPublishOption', 'badBitrate', 'badRate', 'unpublishTwice', 'publishAfterKill', 'closeAfterKill', 'closeTwice', 'publishAfterClose'].map(code),
+      ['badToken', 'expiredToken', 'nothingListening', 'noPublishConnect', 'noPublishGrant', 'noPublishClose', 'silentServer', 'httpGarbage', 'signalGarbage', 'aborted', 'abortedBefore', 'unknownConnectOption', 'pullSource', 'closedSource', 'unknownPublishOption', 'badBitrate', 'badRate', 'unpublishTwice', 'publishAfterKill', 'closeAfterKill', 'closeTwice', 'publishAfterClose'].map(code),
       JSON.stringify(c, null, 1),
     ).toEqual([
       ['badToken', 'ERR_CONNECT'],
+      ['expiredToken', 'ERR_CONNECT'],
       ['nothingListening', 'ERR_CONNECT'],
       ['noPublishConnect', 'ok'],
       ['noPublishGrant', 'ERR_SIGNAL'],

@@ -172,6 +172,8 @@ async fn stand_in(b: Behaviour) -> (String, Arc<Mutex<Seen>>) {
       ..Default::default()
     };
     ws.send(res(Res::Join(join))).await.unwrap();
+    // As livekit-server does: a fresh token for the session (a resume authenticates with it).
+    ws.send(res(Res::RefreshToken("r.e.f".into()))).await.unwrap();
     // The server's side of the subscriber connection: it offers the remote's track.
     let sub_udp = UdpSocket::bind("127.0.0.1:0").await.unwrap();
     let mut down = Publisher::new(sub_udp.local_addr().unwrap(), Instant::now()).unwrap();
@@ -686,7 +688,8 @@ async fn a_remote_track_is_received_jitter_buffered_decoded_and_ended() {
 }
 
 /// The signal connection breaks mid-session: the client reports Reconnecting, comes back
-/// with `reconnect=1`, its sid and the reason, takes the ReconnectResponse, reports Resumed,
+/// with `reconnect=1`, its sid, the reason and the token the server refreshed (not the one
+/// it joined with), takes the ReconnectResponse, reports Resumed,
 /// and the session goes on over the new connection (pongs, a publish round trip).
 #[tokio::test]
 async fn a_lost_signal_connection_is_resumed() {
@@ -712,7 +715,7 @@ async fn a_lost_signal_connection_is_resumed() {
     q.contains("reconnect=1")
       && q.contains("sid=PA_x")
       && q.contains("reconnect_reason=1")
-      && q.contains("access_token=a.b.c"),
+      && q.contains("access_token=r.e.f"),
     "{q}"
   );
   let pongs = room.signal_stats().pongs;
