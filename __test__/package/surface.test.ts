@@ -145,11 +145,11 @@ describe('the integrations: capstan/livekit and capstan/agents', () => {
       const lk = require('capstan/livekit'), ag = require('capstan/agents')
       const own = (o) => Object.getOwnPropertyNames(o).filter((k) => !['constructor', 'length', 'name', 'prototype'].includes(k))
       const out = {}
-      for (const [name, C] of Object.entries({ LiveKitRoom: lk.LiveKitRoom, LiveKitTrack: lk.LiveKitTrack, CapstanAudioOutput: ag.CapstanAudioOutput, CapstanAudioInput: ag.CapstanAudioInput })) {
+      for (const [name, C] of Object.entries({ LiveKitRoom: lk.LiveKitRoom, LiveKitTrack: lk.LiveKitTrack, LiveKitRemoteTrack: lk.LiveKitRemoteTrack, CapstanAudioOutput: ag.CapstanAudioOutput, CapstanAudioInput: ag.CapstanAudioInput })) {
         out[name] = { proto: own(C.prototype), statics: own(C), symbols: Object.getOwnPropertySymbols(C.prototype).map(String) }
       }
       const forge = (C) => { try { new C(Symbol('LiveKitRoom'), {}); return 'made' } catch (e) { return e.code } }
-      out.forged = [forge(lk.LiveKitRoom), forge(lk.LiveKitTrack)]
+      out.forged = [forge(lk.LiveKitRoom), forge(lk.LiveKitTrack), forge(lk.LiveKitRemoteTrack)]
       console.log(JSON.stringify(out))`
     // @livekit/agents is the agents peer's (installed by the test setup), as in the LiveKit suite.
     const agentsModules = join(ROOT, '__test__', 'livekit', 'peers', 'agents-js', 'node_modules')
@@ -161,7 +161,7 @@ describe('the integrations: capstan/livekit and capstan/agents', () => {
     expect(r.code, r.stderr).toBe(0)
     const out = lastJson(r.stdout)
     const undocumented: string[] = []
-    for (const cls of ['LiveKitRoom', 'LiveKitTrack', 'CapstanAudioOutput', 'CapstanAudioInput']) {
+    for (const cls of ['LiveKitRoom', 'LiveKitTrack', 'LiveKitRemoteTrack', 'CapstanAudioOutput', 'CapstanAudioInput']) {
       const { proto, statics, symbols } = out[cls] as { proto: string[]; statics: string[]; symbols: string[] }
       expect(proto.length, cls).toBeGreaterThan(0)
       for (const m of [...proto, ...statics]) {
@@ -171,7 +171,7 @@ describe('the integrations: capstan/livekit and capstan/agents', () => {
       for (const sym of symbols) expect(['Symbol(Symbol.asyncDispose)', 'Symbol(nodejs.asyncDispose)', 'Symbol(Symbol.asyncIterator)']).toContain(sym)
     }
     expect(undocumented).toEqual([])
-    expect(out.forged).toEqual(['ERR_INVALID_STATE', 'ERR_INVALID_STATE'])
+    expect(out.forged).toEqual(['ERR_INVALID_STATE', 'ERR_INVALID_STATE', 'ERR_INVALID_STATE'])
   })
 })
 
