@@ -1372,3 +1372,469 @@ impl Drop for ByteStreamWriter {
     }
   }
 }
+
+#[cfg(test)]
+mod tests {
+  use super::*;
+
+  fn data(server: &str, queue_cap: usize, stream_cap: usize) -> (Data, mpsc::Receiver<RoomEvent>) {
+    let (tx, rx) = mpsc::channel(16);
+    let participants = Arc::new(Mutex::new(HashMap::new()));
+    participants.lock().insert(
+      "PA_bob".to_string(),
+      RemoteParticipant {
+        sid: "PA_bob".into(),
+        identity: "bob".into(),
+        name: String::new(),
+        audio_tracks: vec![],
+      },
+    );
+    let d = Data::new(
+      "me".into(),
+      server.into(),
+      tx,
+      Arc::new(Mutex::new(SignalStats::default())),
+      DataShared::default(),
+      participants,
+      queue_cap,
+      stream_cap,
+      Duration::from_secs(2),
+    );
+    (d, rx)
+  }
+
+  fn from(identity: &str, v: Value) -> Vec<u8> {
+    encode_packet(identity, &["me".to_string()], true, v)
+  }
+
+  /// The queued packets, decoded, and the queue emptied.
+  fn sent(d: &mut Data) -> Vec<proto::DataPacket> {
+    let v = d
+      .queue
+      .drain(..)
+      .map(|q| proto::DataPacket::decode(q.bytes.as_slice()).unwrap())
+      .collect();
+    d.queued_bytes = 0;
+    v
+  }
+
+  fn call(d: &mut Data, id: &str, to: &str, timeout: Duration, now: Instant) -> oneshot::Receiver<Result<String>> {
+    let (reply, rx) = oneshot::channel();
+    let packet = encode_packet("me", &[to.to_string()], true, request_value(id, "m", "p", timeout));
+    d.command(
+      DataCommand::Call {
+        id: id.into(),
+        destination: to.into(),
+        packet,
+        timeout,
+        reply,
+      },
+      now,
+    );
+    rx
+  }
+
+  fn rpc_code(rx: &mut oneshot::Receiver<Result<String>>) -> Option<u32> {
+    match rx.try_recv() {
+      Ok(Err(Error::Rpc(e))) => Some(e.code),
+      Ok(other) => panic!("{other:?}"),
+      Err(_) => None,
+    }
+  }
+
+  #[test]
+  fn packets_round_trip_through_the_protobufs() {
+    let p = proto::DataPacket::decode(
+      encode_packet("me", &["a".into(), "b".into()], false, user_value(b"hi", Some("t"))).as_slice(),
+    )
+    .unwrap();
+    #[allow(deprecated)]
+    let kind = p.kind;
+    assert_eq!(kind, proto::data_packet::Kind::Lossy as i32);
+    assert_eq!(
+      (p.participant_identity.as_str(), p.destination_identities.len()),
+      ("me", 2)
+    );
+    let Some(Value::User(u)) = p.value else { panic!() };
+    assert_eq!((u.payload.as_slice(), u.topic.as_deref()), (&b"hi"[..], Some("t")));
+
+    let Value::RpcRequest(r) = request_value("id1", "echo", "x", Duration::from_millis(8500)) else {
+      panic!()
+    };
+    assert_eq!(
+      (r.id.as_str(), r.method.as_str(), r.payload.as_str()),
+      ("id1", "echo", "x")
+    );
+    assert_eq!((r.response_timeout_ms, r.version), (8500, 1));
+    let Value::RpcResponse(r) = response_value("id1", &Ok("ok".into())) else {
+      panic!()
+    };
+    assert_eq!(r.value, Some(proto::rpc_response::Value::Payload("ok".into())));
+    let big = "x".repeat(MAX_RPC_PAYLOAD_BYTES + 1);
+    let Value::RpcResponse(r) = response_value("id1", &Ok(big)) else {
+      panic!()
+    };
+    let Some(proto::rpc_response::Value::Error(e)) = r.value else {
+      panic!()
+    };
+    assert_eq!(e.code, RpcError::RESPONSE_PAYLOAD_TOO_LARGE);
+    let Value::RpcResponse(r) = response_value("id1", &Err(RpcError::new(7, "no", "d"))) else {
+      panic!()
+    };
+    assert_eq!(
+      r.value,
+      Some(proto::rpc_response::Value::Error(proto::RpcError {
+        code: 7,
+        message: "no".into(),
+        data: "d".into()
+      }))
+    );
+    let e = RpcError::new(1, &"é".repeat(200), "");
+    assert_eq!(e.message.len(), 256, "cut on a char boundary at 256 bytes");
+
+    let o = ByteStreamOptions {
+      topic: "files".into(),
+      name: "a.bin".into(),
+      total_length: Some(5),
+      attributes: [("k".to_string(), "v".to_string())].into(),
+      ..Default::default()
+    };
+    let Value::StreamHeader(h) = header_value("s1", &o) else {
+      panic!()
+    };
+    assert_eq!(
+      (h.stream_id.as_str(), h.topic.as_str(), h.mime_type.as_str()),
+      ("s1", "files", DEFAULT_STREAM_MIME)
+    );
+    assert_eq!((h.total_length, h.attributes["k"].as_str()), (Some(5), "v"));
+    assert!(h.timestamp > 1_600_000_000_000);
+    assert_eq!(
+      h.content_header,
+      Some(proto::data_stream::header::ContentHeader::ByteHeader(
+        proto::data_stream::ByteHeader { name: "a.bin".into() }
+      ))
+    );
+    let Value::StreamTrailer(t) = trailer_value("s1", "") else {
+      panic!()
+    };
+    assert_eq!((t.stream_id.as_str(), t.reason.as_str()), ("s1", ""));
+
+    let id = uuid_v4();
+    assert_eq!(id.len(), 36);
+    assert_eq!(&id[14..15], "4");
+    assert!("89ab".contains(&id[19..20]));
+    assert_ne!(id, uuid_v4());
+  }
+
+  #[test]
+  fn chunks_are_cut_at_15000_bytes_and_indexed_on() {
+    let bytes: Vec<u8> = (0..100_000u32).map(|i| (i * 7) as u8).collect();
+    let cs = chunk_values("s", 3, &bytes);
+    let parts: Vec<(u64, Vec<u8>)> = cs
+      .into_iter()
+      .map(|v| match v {
+        Value::StreamChunk(c) => (c.chunk_index, c.content),
+        _ => panic!(),
+      })
+      .collect();
+    assert_eq!(
+      parts.iter().map(|p| p.1.len()).collect::<Vec<_>>(),
+      [15_000, 15_000, 15_000, 15_000, 15_000, 15_000, 10_000]
+    );
+    assert_eq!(
+      parts.iter().map(|p| p.0).collect::<Vec<_>>(),
+      (3..10).collect::<Vec<_>>()
+    );
+    assert_eq!(parts.concat_bytes(), bytes);
+    assert_eq!(chunk_values("s", 0, &[0; STREAM_CHUNK_BYTES]).len(), 1);
+    assert_eq!(chunk_values("s", 0, &[0; STREAM_CHUNK_BYTES + 1]).len(), 2);
+    assert!(chunk_values("s", 0, &[]).is_empty());
+  }
+
+  trait Concat {
+    fn concat_bytes(&self) -> Vec<u8>;
+  }
+  impl Concat for Vec<(u64, Vec<u8>)> {
+    fn concat_bytes(&self) -> Vec<u8> {
+      self.iter().flat_map(|p| p.1.clone()).collect()
+    }
+  }
+
+  #[test]
+  fn a_call_fails_1501_without_an_ack_and_1502_without_a_response() {
+    let (mut d, _rx) = data("1.13.5", 1 << 20, 1 << 20);
+    let t0 = Instant::now();
+    let mut no_ack = call(&mut d, "r1", "bob", Duration::from_secs(30), t0);
+    let mut slow = call(&mut d, "r2", "bob", Duration::from_secs(9), t0);
+    let out = sent(&mut d);
+    assert_eq!(out.len(), 2);
+    assert_eq!(out[0].destination_identities, ["bob"]);
+    d.receive(&from("bob", ack_value("r2")), t0);
+    assert_eq!(d.next_deadline(), Some(t0 + RPC_MAX_ROUND_TRIP));
+    d.timeouts(t0 + RPC_MAX_ROUND_TRIP - Duration::from_millis(1));
+    assert_eq!((rpc_code(&mut no_ack), rpc_code(&mut slow)), (None, None));
+    d.timeouts(t0 + RPC_MAX_ROUND_TRIP);
+    assert_eq!(rpc_code(&mut no_ack), Some(RpcError::CONNECTION_TIMEOUT));
+    assert_eq!(rpc_code(&mut slow), None, "acked: waits for its response");
+    assert_eq!(d.next_deadline(), Some(t0 + Duration::from_secs(9)));
+    d.timeouts(t0 + Duration::from_secs(9));
+    assert_eq!(rpc_code(&mut slow), Some(RpcError::RESPONSE_TIMEOUT));
+    // A late response finds nothing.
+    d.receive(&from("bob", response_value("r2", &Ok("late".into()))), t0);
+    let s = *d.shared.stats.lock();
+    assert_eq!((s.rpc_calls, s.rpc_calls_failed, s.rpc_stray), (2, 2, 1));
+    assert_eq!(d.next_deadline(), None);
+  }
+
+  #[test]
+  fn a_call_gets_its_payload_or_the_callees_error_or_1503_when_it_leaves() {
+    let (mut d, _rx) = data("1.13.5", 1 << 20, 1 << 20);
+    let t0 = Instant::now();
+    let mut ok = call(&mut d, "a", "bob", Duration::from_secs(10), t0);
+    let mut err = call(&mut d, "b", "bob", Duration::from_secs(10), t0);
+    let mut gone = call(&mut d, "c", "bob", Duration::from_secs(10), t0);
+    d.receive(&from("bob", ack_value("a")), t0);
+    d.receive(&from("bob", response_value("a", &Ok("pong".into()))), t0);
+    assert_eq!(ok.try_recv().unwrap().unwrap(), "pong");
+    // A response before its ack also completes the call.
+    d.receive(
+      &from("bob", response_value("b", &Err(RpcError::new(1500, "boom", "ctx")))),
+      t0,
+    );
+    assert_eq!(
+      err.try_recv().unwrap().unwrap_err(),
+      Error::Rpc(RpcError::new(1500, "boom", "ctx"))
+    );
+    d.participant_left("bob");
+    assert_eq!(rpc_code(&mut gone), Some(RpcError::RECIPIENT_DISCONNECTED));
+    let mut nobody = call(&mut d, "d", "carol", Duration::from_secs(10), t0);
+    assert_eq!(rpc_code(&mut nobody), Some(RpcError::RECIPIENT_NOT_FOUND));
+    let (mut old, _rx) = data("1.7.2", 1 << 20, 1 << 20);
+    let mut r = call(&mut old, "e", "bob", Duration::from_secs(10), t0);
+    assert_eq!(rpc_code(&mut r), Some(RpcError::UNSUPPORTED_SERVER));
+    // A queue too small for the request: 1505.
+    let (mut tiny, _rx) = data("1.13.5", 8, 1 << 20);
+    let mut r = call(&mut tiny, "f", "bob", Duration::from_secs(10), t0);
+    assert_eq!(rpc_code(&mut r), Some(RpcError::SEND_FAILED));
+  }
+
+  #[test]
+  fn a_request_is_acked_at_once_and_unknown_methods_and_versions_answered_by_the_session() {
+    let (mut d, mut rx) = data("1.13.5", 1 << 20, 1 << 20);
+    d.shared.methods.lock().insert("greet".into());
+    let t0 = Instant::now();
+    d.receive(
+      &from("bob", request_value("q1", "nope", "", Duration::from_secs(5))),
+      t0,
+    );
+    let mut v2 = request_value("q2", "greet", "", Duration::from_secs(5));
+    if let Value::RpcRequest(r) = &mut v2 {
+      r.version = 2;
+    }
+    d.receive(&from("bob", v2), t0);
+    d.receive(
+      &from("bob", request_value("q3", "greet", "hi", Duration::from_secs(5))),
+      t0,
+    );
+    let out = sent(&mut d);
+    let vals: Vec<Value> = out.into_iter().map(|p| p.value.unwrap()).collect();
+    let code = |v: &Value| match v {
+      Value::RpcResponse(proto::RpcResponse {
+        value: Some(proto::rpc_response::Value::Error(e)),
+        ..
+      }) => e.code,
+      _ => 0,
+    };
+    assert_eq!(vals[0], ack_value("q1"));
+    assert_eq!(code(&vals[1]), RpcError::UNSUPPORTED_METHOD);
+    assert_eq!(vals[2], ack_value("q2"));
+    assert_eq!(code(&vals[3]), RpcError::UNSUPPORTED_VERSION);
+    assert_eq!(vals[4], ack_value("q3"));
+    assert_eq!(vals.len(), 5, "the registered method waits for the caller's answer");
+    assert_eq!(
+      rx.try_recv().unwrap(),
+      RoomEvent::RpcRequest {
+        id: "q3".into(),
+        caller_identity: "bob".into(),
+        method: "greet".into(),
+        payload: "hi".into(),
+        response_timeout: Duration::from_secs(5),
+      }
+    );
+    let respond = |d: &mut Data, id: &str, caller: &str| {
+      let (reply, mut rx) = oneshot::channel();
+      d.command(
+        DataCommand::Respond {
+          id: id.into(),
+          caller: caller.into(),
+          result: Ok("hello".into()),
+          reply,
+        },
+        t0,
+      );
+      rx.try_recv().unwrap()
+    };
+    assert_eq!(respond(&mut d, "q3", "eve").unwrap_err().code(), "ERR_INVALID_OPTION");
+    respond(&mut d, "q3", "bob").unwrap();
+    assert_eq!(sent(&mut d)[0].value, Some(response_value("q3", &Ok("hello".into()))));
+    assert!(respond(&mut d, "q3", "bob").is_err(), "answered once");
+    // The caller leaving forgets its requests.
+    d.receive(
+      &from("bob", request_value("q4", "greet", "", Duration::from_secs(5))),
+      t0,
+    );
+    d.participant_left("bob");
+    assert!(respond(&mut d, "q4", "bob").is_err());
+    // One never answered is forgotten once its caller has given up.
+    d.receive(
+      &from("bob", request_value("q5", "greet", "", Duration::from_secs(5))),
+      t0,
+    );
+    d.timeouts(t0 + Duration::from_secs(5) + RPC_MAX_ROUND_TRIP);
+    assert!(respond(&mut d, "q5", "bob").is_err());
+    let s = *d.shared.stats.lock();
+    assert_eq!((s.rpc_requests, s.rpc_auto_errors, s.rpc_responses), (5, 2, 1));
+  }
+
+  fn header(id: &str) -> Value {
+    header_value(
+      id,
+      &ByteStreamOptions {
+        topic: "t".into(),
+        name: "n".into(),
+        ..Default::default()
+      },
+    )
+  }
+
+  fn stream(rx: &mut mpsc::Receiver<RoomEvent>) -> IncomingByteStream {
+    match rx.try_recv().unwrap() {
+      RoomEvent::ByteStream(s) => s,
+      e => panic!("{e:?}"),
+    }
+  }
+
+  fn chunk(id: &str, index: u64, content: &[u8]) -> Value {
+    Value::StreamChunk(proto::data_stream::Chunk {
+      stream_id: id.into(),
+      chunk_index: index,
+      content: content.to_vec(),
+      ..Default::default()
+    })
+  }
+
+  #[test]
+  fn an_incoming_stream_is_buffered_read_in_order_and_ended_by_its_trailer() {
+    let (mut d, mut rx) = data("1.13.5", 1 << 20, 1 << 20);
+    let t0 = Instant::now();
+    d.receive(&from("bob", header("s1")), t0);
+    let s = stream(&mut rx);
+    assert_eq!(
+      (s.from_identity.as_str(), s.topic.as_str(), s.name.as_str(), s.text),
+      ("bob", "t", "n", false)
+    );
+    let wakes = Arc::new(std::sync::atomic::AtomicU32::new(0));
+    let w = wakes.clone();
+    s.data.set_notify(Some(Arc::new(move || {
+      w.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    })));
+    d.receive(&from("bob", chunk("s1", 0, b"hello ")), t0);
+    d.receive(&from("bob", chunk("s1", 1, b"world")), t0);
+    assert_eq!(
+      wakes.load(std::sync::atomic::Ordering::SeqCst),
+      1,
+      "one wake for two chunks"
+    );
+    d.receive(&from("bob", chunk("s1", 1, b"again")), t0);
+    d.receive(&from("bob", chunk("s1", 4, b"!")), t0);
+    assert_eq!(s.data.read(4), ReadStream::Bytes(b"hell".to_vec()));
+    assert_eq!(s.data.read(100), ReadStream::Bytes(b"o world!".to_vec()));
+    assert_eq!(s.data.read(100), ReadStream::Empty);
+    let mut t = trailer_value("s1", "");
+    if let Value::StreamTrailer(t) = &mut t {
+      t.attributes.insert("done".into(), "yes".into());
+    }
+    d.receive(&from("bob", t), t0);
+    assert_eq!(
+      wakes.load(std::sync::atomic::Ordering::SeqCst),
+      2,
+      "woken again for the end"
+    );
+    assert_eq!(s.data.read(100), ReadStream::Ended);
+    assert_eq!(s.data.trailer_attributes()["done"], "yes");
+    let st = s.data.stats();
+    assert!(st.balanced(), "{st:?}");
+    assert_eq!((st.chunks, st.out_of_order, st.missing, st.bytes_read), (3, 1, 2, 12));
+    // Chunks after the end are strays.
+    d.receive(&from("bob", chunk("s1", 5, b"x")), t0);
+    let ds = *d.shared.stats.lock();
+    assert_eq!((ds.streams_received, ds.streams_ended, ds.stream_stray), (1, 1, 1));
+  }
+
+  #[test]
+  fn a_stream_fails_past_its_cap_when_aborted_and_when_its_sender_leaves() {
+    let (mut d, mut rx) = data("1.13.5", 1 << 20, 10);
+    let t0 = Instant::now();
+    d.receive(&from("bob", header("s1")), t0);
+    let s1 = stream(&mut rx);
+    d.receive(&from("bob", chunk("s1", 0, b"123456")), t0);
+    assert_eq!(s1.data.read(2), ReadStream::Bytes(b"12".to_vec()));
+    d.receive(&from("bob", chunk("s1", 1, b"7890123")), t0);
+    assert!(matches!(s1.data.read(100), ReadStream::Failed(w) if w.contains("fell behind")));
+    let st = s1.data.stats();
+    assert!(st.balanced() && st.bytes_discarded == 11, "{st:?}");
+
+    d.receive(&from("bob", header("s2")), t0);
+    let s2 = stream(&mut rx);
+    d.receive(&from("bob", chunk("s2", 0, b"ab")), t0);
+    d.receive(&from("bob", trailer_value("s2", "cancelled")), t0);
+    assert_eq!(
+      s2.data.read(100),
+      ReadStream::Bytes(b"ab".to_vec()),
+      "what came is still readable"
+    );
+    assert_eq!(s2.data.read(100), ReadStream::Failed("cancelled".into()));
+
+    d.receive(&from("bob", header("s3")), t0);
+    let s3 = stream(&mut rx);
+    d.participant_left("bob");
+    assert!(matches!(s3.data.read(1), ReadStream::Failed(w) if w.contains("bob left")));
+
+    // A reader that dropped its buffer: the stream is abandoned at the next chunk.
+    d.receive(&from("bob", header("s4")), t0);
+    drop(stream(&mut rx));
+    d.receive(&from("bob", chunk("s4", 0, b"x")), t0);
+    let ds = *d.shared.stats.lock();
+    assert_eq!((ds.streams_failed, ds.streams_abandoned), (3, 1));
+    assert!(d.streams.is_empty());
+  }
+
+  #[test]
+  fn a_full_send_queue_fails_a_packet_and_parks_a_stream_chunk_until_its_deadline() {
+    let (mut d, _rx) = data("1.13.5", 100, 10);
+    let t0 = Instant::now();
+    let send = |d: &mut Data, n: usize, wait: bool| {
+      let (reply, rx) = oneshot::channel();
+      d.command(
+        DataCommand::Send {
+          packet: vec![0; n],
+          reliable: true,
+          wait,
+          reply,
+        },
+        t0,
+      );
+      rx
+    };
+    assert!(send(&mut d, 80, false).try_recv().unwrap().is_ok());
+    assert!(send(&mut d, 30, false).try_recv().unwrap().is_err());
+    let mut parked = send(&mut d, 30, true);
+    assert!(parked.try_recv().is_err(), "waits for room");
+    d.timeouts(t0 + Duration::from_secs(2));
+    assert_eq!(parked.try_recv().unwrap().unwrap_err().code(), "ERR_TIMEOUT");
+    let s = *d.shared.stats.lock();
+    assert_eq!((s.send_failed, s.queued_packets, s.queued_bytes), (2, 1, 80));
+    d.finish("test");
+    assert_eq!(d.shared.stats.lock().unsent_at_close, 1);
+  }
+}
