@@ -891,7 +891,7 @@ impl Data {
         result,
         reply,
       } => {
-        if !self.requests.get(&id).is_some_and(|r| r.caller == caller) {
+        if self.requests.get(&id).is_none_or(|r| r.caller != caller) {
           let _ = reply.send(Err(Error::InvalidOption(format!(
             "no RPC request {id} from {caller} waits for an answer (answered, timed out, or its caller left)"
           ))));
