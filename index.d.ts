@@ -9,6 +9,16 @@
  */
 export declare const __napiBindingTarget: 'native' | 'wasm32-wasi' | 'wasm32-wasip1'
 
+/**
+ * A byte stream this room sends: writes are cut into LiveKit's 15 000-byte chunks and wait
+ * for room in the bounded send queue (the back-pressure).
+ */
+export declare class NativeByteStreamWriter {
+  write(bytes: Uint8Array): Promise<boolean | JsFailure>
+  /** Ends the stream (a trailer; a non-empty `reason` marks it aborted). Idempotent. */
+  close(reason?: string | undefined | null): Promise<boolean | JsFailure>
+}
+
 export declare class NativeEncoded {
   /** Whole pieces, about `maxBytes` at most (at least one piece). */
   read(maxBytes: number): JsEncodedRead
@@ -69,6 +79,18 @@ export declare class NativeGroup {
   end(round: number, out: Float64Array, statuses: Uint8Array): void
   /** A settled round's member statuses (once; false if unknown). */
   takeStatuses(round: number, statuses: Uint8Array): boolean
+}
+
+/**
+ * An incoming byte stream: its chunks in a bounded buffer the session fills; JavaScript
+ * reads what is there and is woken once when there is more.
+ */
+export declare class NativeIncomingStream {
+  read(maxBytes: number): JsStreamRead
+  setWake(onWake: () => unknown): void
+  keepAlive(on: boolean): void
+  release(): void
+  stats(): Record<string, number>
 }
 
 export declare class NativeLedger {
@@ -143,6 +165,23 @@ export declare class NativeRoom {
   signalStats(): JsSignalStats
   /** The remote track a `track-subscribed` event announced (once; null if taken or gone). */
   takeRemoteTrack(trackSid: string): NativeRemoteTrack | null
+  /** The incoming byte stream a `byte-stream` event announced (once; null if taken). */
+  takeByteStream(id: string): NativeIncomingStream | null
+  /** A user packet to `destinations` (everyone when empty), reliable or lossy. */
+  publishData(payload: Uint8Array, topic: string | undefined | null, destinations: Array<string>, reliable: boolean): Promise<boolean | JsFailure>
+  /**
+   * Calls `method` on `destination` (LiveKit RPC); resolves its response or a failure
+   * (`ERR_RPC` with the RPC code).
+   */
+  performRpc(destination: string, method: string, payload: string, timeoutMs: number): Promise<string | JsFailure>
+  /** Requests for `method` come as `rpc-request` events; others are refused by the session. */
+  registerRpcMethod(method: string): boolean
+  unregisterRpcMethod(method: string): boolean
+  /** Answers a request: its payload, or an error (`errorCode`, 1500 for the application's). */
+  respondRpc(id: string, caller: string, payload?: string | undefined | null, errorCode?: number | undefined | null, errorMessage?: string | undefined | null): Promise<boolean | JsFailure>
+  /** Opens a byte stream (LiveKit data streams) to `destinations` on `topic`. */
+  openByteStream(destinations: Array<string>, topic: string, name: string, attributes: Record<string, string>): Promise<NativeByteStreamWriter | JsFailure>
+  dataStats(): Record<string, number>
   /** The other participants and their audio tracks, as the server last described them. */
   participants(): Array<JsParticipant>
   /** Subscribes to (or leaves) a remote track (UpdateSubscription), within the request timeout. */
@@ -361,10 +400,15 @@ export type JsEvent =
   | { kind: 'encoded' }
   | { kind: 'closed' }
 
-/** A failed network call: the crate's stable code and its message. */
+/**
+ * A failed network call: the crate's stable code and its message; for `ERR_RPC`, LiveKit's
+ * RPC error code (1500 application error, 1501 no ack, 1502 response timeout, …) and data.
+ */
 export interface JsFailure {
   code: string
   message: string
+  rpcCode?: number
+  rpcData?: string
 }
 
 export interface JsJoinInfo {
@@ -554,6 +598,15 @@ export interface JsRoomEvent {
   identity?: string
   name?: string
   reason?: string
+  /**
+   * `data`: the payload; `rpc-request`: the request id (`id`), method (`name`), payload
+   * (`text`) and response timeout; `byte-stream`: its id, topic (`name`), attributes.
+   */
+  payload?: Uint8Array
+  id?: string
+  text?: string
+  timeoutMs?: number
+  attributes?: Record<string, string>
 }
 
 /** What `LiveKitRoom.connect` passes down; checked in the crate (ranges) and here (types). */
@@ -601,6 +654,16 @@ export interface JsSlots {
 export interface JsSourceEvent {
   sourceId: number
   event: JsEvent
+}
+
+/**
+ * `state`: `bytes` (with `bytes`), `empty` (the wake-up comes when there is more), `ended`,
+ * or `failed` (with `reason`).
+ */
+export interface JsStreamRead {
+  state: string
+  bytes?: Uint8Array
+  reason?: string
 }
 
 export interface JsTime {

@@ -835,9 +835,11 @@ function __napiStampBindingTarget(exportsObject, target) {
 // linked import resolves to `undefined`.
 module.exports.__napiBindingTarget = __napiStampBindingTarget(nativeBinding, __napiLoadedBindingTarget)
 module.exports = nativeBinding
+module.exports.NativeByteStreamWriter = nativeBinding.NativeByteStreamWriter
 module.exports.NativeEncoded = nativeBinding.NativeEncoded
 module.exports.NativeEngine = nativeBinding.NativeEngine
 module.exports.NativeGroup = nativeBinding.NativeGroup
+module.exports.NativeIncomingStream = nativeBinding.NativeIncomingStream
 module.exports.NativeLedger = nativeBinding.NativeLedger
 module.exports.NativeLocalTrack = nativeBinding.NativeLocalTrack
 module.exports.NativeMixer = nativeBinding.NativeMixer

@@ -17,7 +17,7 @@ pub use encode::NativeEncoded;
 pub use engine::NativeEngine;
 pub use group::NativeGroup;
 pub use ledger::NativeLedger;
-pub use livekit::{NativeLocalTrack, NativeRemoteTrack, NativeRoom};
+pub use livekit::{NativeByteStreamWriter, NativeIncomingStream, NativeLocalTrack, NativeRemoteTrack, NativeRoom};
 pub use source::NativeSource;
 
 /// The contract TypeScript reads at load instead of restating it: outcome record layout,

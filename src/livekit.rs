@@ -14,6 +14,7 @@ use std::time::Duration;
 use capstan_core::sink::Discard;
 use capstan_core::{Consumer, Source};
 use capstan_livekit::remote::{ReadRemote, RemoteAudioTrack};
+use capstan_livekit::{ByteStreamOptions, ByteStreamWriter, ReadStream, RpcError, StreamBuffer};
 use capstan_livekit::{Error as LkError, LiveKitSink, LocalAudioTrack, OpusOptions, Room, RoomEvent, RoomOptions};
 use napi::bindgen_prelude::*;
 use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode};
@@ -41,11 +42,14 @@ pub struct JsPublishOptions {
   pub complexity: Option<f64>,
 }
 
-/// A failed network call: the crate's stable code and its message.
+/// A failed network call: the crate's stable code and its message; for `ERR_RPC`, LiveKit's
+/// RPC error code (1500 application error, 1501 no ack, 1502 response timeout, …) and data.
 #[napi(object)]
 pub struct JsFailure {
   pub code: String,
   pub message: String,
+  pub rpc_code: Option<u32>,
+  pub rpc_data: Option<String>,
 }
 
 #[napi(object)]
@@ -71,6 +75,13 @@ pub struct JsRoomEvent {
   pub identity: Option<String>,
   pub name: Option<String>,
   pub reason: Option<String>,
+  /// `data`: the payload; `rpc-request`: the request id (`id`), method (`name`), payload
+  /// (`text`) and response timeout; `byte-stream`: its id, topic (`name`), attributes.
+  pub payload: Option<Uint8Array>,
+  pub id: Option<String>,
+  pub text: Option<String>,
+  pub timeout_ms: Option<f64>,
+  pub attributes: Option<HashMap<String, String>>,
 }
 
 fn event(kind: &str) -> JsRoomEvent {
@@ -81,6 +92,11 @@ fn event(kind: &str) -> JsRoomEvent {
     identity: None,
     name: None,
     reason: None,
+    payload: None,
+    id: None,
+    text: None,
+    timeout_ms: None,
+    attributes: None,
   }
 }
 
@@ -143,6 +159,38 @@ impl From<RoomEvent> for JsRoomEvent {
         ..event("reconnecting")
       },
       RoomEvent::Resumed => event("resumed"),
+      RoomEvent::Data {
+        from_identity,
+        topic,
+        payload,
+      } => JsRoomEvent {
+        identity: Some(from_identity),
+        name: Some(topic),
+        payload: Some(Uint8Array::new(payload)),
+        ..event("data")
+      },
+      RoomEvent::RpcRequest {
+        id,
+        caller_identity,
+        method,
+        payload,
+        response_timeout,
+      } => JsRoomEvent {
+        id: Some(id),
+        identity: Some(caller_identity),
+        name: Some(method),
+        text: Some(payload),
+        timeout_ms: Some(response_timeout.as_millis() as f64),
+        ..event("rpc-request")
+      },
+      RoomEvent::ByteStream(b) => JsRoomEvent {
+        id: Some(b.id),
+        identity: Some(b.from_identity),
+        name: Some(b.topic),
+        text: Some(b.name),
+        attributes: Some(b.attributes),
+        ..event("byte-stream")
+      },
       RoomEvent::Disconnected { reason } => JsRoomEvent {
         reason: Some(reason),
         ..event("disconnected")
@@ -182,6 +230,8 @@ fn failure(e: LkError) -> JsFailure {
   JsFailure {
     code: e.code().into(),
     message: e.to_string(),
+    rpc_code: e.rpc().map(|r| r.code),
+    rpc_data: e.rpc().map(|r| r.data.clone()),
   }
 }
 
@@ -189,6 +239,8 @@ fn panicked(what: &str) -> JsFailure {
   JsFailure {
     code: "ERR_NATIVE_PANIC".into(),
     message: format!("native panic in {what}"),
+    rpc_code: None,
+    rpc_data: None,
   }
 }
 
@@ -288,12 +340,18 @@ pub fn livekit_connect<'env>(
     let forward = events.clone();
     let remotes: Remotes = Arc::new(Mutex::new(HashMap::new()));
     let held = remotes.clone();
+    let streams: Streams = Arc::new(Mutex::new(HashMap::new()));
+    let held_streams = streams.clone();
     napi::tokio::spawn(async move {
       while let Some(e) = rx.recv().await {
         let last = matches!(e, RoomEvent::Disconnected { .. });
         if let RoomEvent::RemoteTrackSubscribed(t) = &e {
           // Held until JavaScript takes it: its audio waits in its own bounded buffer.
           held.lock().insert(t.sid.clone(), t.clone());
+        }
+        if let RoomEvent::ByteStream(b) = &e {
+          // Likewise: its bytes wait in the stream's own bounded buffer.
+          held_streams.lock().insert(b.id.clone(), b.data.clone());
         }
         if let Some(f) = forward.lock().as_ref() {
           f.call(e.into(), ThreadsafeFunctionCallMode::NonBlocking);
@@ -310,6 +368,7 @@ pub fn livekit_connect<'env>(
       room,
       events,
       remotes,
+      streams,
       info: JsJoinInfo {
         room: info.room,
         participant_sid: info.participant_sid,
@@ -331,11 +390,15 @@ pub struct NativeRoom {
   room: Arc<Room>,
   events: Arc<Mutex<Option<EventFn>>>,
   remotes: Remotes,
+  streams: Streams,
   info: JsJoinInfo,
 }
 
 /// Subscribed remote tracks announced to JavaScript and not yet taken.
 type Remotes = Arc<Mutex<HashMap<String, RemoteAudioTrack>>>;
+/// Incoming byte streams announced to JavaScript and not yet taken. JavaScript takes each
+/// one at its event (dropping those nobody listens for: the crate counts them abandoned).
+type Streams = Arc<Mutex<HashMap<String, Arc<StreamBuffer>>>>;
 
 #[napi]
 impl NativeRoom {
@@ -369,6 +432,168 @@ impl NativeRoom {
       track,
       wake: Mutex::new(None),
     })
+  }
+
+  /// The incoming byte stream a `byte-stream` event announced (once; null if taken).
+  #[napi(catch_unwind)]
+  pub fn take_byte_stream(&self, id: String) -> Option<NativeIncomingStream> {
+    self.streams.lock().remove(&id).map(|data| NativeIncomingStream {
+      data,
+      wake: Mutex::new(None),
+    })
+  }
+
+  /// A user packet to `destinations` (everyone when empty), reliable or lossy.
+  #[napi(catch_unwind, ts_return_type = "Promise<boolean | JsFailure>")]
+  pub fn publish_data<'env>(
+    &self,
+    env: &'env Env,
+    payload: Uint8Array,
+    topic: Option<String>,
+    destinations: Vec<String>,
+    reliable: bool,
+  ) -> crate::convert::Result<PromiseRaw<'env, Either<bool, JsFailure>>> {
+    let room = self.room.clone();
+    let bytes = payload.to_vec();
+    let fut = guarded("publishData", async move {
+      room
+        .publish_data(&bytes, topic.as_deref(), &destinations, reliable)
+        .await
+        .map(|_| true)
+        .map_err(failure)
+    });
+    env
+      .spawn_future(async move { Ok(fut.await) })
+      .map_err(|e| invalid(e.reason))
+  }
+
+  /// Calls `method` on `destination` (LiveKit RPC); resolves its response or a failure
+  /// (`ERR_RPC` with the RPC code).
+  #[napi(catch_unwind, ts_return_type = "Promise<string | JsFailure>")]
+  pub fn perform_rpc<'env>(
+    &self,
+    env: &'env Env,
+    destination: String,
+    method: String,
+    payload: String,
+    timeout_ms: f64,
+  ) -> crate::convert::Result<PromiseRaw<'env, Either<String, JsFailure>>> {
+    let t = millis("timeoutMs", Some(timeout_ms), Duration::ZERO, 600_000)?;
+    let room = self.room.clone();
+    let fut = guarded("performRpc", async move {
+      room
+        .perform_rpc(&destination, &method, &payload, t)
+        .await
+        .map_err(failure)
+    });
+    env
+      .spawn_future(async move { Ok(fut.await) })
+      .map_err(|e| invalid(e.reason))
+  }
+
+  /// Requests for `method` come as `rpc-request` events; others are refused by the session.
+  #[napi(catch_unwind)]
+  pub fn register_rpc_method(&self, method: String) -> bool {
+    self.room.register_rpc_method(&method)
+  }
+
+  #[napi(catch_unwind)]
+  pub fn unregister_rpc_method(&self, method: String) -> bool {
+    self.room.unregister_rpc_method(&method)
+  }
+
+  /// Answers a request: its payload, or an error (`errorCode`, 1500 for the application's).
+  #[napi(catch_unwind, ts_return_type = "Promise<boolean | JsFailure>")]
+  pub fn respond_rpc<'env>(
+    &self,
+    env: &'env Env,
+    id: String,
+    caller: String,
+    payload: Option<String>,
+    error_code: Option<u32>,
+    error_message: Option<String>,
+  ) -> crate::convert::Result<PromiseRaw<'env, Either<bool, JsFailure>>> {
+    let result = match (payload, error_code) {
+      (Some(p), None) => Ok(p),
+      (_, Some(code)) => Err(RpcError::new(code, error_message.as_deref().unwrap_or(""), "")),
+      (None, None) => Ok(String::new()),
+    };
+    let room = self.room.clone();
+    let fut = guarded("respondRpc", async move {
+      room
+        .respond_rpc(&id, &caller, result)
+        .await
+        .map(|_| true)
+        .map_err(failure)
+    });
+    env
+      .spawn_future(async move { Ok(fut.await) })
+      .map_err(|e| invalid(e.reason))
+  }
+
+  /// Opens a byte stream (LiveKit data streams) to `destinations` on `topic`.
+  #[napi(catch_unwind, ts_return_type = "Promise<NativeByteStreamWriter | JsFailure>")]
+  pub fn open_byte_stream<'env>(
+    &self,
+    env: &'env Env,
+    destinations: Vec<String>,
+    topic: String,
+    name: String,
+    attributes: HashMap<String, String>,
+  ) -> crate::convert::Result<PromiseRaw<'env, Either<NativeByteStreamWriter, JsFailure>>> {
+    let room = self.room.clone();
+    let fut = guarded("openByteStream", async move {
+      let o = ByteStreamOptions {
+        destination_identities: destinations,
+        topic,
+        name,
+        attributes,
+        ..Default::default()
+      };
+      let w = room.open_byte_stream(o).await.map_err(failure)?;
+      Ok(NativeByteStreamWriter {
+        inner: Arc::new(napi::tokio::sync::Mutex::new(Some(w))),
+      })
+    });
+    env
+      .spawn_future(async move { Ok(fut.await) })
+      .map_err(|e| invalid(e.reason))
+  }
+
+  #[napi(catch_unwind)]
+  pub fn data_stats(&self) -> HashMap<String, f64> {
+    let d = self.room.data_stats();
+    let mut m = HashMap::new();
+    for (k, v) in [
+      ("packetsSent", d.packets_sent),
+      ("bytesSent", d.bytes_sent),
+      ("sendFailed", d.send_failed),
+      ("queuedPackets", d.queued_packets),
+      ("queuedBytes", d.queued_bytes),
+      ("unsentAtClose", d.unsent_at_close),
+      ("packetsReceived", d.packets_received),
+      ("bytesReceived", d.bytes_received),
+      ("undecodable", d.undecodable),
+      ("unhandled", d.unhandled),
+      ("userPackets", d.user_packets),
+      ("rpcCalls", d.rpc_calls),
+      ("rpcCallsOk", d.rpc_calls_ok),
+      ("rpcCallsFailed", d.rpc_calls_failed),
+      ("rpcRequests", d.rpc_requests),
+      ("rpcAutoErrors", d.rpc_auto_errors),
+      ("rpcResponses", d.rpc_responses),
+      ("rpcStray", d.rpc_stray),
+      ("streamsOpened", d.streams_opened),
+      ("streamsReceived", d.streams_received),
+      ("streamsEnded", d.streams_ended),
+      ("streamsFailed", d.streams_failed),
+      ("streamsRefused", d.streams_refused),
+      ("streamsAbandoned", d.streams_abandoned),
+      ("streamStray", d.stream_stray),
+    ] {
+      m.insert(k.to_string(), v as f64);
+    }
+    m
   }
 
   /// The other participants and their audio tracks, as the server last described them.
@@ -490,6 +715,8 @@ impl NativeRoom {
         return Err(JsFailure {
           code: e.code().into(),
           message: e.message().to_string(),
+          rpc_code: None,
+          rpc_data: None,
         });
       }
       Ok(NativeLocalTrack {
@@ -844,5 +1071,157 @@ impl NativeRemoteTrack {
       read_frames: s.read_chunks as f64,
       queued_frames: s.queued_chunks as f64,
     }
+  }
+}
+
+/// A byte stream this room sends: writes are cut into LiveKit's 15 000-byte chunks and wait
+/// for room in the bounded send queue (the back-pressure).
+#[napi]
+pub struct NativeByteStreamWriter {
+  inner: Arc<napi::tokio::sync::Mutex<Option<ByteStreamWriter>>>,
+}
+
+#[napi]
+impl NativeByteStreamWriter {
+  #[napi(catch_unwind, ts_return_type = "Promise<boolean | JsFailure>")]
+  pub fn write<'env>(
+    &self,
+    env: &'env Env,
+    bytes: Uint8Array,
+  ) -> crate::convert::Result<PromiseRaw<'env, Either<bool, JsFailure>>> {
+    let w = self.inner.clone();
+    let bytes = bytes.to_vec();
+    let fut = guarded("write", async move {
+      match w.lock().await.as_mut() {
+        Some(w) => w.write(&bytes).await.map(|_| true).map_err(failure),
+        None => Err(failure(LkError::Closed)),
+      }
+    });
+    env
+      .spawn_future(async move { Ok(fut.await) })
+      .map_err(|e| invalid(e.reason))
+  }
+
+  /// Ends the stream (a trailer; a non-empty `reason` marks it aborted). Idempotent.
+  #[napi(catch_unwind, ts_return_type = "Promise<boolean | JsFailure>")]
+  pub fn close<'env>(
+    &self,
+    env: &'env Env,
+    reason: Option<String>,
+  ) -> crate::convert::Result<PromiseRaw<'env, Either<bool, JsFailure>>> {
+    let w = self.inner.clone();
+    let fut = guarded("close", async move {
+      match w.lock().await.take() {
+        Some(w) => w
+          .close(reason.as_deref().unwrap_or(""))
+          .await
+          .map(|_| true)
+          .map_err(failure),
+        None => Ok(true),
+      }
+    });
+    env
+      .spawn_future(async move { Ok(fut.await) })
+      .map_err(|e| invalid(e.reason))
+  }
+}
+
+/// `state`: `bytes` (with `bytes`), `empty` (the wake-up comes when there is more), `ended`,
+/// or `failed` (with `reason`).
+#[napi(object)]
+pub struct JsStreamRead {
+  pub state: String,
+  pub bytes: Option<Uint8Array>,
+  pub reason: Option<String>,
+}
+
+/// An incoming byte stream: its chunks in a bounded buffer the session fills; JavaScript
+/// reads what is there and is woken once when there is more.
+#[napi]
+pub struct NativeIncomingStream {
+  data: Arc<StreamBuffer>,
+  wake: Mutex<Option<Arc<Mutex<WakeFn>>>>,
+}
+
+#[napi]
+impl NativeIncomingStream {
+  #[napi(catch_unwind)]
+  pub fn read(&self, max_bytes: u32) -> JsStreamRead {
+    match self.data.read(max_bytes.max(1) as usize) {
+      ReadStream::Bytes(b) => JsStreamRead {
+        state: "bytes".into(),
+        bytes: Some(Uint8Array::new(b)),
+        reason: None,
+      },
+      ReadStream::Empty => JsStreamRead {
+        state: "empty".into(),
+        bytes: None,
+        reason: None,
+      },
+      ReadStream::Ended => JsStreamRead {
+        state: "ended".into(),
+        bytes: None,
+        reason: None,
+      },
+      ReadStream::Failed(r) => JsStreamRead {
+        state: "failed".into(),
+        bytes: None,
+        reason: Some(r),
+      },
+    }
+  }
+
+  #[napi(catch_unwind)]
+  pub fn set_wake(&self, on_wake: Function<'_, (), Unknown<'static>>) -> crate::convert::Result<()> {
+    let f: WakeFn = on_wake
+      .build_threadsafe_function()
+      .weak::<true>()
+      .callee_handled::<false>()
+      .build()
+      .map_err(|e| invalid(e.reason))?;
+    let f = Arc::new(Mutex::new(f));
+    let call = f.clone();
+    *self.wake.lock() = Some(f);
+    self.data.set_notify(Some(Arc::new(move || {
+      call.lock().call((), ThreadsafeFunctionCallMode::NonBlocking);
+    })));
+    Ok(())
+  }
+
+  #[napi]
+  #[allow(deprecated)]
+  pub fn keep_alive(&self, env: Env, on: bool) -> Result<()> {
+    if let Some(f) = self.wake.lock().as_ref() {
+      let mut f = f.lock();
+      if on {
+        f.refer(&env)?;
+      } else {
+        f.unref(&env)?;
+      }
+    }
+    Ok(())
+  }
+
+  #[napi(catch_unwind)]
+  pub fn release(&self) {
+    self.data.set_notify(None);
+    self.wake.lock().take();
+  }
+
+  #[napi(catch_unwind)]
+  pub fn stats(&self) -> HashMap<String, f64> {
+    let s = self.data.stats();
+    [
+      ("bytesReceived", s.bytes_received),
+      ("bytesRead", s.bytes_read),
+      ("bytesQueued", s.bytes_queued),
+      ("bytesDiscarded", s.bytes_discarded),
+      ("chunks", s.chunks),
+      ("outOfOrder", s.out_of_order),
+      ("missing", s.missing),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v as f64))
+    .collect()
   }
 }

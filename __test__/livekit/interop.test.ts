@@ -3,7 +3,9 @@
 //   @livekit/agents (JS) DataStreamAudioOutput  ->  capstan ByteStreamAudioReceiver
 //   capstan ByteStreamAudioSender               ->  livekit-agents (Python) DataStreamAudioReceiver
 // Sample-exact, with an interruption in the middle and playback-finished checked on both
-// sides. The peers are installed by `npm test` (scripts/test-setup.mjs, cached).
+// sides. The peers are installed by `npm test` (scripts/test-setup.mjs, cached). capstan's
+// end runs over @livekit/rtc-node (livekitTransport) and, again, over its own client
+// (LiveKitRoom.transport: data channel, RPC and byte streams in Rust; NATIVE=1).
 import { createHash } from 'node:crypto'
 import { existsSync } from 'node:fs'
 import { join } from 'node:path'
@@ -18,7 +20,12 @@ const dump = (r: NetnsResult) =>
 const ramp = (n: number, seed: number) => Int16Array.from({ length: n }, (_, i) => ((i * 7 + seed) % 20000) - 10000)
 const sha = (a: Int16Array) => createHash('sha256').update(new Uint8Array(a.buffer, a.byteOffset, a.byteLength)).digest('hex')
 
-describe('avatar byte-stream interop with LiveKit agents (real server)', () => {
+const VIA = [
+  { name: 'over @livekit/rtc-node', env: [] as string[] },
+  { name: "over capstan's own LiveKit client", env: ['env', 'NATIVE=1'] },
+]
+
+describe.each(VIA)('avatar byte-stream interop with LiveKit agents (real server), capstan $name', ({ env }) => {
   beforeAll(() => {
     livekitServerBinary()
     for (const p of ['__test__/livekit/peers/agents-js/node_modules/@livekit/agents', '.cache/livekit/venv/bin/python']) {
@@ -29,7 +36,7 @@ describe('avatar byte-stream interop with LiveKit agents (real server)', () => {
   it('agents-js DataStreamAudioOutput -> capstan receiver: sample-exact segment, interruption, playback-finished both ways', async () => {
     const r = await runManyInLivekitNetns(
       [
-        { name: 'avatar', argv: [...interpreterFor(fixture('capstan-avatar.mjs')), 'interop-js', '2'] },
+        { name: 'avatar', argv: [...env, ...interpreterFor(fixture('capstan-avatar.mjs')), 'interop-js', '2'] },
         { name: 'agent', argv: [process.execPath, join(ROOT, '__test__/livekit/peers/agents-js/agent-sender.mjs'), 'interop-js'] },
       ],
       { timeoutMs: 90_000 },
@@ -39,6 +46,7 @@ describe('avatar byte-stream interop with LiveKit agents (real server)', () => {
     const avatar = lastJsonLine(r.procs[0].stdout)
     const agent = lastJsonLine(r.procs[1].stdout)
     expect(avatar.ok && agent.ok, dump(r)).toBe(true)
+    expect(avatar.native).toBe(env.length > 0)
     // Segment 1: exactly the ramp the agent sent (1.00 s = 100 frames of 10 ms).
     expect(avatar.segments[0]).toMatchObject({ index: 0, interrupted: false, samples: 48000, sha256: sha(ramp(48000, 1)) })
     // Segment 2: interrupted; what was played is a prefix of the ramp (checked by length: the
@@ -61,7 +69,7 @@ describe('avatar byte-stream interop with LiveKit agents (real server)', () => {
     const r = await runManyInLivekitNetns(
       [
         { name: 'avatar', argv: [...interpreterFor(fixture('py-avatar.py')), 'interop-py', '2'] },
-        { name: 'agent', argv: [...interpreterFor(fixture('capstan-agent.mjs')), 'interop-py'] },
+        { name: 'agent', argv: [...env, ...interpreterFor(fixture('capstan-agent.mjs')), 'interop-py'] },
       ],
       { timeoutMs: 90_000 },
     )
@@ -70,6 +78,7 @@ describe('avatar byte-stream interop with LiveKit agents (real server)', () => {
     const avatar = lastJsonLine(r.procs[0].stdout)
     const agent = lastJsonLine(r.procs[1].stdout)
     expect(avatar.ok && agent.ok, dump(r)).toBe(true)
+    expect(agent.native).toBe(env.length > 0)
     expect(avatar.segments[0]).toMatchObject({ samples: 48000, sha256: sha(ramp(48000, 1)), cleared: false })
     expect(avatar.segments[1].cleared).toBe(true)
     expect(avatar.segments[1].samples).toBeLessThan(3 * 48000)

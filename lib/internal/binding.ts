@@ -11,4 +11,4 @@ export const binding: typeof Binding = require('../../index.js')
 /** The core's shapes, read once at load: nothing in lib/ restates them. */
 export const CONTRACT = binding.contract()
 
-export type { JsEvent, JsFailure, JsRoomEvent, NativeEncoded, NativeLocalTrack, NativeRemoteTrack, NativeRoom, NativeEngine, NativeGroup, NativeLedger, NativeMixer, NativeSource } from '../../index'
+export type { JsEvent, JsFailure, JsRoomEvent, NativeEncoded, NativeIncomingStream, NativeLocalTrack, NativeRemoteTrack, NativeRoom, NativeEngine, NativeGroup, NativeLedger, NativeMixer, NativeSource } from '../../index'

@@ -10,6 +10,7 @@ export {
   type LiveKitParticipant,
   type LiveKitRemoteMetrics,
   type LiveKitConnectionEvent,
+  type LiveKitDataOptions,
   type LiveKitConnectionState,
   type LiveKitRoomEvents,
   type LiveKitRoomOptions,

@@ -8,6 +8,8 @@ import { nativeOf, type AudioSource } from '../source/source'
 import { AudioFrame } from '../source/frame'
 import { AudioStream, type AudioStreamOptions } from '../source/stream'
 import { processors } from '../process/processors'
+import type { AudioTransport } from '../transport/transport'
+import { nativeTransport, type TransportFeed } from './native-transport'
 import { LIVEKIT_CONTRACT } from './defaults'
 
 /**
@@ -115,6 +117,17 @@ export interface LiveKitRoomEvents {
   'participant-left': [{ sid: string; identity: string; reason: string }]
   /** A remote participant subscribed to one of this room's published tracks. */
   'local-track-subscribed': [{ trackSid: string }]
+  /** A user packet from another participant (`topic` '' when it had none). */
+  data: [{ from: string; topic: string; payload: Uint8Array }]
+}
+
+export interface LiveKitDataOptions {
+  /** Default '' (none). */
+  topic?: string
+  /** Identities to send to; everyone when absent or empty. */
+  destinations?: string[]
+  /** The reliable (ordered, retransmitted) channel, or the lossy one. Default true. */
+  reliable?: boolean
 }
 
 const CONNECT_KEYS = ['autoSubscribe', 'connectTimeoutMs', 'requestTimeoutMs', 'queuePackets', 'jitterMs', 'remoteBufferFrames', 'resumeTimeoutMs', 'signal'] as const satisfies ReadonlyArray<keyof LiveKitRoomOptions>
@@ -152,6 +165,7 @@ let makeRemote: (n: NativeRemoteTrack) => LiveKitRemoteTrack
 export class LiveKitRoom extends EventEmitter<LiveKitRoomEvents> {
   readonly #native: NativeRoom
   readonly #tracks = new Set<LiveKitTrack>()
+  #transport: { transport: AudioTransport; feed: TransportFeed } | undefined
   #state: LiveKitConnectionState = 'connected'
   #reason: string | undefined
   #closing: Promise<void> | undefined
@@ -246,6 +260,29 @@ export class LiveKitRoom extends EventEmitter<LiveKitRoomEvents> {
     return this.#reason
   }
 
+  /**
+   * Byte streams and RPC over this room's reliable data channel, as the `AudioTransport`
+   * `ByteStreamAudioSender` and `ByteStreamAudioReceiver` take (wire-compatible with LiveKit
+   * agents' avatar I/O and every LiveKit SDK's `streamBytes`/`performRpc`).
+   */
+  get transport(): AudioTransport {
+    this.#transport ??= nativeTransport(this.#native, this.identity, () => (this.#state === 'disconnected' ? (this.#reason ?? 'disconnected') : undefined))
+    return this.#transport.transport
+  }
+
+  /** A user packet to other participants (LiveKit's `publishData`). */
+  async publishData(payload: Uint8Array, options: LiveKitDataOptions = {}): Promise<void> {
+    if (!(payload instanceof Uint8Array)) throw new CapstanError('ERR_INVALID_OPTION', 'payload must be a Uint8Array')
+    const o = readOptions('LiveKitRoom.publishData', options, ['topic', 'destinations', 'reliable'] as const)
+    checkType('topic', o.topic, 'string')
+    checkType('reliable', o.reliable, 'boolean')
+    const to = o.destinations as unknown
+    if (to !== undefined && !(Array.isArray(to) && to.every((d) => typeof d === 'string'))) throw new CapstanError('ERR_INVALID_OPTION', 'destinations must be an array of identities')
+    if (this.#state === 'disconnected') throw new CapstanError('ERR_INVALID_STATE', 'the room is disconnected')
+    const r = await native(() => this.#native.publishData(payload, o.topic as string | undefined, (to as string[] | undefined) ?? [], (o.reliable as boolean | undefined) ?? true))
+    if (isFailure(r)) throw failed(r)
+  }
+
   /** The other participants and their audio tracks. */
   get participants(): LiveKitParticipant[] {
     return native(() => this.#native.participants())
@@ -309,6 +346,18 @@ export class LiveKitRoom extends EventEmitter<LiveKitRoomEvents> {
   #event(e: JsRoomEvent): void {
     const sid = e.trackSid ?? ''
     switch (e.kind) {
+      case 'data':
+        this.emit('data', { from: e.identity ?? '', topic: e.name ?? '', payload: e.payload ?? new Uint8Array(0) })
+        break
+      case 'byte-stream':
+        // Nobody asked for the transport: the stream has no reader (the client counts it).
+        if (this.#transport) this.#transport.feed.event(e)
+        else native(() => this.#native.takeByteStream(e.id ?? '')?.release())
+        break
+      case 'rpc-request':
+        if (this.#transport) this.#transport.feed.event(e)
+        else void native(() => this.#native.respondRpc(e.id ?? '', e.identity ?? '', undefined, 1400, 'Method not supported at destination')).catch(() => {})
+        break
       case 'local-track-subscribed':
         this.emit('local-track-subscribed', { trackSid: sid })
         break
@@ -330,6 +379,7 @@ export class LiveKitRoom extends EventEmitter<LiveKitRoomEvents> {
         this.emit('participant-joined', { sid: e.participantSid ?? '', identity: e.identity ?? '', name: e.name ?? '' })
         break
       case 'participant-left':
+        this.#transport?.feed.event(e)
         this.emit('participant-left', { sid: e.participantSid ?? '', identity: e.identity ?? '', reason: e.reason ?? '' })
         break
       case 'reconnecting':
@@ -353,6 +403,7 @@ export class LiveKitRoom extends EventEmitter<LiveKitRoomEvents> {
     this.#state = 'disconnected'
     this.#reason = reason
     for (const t of [...this.#tracks]) endTrack(t)
+    this.#transport?.feed.event({ kind: 'disconnected', reason } as JsRoomEvent)
     this.#native.keepAlive(false)
     this.emit('connection', { state: 'disconnected', reason })
   }

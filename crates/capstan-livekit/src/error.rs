@@ -21,17 +21,20 @@ pub enum Error {
   Closed,
   /// An option or argument out of its range; the text names it.
   InvalidOption(String),
+  /// An RPC failed: the callee's error or a built-in one (see [`crate::RpcError`]), code kept.
+  Rpc(crate::data::RpcError),
 }
 
 impl Error {
   /// Every code [`code`](Error::code) gives, for a binding's contract.
-  pub const CODES: [&'static str; 6] = [
+  pub const CODES: [&'static str; 7] = [
     "ERR_CONNECT",
     "ERR_SIGNAL",
     "ERR_PEER",
     "ERR_TIMEOUT",
     "ERR_INVALID_STATE",
     "ERR_INVALID_OPTION",
+    "ERR_RPC",
   ];
 
   /// A stable code for bindings, in the style of capstan's `ERR_*` codes (a call on a
@@ -44,6 +47,7 @@ impl Error {
       Error::Timeout(_) => "ERR_TIMEOUT",
       Error::Closed => "ERR_INVALID_STATE",
       Error::InvalidOption(_) => "ERR_INVALID_OPTION",
+      Error::Rpc(_) => "ERR_RPC",
     }
   }
 }
@@ -57,11 +61,22 @@ impl fmt::Display for Error {
       Error::Timeout(m) => write!(f, "livekit timeout: {m}"),
       Error::Closed => write!(f, "livekit session closed"),
       Error::InvalidOption(m) => write!(f, "invalid option: {m}"),
+      Error::Rpc(e) => write!(f, "livekit rpc: {e}"),
     }
   }
 }
 
 impl std::error::Error for Error {}
+
+impl Error {
+  /// The RPC error of an [`Error::Rpc`].
+  pub fn rpc(&self) -> Option<&crate::data::RpcError> {
+    match self {
+      Error::Rpc(e) => Some(e),
+      _ => None,
+    }
+  }
+}
 
 impl From<str0m::RtcError> for Error {
   fn from(e: str0m::RtcError) -> Self {

@@ -14,11 +14,14 @@
 //!   non-blocking queue to the session (bytes: `encoded = sent + queued + dropped`).
 //! - [`sink`]: [`LiveKitSink`], a `capstan_core::Sink`, so a capstan source publishes with
 //!   nothing but engine threads and the session task on the per-packet path.
+//! - [`data`]: user packets, RPC and byte streams on the data channels, bounded (send
+//!   queue, RPCs in flight, open streams, each stream's [`StreamBuffer`]).
 //! - [`token`]: HS256 access tokens from an API key and secret.
 //!
 //! Pacing: the sink sends each packet when its second chunk arrives; a realtime capstan
 //! source's clock already paces chunks at 10 ms, so the wire is paced by the engine.
 
+pub mod data;
 pub mod error;
 pub mod jitter;
 pub mod peer;
@@ -29,6 +32,9 @@ pub mod sink;
 pub mod token;
 pub mod track;
 
+pub use data::{
+  ByteStreamOptions, ByteStreamWriter, DataStats, IncomingByteStream, ReadStream, RpcError, StreamBuffer, StreamStats,
+};
 pub use error::{Error, Result};
 pub use jitter::{JitterOptions, PacketCounters};
 pub use remote::{ReadRemote, RemoteAudio, RemoteAudioTrack, RemoteParticipant, RemoteStats, RemoteTrackInfo};

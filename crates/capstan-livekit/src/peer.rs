@@ -21,7 +21,7 @@ use std::ops::{Deref, DerefMut};
 use std::time::Instant;
 
 use str0m::change::{SdpAnswer, SdpOffer, SdpPendingOffer};
-use str0m::channel::{ChannelConfig, Reliability};
+use str0m::channel::{ChannelConfig, ChannelId, Reliability};
 use str0m::media::{Direction, Frequency, MediaKind, MediaTime, Mid, Pt};
 use str0m::net::{Protocol, Receive};
 use str0m::{Candidate, Event, Input, Output, Rtc};
@@ -71,6 +71,17 @@ pub enum PeerOutput {
     rtp_time: u64,
     data: Vec<u8>,
   },
+  /// A data channel is open (ours once the remote acked it, or one the remote opened).
+  ChannelOpen {
+    id: ChannelId,
+    label: String,
+  },
+  /// One message on a data channel.
+  ChannelData {
+    id: ChannelId,
+    data: Vec<u8>,
+  },
+  ChannelClose(ChannelId),
 }
 
 /// What both connections share: str0m's `Rtc` with one host candidate, and the I/O entry
@@ -213,8 +224,20 @@ impl Pc {
             data: p.payload.to_vec(),
           })
         }
+        Output::Event(Event::ChannelOpen(id, label)) => out.push(PeerOutput::ChannelOpen { id, label }),
+        Output::Event(Event::ChannelData(d)) => out.push(PeerOutput::ChannelData { id: d.id, data: d.data }),
+        Output::Event(Event::ChannelClose(id)) => out.push(PeerOutput::ChannelClose(id)),
         Output::Event(_) => {}
       }
+    }
+  }
+
+  /// One binary message on an open data channel; false when the SCTP buffer has no room
+  /// for it now (or the channel is gone), so the caller keeps it for later.
+  pub fn channel_write(&mut self, id: ChannelId, data: &[u8]) -> Result<bool> {
+    match self.rtc.channel(id) {
+      Some(mut ch) => Ok(ch.write(true, data)?),
+      None => Ok(false),
     }
   }
 

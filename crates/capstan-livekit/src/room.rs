@@ -37,6 +37,10 @@ use str0m::media::{Mid, Pt};
 use tokio::net::UdpSocket;
 use tokio::sync::{mpsc, oneshot};
 
+use crate::data::{
+  Data, DataCommand, DataShared, IncomingByteStream, DEFAULT_DATA_QUEUE_BYTES, DEFAULT_STREAM_BUFFER_BYTES,
+  MAX_DATA_BYTES_OPTION,
+};
 use crate::error::{Error, Result};
 use crate::jitter::{JitterBuffer, JitterOptions, DEFAULT_DELAY};
 use crate::peer::{audio_mlines, PeerOutput, Publisher, Subscriber};
@@ -86,6 +90,10 @@ pub struct RoomOptions {
   pub remote_buffer_chunks: usize,
   /// How long a lost signal connection may take to resume (0: never resume, end at once).
   pub resume_timeout: Duration,
+  /// Data packets waiting for the SCTP buffer, bytes (see [`crate::data`]).
+  pub data_queue_bytes: usize,
+  /// Each incoming byte stream's unread bytes before it fails.
+  pub stream_buffer_bytes: usize,
 }
 
 impl Default for RoomOptions {
@@ -98,6 +106,8 @@ impl Default for RoomOptions {
       jitter_delay: DEFAULT_DELAY,
       remote_buffer_chunks: DEFAULT_BUFFER_CHUNKS,
       resume_timeout: DEFAULT_RESUME_TIMEOUT,
+      data_queue_bytes: DEFAULT_DATA_QUEUE_BYTES,
+      stream_buffer_bytes: DEFAULT_STREAM_BUFFER_BYTES,
     }
   }
 }
@@ -174,6 +184,23 @@ pub enum RoomEvent {
   Reconnecting { reason: String },
   /// The signal connection is back (the server swapped it under the same participant).
   Resumed,
+  /// A user packet from another participant (`topic` empty when it had none).
+  Data {
+    from_identity: String,
+    topic: String,
+    payload: Vec<u8>,
+  },
+  /// An RPC for a registered method ([`Room::register_rpc_method`]): the session has acked
+  /// it; answer with [`Room::respond_rpc`] within `response_timeout`.
+  RpcRequest {
+    id: String,
+    caller_identity: String,
+    method: String,
+    payload: String,
+    response_timeout: Duration,
+  },
+  /// Another participant opened a byte (or text) stream to us: read `data` as it arrives.
+  ByteStream(IncomingByteStream),
   /// The session ended: the caller closed it, the server left, or a bound passed.
   Disconnected { reason: String },
 }
@@ -199,7 +226,8 @@ impl LocalAudioTrack {
   }
 }
 
-enum Command {
+pub(crate) enum Command {
+  Data(DataCommand),
   Publish {
     name: String,
     opus: OpusOptions,
@@ -220,9 +248,10 @@ enum Command {
 }
 
 pub struct Room {
-  join: JoinInfo,
-  cmd: mpsc::Sender<Command>,
-  opts: RoomOptions,
+  pub(crate) join: JoinInfo,
+  pub(crate) cmd: mpsc::Sender<Command>,
+  pub(crate) opts: RoomOptions,
+  pub(crate) data: DataShared,
   /// Taken by the first `close`; later ones find the session gone.
   task: Mutex<Option<tokio::task::JoinHandle<()>>>,
   sub_up: Arc<AtomicBool>,
@@ -249,6 +278,16 @@ impl Room {
         MAX_RESUME_TIMEOUT.as_millis(),
         opts.resume_timeout.as_millis()
       )));
+    }
+    for (name, v) in [
+      ("dataQueueBytes", opts.data_queue_bytes),
+      ("streamBufferBytes", opts.stream_buffer_bytes),
+    ] {
+      if v == 0 || v > MAX_DATA_BYTES_OPTION {
+        return Err(Error::InvalidOption(format!(
+          "{name} must be 1..={MAX_DATA_BYTES_OPTION}, got {v}"
+        )));
+      }
     }
     let deadline = tokio::time::Instant::now() + opts.connect_timeout;
     let (ws, join) = signal::connect(url, token, opts.auto_subscribe, opts.connect_timeout).await?;
@@ -280,7 +319,19 @@ impl Room {
     let participants = Arc::new(Mutex::new(HashMap::new()));
     let remote_tracks = Arc::new(Mutex::new(HashMap::new()));
     let (sink, stream) = ws.split();
+    let data = DataShared::default();
     let session = Session {
+      data: Data::new(
+        info.identity.clone(),
+        info.server_version.clone(),
+        ev_tx.clone(),
+        stats.clone(),
+        data.clone(),
+        participants.clone(),
+        opts.data_queue_bytes,
+        opts.stream_buffer_bytes,
+        opts.request_timeout,
+      ),
       info: info.clone(),
       sink: Some(sink),
       stream: Some(stream),
@@ -328,6 +379,7 @@ impl Room {
       stats,
       participants,
       remote_tracks,
+      data,
     };
     match tokio::time::timeout_at(deadline, ready_rx).await {
       Ok(Ok(Ok(()))) => Ok((room, ev_rx)),
@@ -527,6 +579,7 @@ type WsStream = futures_util::stream::SplitStream<signal::Ws>;
 
 struct Session {
   info: JoinInfo,
+  data: Data,
   /// None while the signal connection is down and being resumed.
   sink: Option<WsSink>,
   stream: Option<WsStream>,
@@ -796,6 +849,7 @@ impl Session {
     let mut outs = Vec::new();
     let mut rtps = Vec::new();
     loop {
+      self.data.flush(&mut self.pc);
       let mut wake = match self.pc.poll(&mut outs) {
         Ok(t) => t,
         Err(e) => return e.to_string(),
@@ -812,6 +866,9 @@ impl Session {
             }
           }
           PeerOutput::Disconnected(why) => return format!("publisher: {why}"),
+          PeerOutput::ChannelOpen { id, label } => self.data.publisher_channel(id, &label),
+          PeerOutput::ChannelClose(id) => self.data.publisher_channel_closed(id),
+          PeerOutput::ChannelData { data, .. } => self.data.receive(&data, Instant::now()),
           PeerOutput::Media { .. } | PeerOutput::Rtp { .. } => {}
         }
       }
@@ -831,9 +888,13 @@ impl Session {
             }
             PeerOutput::Disconnected(why) => return format!("subscriber: {why}"),
             rtp @ PeerOutput::Rtp { .. } => rtps.push(rtp),
-            PeerOutput::Media { .. } => {}
+            PeerOutput::ChannelData { data, .. } => self.data.receive(&data, Instant::now()),
+            PeerOutput::Media { .. } | PeerOutput::ChannelOpen { .. } | PeerOutput::ChannelClose(_) => {}
           }
         }
+      }
+      if let Some(t) = self.data.next_deadline() {
+        wake = wake.min(t);
       }
       for o in rtps.drain(..) {
         if let PeerOutput::Rtp {
@@ -885,6 +946,7 @@ impl Session {
         },
         _ = tokio::time::sleep_until(tokio::time::Instant::from_std(wake)) => {
           let now = Instant::now();
+          self.data.timeouts(now);
           let r = self.pc.timeout(now);
           match self.sub.as_mut() {
             Some(sub) => r.and_then(|_| sub.timeout(now)),
@@ -1002,6 +1064,10 @@ impl Session {
 
   async fn command(&mut self, c: Command) -> Result<Flow> {
     match c {
+      Command::Data(c) => {
+        self.data.command(c, Instant::now());
+        Ok(Flow::Go)
+      }
       Command::Publish { name, opus, reply } => {
         let key = self.next_track;
         self.next_track += 1;
@@ -1249,6 +1315,7 @@ impl Session {
     if let Some(r) = self.ready.take() {
       let _ = r.send(Err(Error::Connect(reason.clone())));
     }
+    self.data.finish(&reason);
     let live: Vec<String> = self.remote.keys().cloned().collect();
     for sid in live {
       self.end_remote(&sid, &format!("room closed: {reason}"));
@@ -1292,6 +1359,7 @@ impl Session {
               self.end_remote(&t.sid, "participant left");
             }
           }
+          self.data.participant_left(&old.identity);
           let reason = proto::DisconnectReason::try_from(p.disconnect_reason)
             .map(|r| r.as_str_name().to_string())
             .unwrap_or_else(|_| p.disconnect_reason.to_string());

@@ -33,6 +33,9 @@ struct Behaviour {
   /// Break the signal connection this long after the publisher connected, then take the
   /// client's resume.
   drop_signal_after: Option<Duration>,
+  /// The remote participant in the join and the subscriber connection with the server's
+  /// data channels, the remote playing a peer on them (see [`DataRemote`]).
+  data: bool,
 }
 
 /// What the stand-in's remote participant sends: `frames` 20 ms Opus frames of a 440 Hz
@@ -77,6 +80,7 @@ impl Default for Behaviour {
       leave_after: None,
       remote: None,
       drop_signal_after: None,
+      data: false,
     }
   }
 }
@@ -94,6 +98,12 @@ struct Seen {
   dropped: u64,
   /// The query of the resume's upgrade request, once the client came back.
   resume_query: Option<String>,
+  /// Labels of the channels the client opened, and every DataPacket that came on them with
+  /// its channel's label.
+  channels: Vec<String>,
+  packets: Vec<(String, proto::DataPacket)>,
+  /// The bytes of each stream the client sent, by stream id, and its chunks' sizes.
+  streams: std::collections::HashMap<String, (Vec<u8>, Vec<usize>)>,
 }
 
 fn remote_info(state: proto::participant_info::State) -> proto::ParticipantInfo {
@@ -163,12 +173,12 @@ async fn stand_in(b: Behaviour) -> (String, Arc<Mutex<Seen>>) {
       server_version: "stand-in".into(),
       ping_interval: b.ping_interval_s,
       ping_timeout: b.ping_timeout_s,
-      subscriber_primary: b.remote.is_some(),
-      other_participants: b
-        .remote
-        .iter()
-        .map(|_| remote_info(proto::participant_info::State::Active))
-        .collect(),
+      subscriber_primary: b.remote.is_some() || b.data,
+      other_participants: if b.remote.is_some() || b.data {
+        vec![remote_info(proto::participant_info::State::Active)]
+      } else {
+        vec![]
+      },
       ..Default::default()
     };
     ws.send(res(Res::Join(join))).await.unwrap();
@@ -178,8 +188,10 @@ async fn stand_in(b: Behaviour) -> (String, Arc<Mutex<Seen>>) {
     let sub_udp = UdpSocket::bind("127.0.0.1:0").await.unwrap();
     let mut down = Publisher::new(sub_udp.local_addr().unwrap(), Instant::now()).unwrap();
     let mut down_track: Option<(str0m::media::Mid, str0m::media::Pt)> = None;
-    if b.remote.is_some() {
-      down.add_audio(REMOTE_TRACK, &format!("{REMOTE_SID}|{REMOTE_TRACK}"));
+    if b.remote.is_some() || b.data {
+      if b.remote.is_some() {
+        down.add_audio(REMOTE_TRACK, &format!("{REMOTE_SID}|{REMOTE_TRACK}"));
+      }
       let offer = down.offer().unwrap().unwrap();
       let mid_to_track_id = offer.added.iter().map(|(t, m)| (m.to_string(), t.clone())).collect();
       let o = proto::SessionDescription {
@@ -211,6 +223,8 @@ async fn stand_in(b: Behaviour) -> (String, Arc<Mutex<Seen>>) {
     let mut out = Vec::new();
     let mut leave_at: Option<tokio::time::Instant> = None;
     let mut drop_at: Option<tokio::time::Instant> = None;
+    let mut remote = DataRemote::default();
+    let mut srv_labels = std::collections::HashMap::new();
     loop {
       let wake = srv.poll(&mut out).unwrap();
       for o in out.drain(..) {
@@ -227,15 +241,29 @@ async fn stand_in(b: Behaviour) -> (String, Arc<Mutex<Seen>>) {
             }
           }
           PeerOutput::Media { rtp_time, data, .. } => seen2.lock().media.push((rtp_time, data)),
-          PeerOutput::Disconnected(_) | PeerOutput::Rtp { .. } => {}
+          PeerOutput::ChannelOpen { id, label } => {
+            seen2.lock().channels.push(label.clone());
+            srv_labels.insert(id, label);
+          }
+          PeerOutput::ChannelData { id, data } => {
+            let p = proto::DataPacket::decode(data.as_slice()).unwrap();
+            remote.take(&p, &mut seen2.lock());
+            let label = srv_labels.get(&id).cloned().unwrap_or_default();
+            seen2.lock().packets.push((label, p));
+          }
+          PeerOutput::Disconnected(_) | PeerOutput::Rtp { .. } | PeerOutput::ChannelClose(_) => {}
         }
       }
+      remote.flush(&mut down);
       let down_wake = down.poll(&mut out).unwrap();
       let wake = wake.min(down_wake);
       for o in out.drain(..) {
         match o {
           PeerOutput::Transmit { to, data } => {
-            let plan = b.remote.unwrap();
+            let Some(plan) = b.remote else {
+              let _ = sub_udp.try_send_to(&data, to);
+              continue;
+            };
             let Some(seq) = rtp_seq(&data) else {
               let _ = sub_udp.try_send_to(&data, to);
               continue;
@@ -255,6 +283,7 @@ async fn stand_in(b: Behaviour) -> (String, Arc<Mutex<Seen>>) {
             }
           }
           PeerOutput::Connected => send_at = Some(tokio::time::Instant::now()),
+          PeerOutput::ChannelOpen { id, label } if label == "_reliable" => remote.channel = Some(id),
           _ => {}
         }
       }
@@ -274,8 +303,9 @@ async fn stand_in(b: Behaviour) -> (String, Arc<Mutex<Seen>>) {
             }
             Req::Answer(a) => {
               let added = down.accept_answer(&a.sdp, a.id).unwrap();
-              let (_, mid) = added[0].clone();
-              down_track = Some((mid, down.opus_pt(mid).unwrap()));
+              if let Some((_, mid)) = added.first().cloned() {
+                down_track = Some((mid, down.opus_pt(mid).unwrap()));
+              }
             }
             Req::Offer(o) if b.answer_offers => {
               let sdp = srv.accept_offer(&o.sdp).unwrap();
@@ -356,6 +386,98 @@ async fn stand_in(b: Behaviour) -> (String, Arc<Mutex<Seen>>) {
     }
   });
   (url, seen)
+}
+
+/// The stand-in's remote participant on the data channels (what livekit-server forwards
+/// between it and the client): echoes user packets (topic `echo`) and byte streams (as
+/// `echo-<id>`), answers RPC `echo` (the payload reversed), `fail` (error 2001) and `slow`
+/// (an ack, never a response); a user packet on topic `call-me` makes it call the client's
+/// `greet` and `nope`.
+#[derive(Default)]
+struct DataRemote {
+  channel: Option<str0m::channel::ChannelId>,
+  out: Vec<Vec<u8>>,
+}
+
+impl DataRemote {
+  fn send(&mut self, v: proto::data_packet::Value) {
+    let p = proto::DataPacket {
+      participant_identity: "remote".into(),
+      destination_identities: vec!["pub".into()],
+      value: Some(v),
+      ..Default::default()
+    };
+    self.out.push(p.encode_to_vec());
+  }
+
+  fn flush(&mut self, down: &mut Publisher) {
+    let Some(ch) = self.channel else { return };
+    while let Some(b) = self.out.first() {
+      if !down.channel_write(ch, b).unwrap() {
+        break;
+      }
+      self.out.remove(0);
+    }
+  }
+
+  fn take(&mut self, p: &proto::DataPacket, seen: &mut Seen) {
+    use proto::data_packet::Value as V;
+    let Some(v) = p.value.clone() else { return };
+    match v {
+      V::User(u) if u.topic.as_deref() == Some("call-me") => {
+        for (id, method) in [("q-greet", "greet"), ("q-nope", "nope")] {
+          self.send(V::RpcRequest(proto::RpcRequest {
+            id: id.into(),
+            method: method.into(),
+            payload: "from remote".into(),
+            response_timeout_ms: 5000,
+            version: 1,
+            ..Default::default()
+          }));
+        }
+      }
+      V::User(u) => self.send(V::User(proto::UserPacket {
+        payload: u.payload,
+        topic: Some("echo".into()),
+        ..Default::default()
+      })),
+      V::RpcRequest(r) => {
+        self.send(V::RpcAck(proto::RpcAck {
+          request_id: r.id.clone(),
+        }));
+        let value = match r.method.as_str() {
+          "echo" => proto::rpc_response::Value::Payload(r.payload.chars().rev().collect()),
+          "fail" => proto::rpc_response::Value::Error(proto::RpcError {
+            code: 2001,
+            message: "it failed".into(),
+            data: "details".into(),
+          }),
+          _ => return,
+        };
+        self.send(V::RpcResponse(proto::RpcResponse {
+          request_id: r.id,
+          value: Some(value),
+        }));
+      }
+      V::StreamHeader(mut h) => {
+        seen.streams.insert(h.stream_id.clone(), (Vec::new(), Vec::new()));
+        h.stream_id = format!("echo-{}", h.stream_id);
+        self.send(V::StreamHeader(h));
+      }
+      V::StreamChunk(mut c) => {
+        let s = seen.streams.get_mut(&c.stream_id).unwrap();
+        s.0.extend_from_slice(&c.content);
+        s.1.push(c.content.len());
+        c.stream_id = format!("echo-{}", c.stream_id);
+        self.send(V::StreamChunk(c));
+      }
+      V::StreamTrailer(mut t) => {
+        t.stream_id = format!("echo-{}", t.stream_id);
+        self.send(V::StreamTrailer(t));
+      }
+      _ => {}
+    }
+  }
 }
 
 async fn disconnected(events: &mut tokio::sync::mpsc::Receiver<RoomEvent>, within: Duration) -> String {
@@ -725,5 +847,230 @@ async fn a_lost_signal_connection_is_resumed() {
   tokio::time::sleep(Duration::from_millis(1500)).await;
   let st = room.signal_stats();
   assert!(st.pongs > pongs && st.resumes == 1, "{st:?}");
+  room.close().await.unwrap();
+}
+
+async fn next_event<T>(
+  events: &mut tokio::sync::mpsc::Receiver<RoomEvent>,
+  mut f: impl FnMut(RoomEvent) -> Option<T>,
+) -> T {
+  tokio::time::timeout(Duration::from_secs(10), async {
+    while let Some(e) = events.recv().await {
+      if let RoomEvent::Disconnected { reason } = &e {
+        panic!("{reason}");
+      }
+      if let Some(t) = f(e) {
+        return t;
+      }
+    }
+    panic!("events closed")
+  })
+  .await
+  .expect("no such event within 10 s")
+}
+
+/// The data side end to end over real SCTP/DTLS/UDP: the client opens `_reliable` and
+/// `_lossy` on its publisher connection and receives on the server's channels on its
+/// subscriber connection. A user packet comes back echoed; RPCs to the remote return its
+/// payload, its error, a response timeout (1502) and, for an unknown identity, 1401; the
+/// remote's calls to the client are acked and answered (a registered method by the caller,
+/// an unregistered one 1400 by the session); a 100 000-byte stream goes out in 15 000-byte
+/// chunks and comes back byte for byte.
+#[tokio::test]
+async fn data_packets_rpc_and_byte_streams_both_ways() {
+  let (url, seen) = stand_in(Behaviour {
+    data: true,
+    ..Default::default()
+  })
+  .await;
+  let (room, mut events) = Room::connect(&url, "a.b.c", RoomOptions::default()).await.unwrap();
+
+  room.publish_data(b"hello", Some("t"), &[], true).await.unwrap();
+  let (from, payload) = next_event(&mut events, |e| match e {
+    RoomEvent::Data {
+      from_identity,
+      topic,
+      payload,
+    } if topic == "echo" => Some((from_identity, payload)),
+    _ => None,
+  })
+  .await;
+  assert_eq!((from.as_str(), payload.as_slice()), ("remote", &b"hello"[..]));
+  room
+    .publish_data(b"lossy", None, &["remote".into()], false)
+    .await
+    .unwrap();
+
+  let t = Duration::from_secs(5);
+  assert_eq!(room.perform_rpc("remote", "echo", "abc", t).await.unwrap(), "cba");
+  let e = room.perform_rpc("remote", "fail", "", t).await.unwrap_err();
+  assert_eq!(
+    e.rpc(),
+    Some(&capstan_livekit::RpcError::new(2001, "it failed", "details"))
+  );
+  let t0 = Instant::now();
+  let e = room
+    .perform_rpc("remote", "slow", "", Duration::from_millis(1500))
+    .await
+    .unwrap_err();
+  assert_eq!(e.rpc().map(|e| e.code), Some(1502), "{e}");
+  assert!(t0.elapsed() >= Duration::from_millis(1500) && t0.elapsed() < Duration::from_secs(4));
+  let e = room.perform_rpc("nobody", "echo", "", t).await.unwrap_err();
+  assert_eq!(e.rpc().map(|e| e.code), Some(1401));
+  let e = room
+    .perform_rpc("remote", "echo", &"x".repeat(15_361), t)
+    .await
+    .unwrap_err();
+  assert_eq!(e.rpc().map(|e| e.code), Some(1402));
+
+  assert!(room.register_rpc_method("greet"));
+  room.publish_data(b"", Some("call-me"), &[], true).await.unwrap();
+  let (id, caller, payload) = next_event(&mut events, |e| match e {
+    RoomEvent::RpcRequest {
+      id,
+      caller_identity,
+      method,
+      payload,
+      response_timeout,
+    } => {
+      assert_eq!((method.as_str(), response_timeout), ("greet", Duration::from_secs(5)));
+      Some((id, caller_identity, payload))
+    }
+    _ => None,
+  })
+  .await;
+  assert_eq!(
+    (id.as_str(), caller.as_str(), payload.as_str()),
+    ("q-greet", "remote", "from remote")
+  );
+  room.respond_rpc(&id, &caller, Ok("hi remote".into())).await.unwrap();
+  assert!(room.respond_rpc(&id, &caller, Ok("twice".into())).await.is_err());
+
+  // 100 000 bytes in uneven writes: the chunks are cut per write at 15 000.
+  let bytes: Vec<u8> = (0..100_000u32)
+    .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+    .collect();
+  let mut w = room
+    .open_byte_stream(capstan_livekit::ByteStreamOptions {
+      destination_identities: vec!["remote".into()],
+      topic: "files".into(),
+      name: "blob.bin".into(),
+      total_length: Some(bytes.len() as u64),
+      attributes: [("k".to_string(), "v".to_string())].into(),
+      ..Default::default()
+    })
+    .await
+    .unwrap();
+  let sid = w.id().to_string();
+  for part in [&bytes[..40_000], &bytes[40_000..40_001], &bytes[40_001..]] {
+    w.write(part).await.unwrap();
+  }
+  assert_eq!(w.bytes_written(), 100_000);
+  w.close("").await.unwrap();
+  let s = next_event(&mut events, |e| match e {
+    RoomEvent::ByteStream(s) => Some(s),
+    _ => None,
+  })
+  .await;
+  assert_eq!(s.id, format!("echo-{sid}"));
+  assert_eq!(
+    (
+      s.from_identity.as_str(),
+      s.topic.as_str(),
+      s.name.as_str(),
+      s.mime_type.as_str()
+    ),
+    ("remote", "files", "blob.bin", "application/octet-stream")
+  );
+  assert_eq!(
+    (s.total_length, s.attributes["k"].as_str(), s.text),
+    (Some(100_000), "v", false)
+  );
+  let mut got = Vec::new();
+  let t0 = Instant::now();
+  loop {
+    assert!(t0.elapsed() < Duration::from_secs(10), "the echoed stream did not end");
+    match s.data.read(7_000) {
+      capstan_livekit::ReadStream::Bytes(b) => got.extend_from_slice(&b),
+      capstan_livekit::ReadStream::Empty => tokio::time::sleep(Duration::from_millis(10)).await,
+      capstan_livekit::ReadStream::Ended => break,
+      capstan_livekit::ReadStream::Failed(why) => panic!("{why}"),
+    }
+  }
+  assert!(got == bytes, "the echoed stream differs");
+  let st = s.data.stats();
+  assert!(st.balanced(), "{st:?}");
+  assert_eq!(
+    (st.chunks, st.out_of_order, st.missing, st.bytes_read),
+    (8, 0, 0, 100_000)
+  );
+
+  // What the remote saw: the exact bytes, the chunk sizes, and its calls answered.
+  tokio::time::sleep(Duration::from_millis(200)).await;
+  {
+    let g = seen.lock();
+    let (sent, sizes) = &g.streams[&sid];
+    assert!(sent == &bytes, "the stream the remote got differs");
+    assert_eq!(sizes, &[15_000, 15_000, 10_000, 1, 15_000, 15_000, 15_000, 14_999]);
+    assert!(g.channels.contains(&"_reliable".to_string()) && g.channels.contains(&"_lossy".to_string()));
+    use proto::data_packet::Value as V;
+    let on = |label: &str, f: &dyn Fn(&V) -> bool| {
+      g.packets
+        .iter()
+        .any(|(l, p)| l == label && p.value.as_ref().is_some_and(f))
+    };
+    assert!(on("_lossy", &|v| matches!(v, V::User(u) if u.payload == b"lossy")));
+    assert!(on(
+      "_reliable",
+      &|v| matches!(v, V::RpcAck(a) if a.request_id == "q-greet")
+    ));
+    assert!(on(
+      "_reliable",
+      &|v| matches!(v, V::RpcAck(a) if a.request_id == "q-nope")
+    ));
+    assert!(on(
+      "_reliable",
+      &|v| matches!(v, V::RpcResponse(r) if r.request_id == "q-greet"
+      && r.value == Some(proto::rpc_response::Value::Payload("hi remote".into())))
+    ));
+    assert!(on("_reliable", &|v| matches!(v, V::RpcResponse(proto::RpcResponse {
+      request_id,
+      value: Some(proto::rpc_response::Value::Error(e)),
+    }) if request_id == "q-nope" && e.code == 1400)));
+    let (_, req) = g
+      .packets
+      .iter()
+      .find(|(_, p)| matches!(&p.value, Some(V::RpcRequest(r)) if r.method == "echo"))
+      .unwrap();
+    let Some(V::RpcRequest(r)) = &req.value else {
+      unreachable!()
+    };
+    assert_eq!((r.version, r.response_timeout_ms, r.id.len()), (1, 5000, 36));
+    assert_eq!(
+      (req.participant_identity.as_str(), req.destination_identities.as_slice()),
+      ("pub", &["remote".to_string()][..])
+    );
+  }
+  let ds = room.data_stats();
+  assert_eq!(
+    (ds.send_failed, ds.undecodable, ds.rpc_stray, ds.queued_bytes),
+    (0, 0, 0, 0),
+    "{ds:?}"
+  );
+  assert_eq!(
+    (ds.rpc_calls, ds.rpc_calls_ok, ds.rpc_calls_failed),
+    (5, 1, 4),
+    "{ds:?}"
+  );
+  assert_eq!(
+    (ds.rpc_requests, ds.rpc_auto_errors, ds.rpc_responses),
+    (2, 1, 1),
+    "{ds:?}"
+  );
+  assert_eq!(
+    (ds.streams_opened, ds.streams_received, ds.streams_ended),
+    (1, 1, 1),
+    "{ds:?}"
+  );
   room.close().await.unwrap();
 }
