@@ -692,6 +692,7 @@ export interface JsTrackMetrics {
   droppedBytes: number
   encodedPackets: number
   sentPackets: number
+  queuedPackets: number
   droppedFull: number
   droppedUnsent: number
 }

@@ -210,6 +210,7 @@ pub struct JsTrackMetrics {
   pub dropped_bytes: f64,
   pub encoded_packets: f64,
   pub sent_packets: f64,
+  pub queued_packets: f64,
   pub dropped_full: f64,
   pub dropped_unsent: f64,
 }
@@ -802,6 +803,7 @@ impl NativeLocalTrack {
       dropped_bytes: c.dropped_bytes as f64,
       encoded_packets: c.encoded_packets as f64,
       sent_packets: c.sent_packets as f64,
+      queued_packets: c.queued_packets as f64,
       dropped_full: c.dropped_full as f64,
       dropped_unsent: c.dropped_unsent as f64,
     }

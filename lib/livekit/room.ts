@@ -32,7 +32,7 @@ export interface LiveKitRoomOptions {
   connectTimeoutMs?: number
   /** Each publish, unpublish or leave round trip, ms. Default 10000. */
   requestTimeoutMs?: number
-  /** Opus packets queued for the session across the room's tracks; past it they drop, counted. Default 25. */
+  /** Opus packets each track may have queued for the session; past it they drop, counted. Default 25 (500 ms). */
   queuePackets?: number
   /** Remote tracks: from a packet's arrival to its playout, ms (20..1000). Default 60. */
   jitterMs?: number
@@ -65,6 +65,7 @@ export interface LiveKitTrackMetrics {
   droppedBytes: number
   encodedPackets: number
   sentPackets: number
+  queuedPackets: number
   droppedFull: number
   droppedUnsent: number
 }

@@ -67,7 +67,7 @@ pub const MAX_RESUME_TIMEOUT: Duration = Duration::from_secs(300);
 const RESUME_ATTEMPT: Duration = Duration::from_secs(5);
 /// Signal requests held while the connection is down; past it the session ends.
 const MAX_HELD_REQUESTS: usize = 256;
-/// The most Opus packets a room may queue for its session (200 s at 20 ms).
+/// The most Opus packets one track may queue for its session (200 s at 20 ms).
 pub const MAX_QUEUE_PACKETS: usize = 10_000;
 /// Events waiting for the caller; past it they are dropped and counted.
 pub const EVENT_QUEUE: usize = 64;
@@ -82,7 +82,7 @@ pub struct RoomOptions {
   pub auto_subscribe: bool,
   pub connect_timeout: Duration,
   pub request_timeout: Duration,
-  /// Opus packets queued for the session across the room's tracks.
+  /// Opus packets each track may have queued for the session.
   pub queue_packets: usize,
   /// Remote tracks: from a packet's arrival to its playout (20..=1000 ms).
   pub jitter_delay: Duration,
@@ -312,7 +312,7 @@ impl Room {
 
     let (cmd_tx, cmd_rx) = mpsc::channel(COMMAND_QUEUE);
     let (ev_tx, ev_rx) = mpsc::channel(EVENT_QUEUE);
-    let (pkt_tx, pkt_rx) = mpsc::channel(opts.queue_packets);
+    let (pkt_tx, pkt_rx) = mpsc::unbounded_channel();
     let (ready_tx, ready_rx) = oneshot::channel();
     let sub_up = Arc::new(AtomicBool::new(false));
     let stats = Arc::new(Mutex::new(SignalStats::default()));
@@ -347,6 +347,7 @@ impl Room {
       events: ev_tx,
       pkt_tx,
       pkt_rx,
+      queue_packets: opts.queue_packets as u64,
       ready: Some(ready_tx),
       sub_up: sub_up.clone(),
       tracks: HashMap::new(),
@@ -600,8 +601,10 @@ struct Session {
   pc: Publisher,
   cmd_rx: mpsc::Receiver<Command>,
   events: mpsc::Sender<RoomEvent>,
-  pkt_tx: mpsc::Sender<OpusPacket>,
-  pkt_rx: mpsc::Receiver<OpusPacket>,
+  pkt_tx: mpsc::UnboundedSender<OpusPacket>,
+  pkt_rx: mpsc::UnboundedReceiver<OpusPacket>,
+  /// Each track's share of the packet queue.
+  queue_packets: u64,
   ready: Option<oneshot::Sender<Result<()>>>,
   sub_up: Arc<AtomicBool>,
   /// By client track id.
@@ -1186,6 +1189,7 @@ impl Session {
                     track: t.key,
                     tx: self.pkt_tx.clone(),
                     stats: t.stats.clone(),
+                    limit: self.queue_packets,
                   },
                 };
                 let _ = reply.send(Ok(track));

@@ -110,7 +110,7 @@ mod tests {
   /// half audio, half silence.
   #[test]
   fn underruns_keep_rtp_time_continuous() {
-    let (tx, mut rx) = mpsc::channel(64);
+    let (tx, mut rx) = mpsc::unbounded_channel();
     let stats = Arc::new(TrackStats::default());
     let opus = OpusOptions::new(Format::new(48_000, 1).unwrap()).unwrap();
     let mut sink = LiveKitSink::with_sender(
@@ -119,6 +119,7 @@ mod tests {
         track: 1,
         tx,
         stats: stats.clone(),
+        limit: 64,
       },
     )
     .unwrap();
@@ -150,12 +151,13 @@ mod tests {
     let engine = capstan_core::Engine::new(1);
     let opts = capstan_core::SourceOptions::new(48_000, 1).unwrap();
     let source = engine.add_source(opts).unwrap();
-    let (tx, mut rx) = mpsc::channel(4);
+    let (tx, mut rx) = mpsc::unbounded_channel();
     let stats = Arc::new(TrackStats::default());
     let sender = PacketSender {
       track: 1,
       tx,
       stats: stats.clone(),
+      limit: 4,
     };
     let opus = OpusOptions::new(Format::new(48_000, 1).unwrap()).unwrap();
     source

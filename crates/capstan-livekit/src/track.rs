@@ -1,5 +1,6 @@
 //! The audio track's send path: 10 ms chunks in, 20 ms Opus packets out with their RTP
-//! time, handed to the session through a bounded queue that never blocks the sender.
+//! time, handed to the session through a queue bounded per track that never blocks the
+//! sender (one track's backlog cannot make another's packets drop).
 //!
 //! Bytes obey `encoded = sent + queued + dropped` at every moment (each counter moves under
 //! one lock, and a packet is counted encoded and queued in one step): a full queue or a
@@ -21,7 +22,7 @@ use crate::peer::OPUS_RTP_RATE;
 pub const FRAME_MS: u32 = 20;
 /// RTP time per frame: 960 at Opus's 48 kHz RTP clock.
 pub const FRAME_RTP: u64 = (OPUS_RTP_RATE * FRAME_MS / 1000) as u64;
-/// Packets the session may have queued per room before senders drop: 500 ms at 20 ms.
+/// Packets one track may have queued for the session before it drops: 500 ms at 20 ms.
 pub const DEFAULT_QUEUE_PACKETS: usize = 25;
 /// Opus bitrate per channel unless the caller says otherwise (speech and tones alike are
 /// transparent at this rate).
@@ -58,7 +59,9 @@ pub struct Counters {
   pub dropped_bytes: u64,
   pub encoded_packets: u64,
   pub sent_packets: u64,
-  /// Dropped because the queue to the session was full.
+  /// Packets waiting for the session now.
+  pub queued_packets: u64,
+  /// Dropped because the track's queue to the session was full.
   pub dropped_full: u64,
   /// Dropped because the session could not send them (not connected yet, unpublished, closed).
   pub dropped_unsent: u64,
@@ -84,6 +87,7 @@ impl TrackStats {
     let mut c = self.0.lock();
     let n = bytes as u64;
     c.queued_bytes -= n;
+    c.queued_packets -= 1;
     if sent {
       c.sent_bytes += n;
       c.sent_packets += 1;
@@ -94,17 +98,20 @@ impl TrackStats {
   }
 }
 
-/// The sending end of the room's packet queue for one track. Cheap to clone.
+/// The sending end of the room's packet queue for one track, which may hold `limit` of
+/// this track's packets. Cheap to clone.
 #[derive(Debug, Clone)]
 pub struct PacketSender {
   pub(crate) track: u32,
-  pub(crate) tx: mpsc::Sender<OpusPacket>,
+  pub(crate) tx: mpsc::UnboundedSender<OpusPacket>,
   pub(crate) stats: Arc<TrackStats>,
+  pub(crate) limit: u64,
 }
 
 impl PacketSender {
-  /// Queues one packet without waiting; a full or closed queue drops it (counted). Returns
-  /// whether it was queued.
+  /// Queues one packet without waiting; a full (for this track) or closed queue drops it
+  /// (counted). Returns whether it was queued. The channel itself is unbounded: every
+  /// track's share is bounded here, so the room's total is too.
   pub fn send(&self, rtp_ts: u64, data: Vec<u8>, at: Instant) -> bool {
     let n = data.len() as u64;
     let pkt = OpusPacket {
@@ -119,16 +126,20 @@ impl PacketSender {
     let mut c = self.stats.0.lock();
     c.encoded_bytes += n;
     c.encoded_packets += 1;
+    if c.queued_packets >= self.limit {
+      c.dropped_bytes += n;
+      c.dropped_full += 1;
+      return false;
+    }
     c.queued_bytes += n;
-    match self.tx.try_send(pkt) {
+    c.queued_packets += 1;
+    match self.tx.send(pkt) {
       Ok(()) => true,
-      Err(e) => {
+      Err(_) => {
         c.queued_bytes -= n;
+        c.queued_packets -= 1;
         c.dropped_bytes += n;
-        match e {
-          mpsc::error::TrySendError::Full(_) => c.dropped_full += 1,
-          mpsc::error::TrySendError::Closed(_) => c.dropped_unsent += 1,
-        }
+        c.dropped_unsent += 1;
         false
       }
     }
@@ -344,10 +355,11 @@ mod tests {
 
   #[test]
   fn a_full_or_closed_queue_drops_whole_packets_and_the_bytes_balance() {
-    let (tx, mut rx) = mpsc::channel(2);
+    let (tx, mut rx) = mpsc::unbounded_channel();
     let s = PacketSender {
       track: 7,
       tx,
+      limit: 2,
       stats: Arc::new(TrackStats::default()),
     };
     let now = Instant::now();
