@@ -48,7 +48,7 @@ describe('contract()', () => {
       processorBudgetMs: 5,
     })
     // The core's codes, then the native LiveKit client's (capstan-livekit's Error::CODES).
-    expect([...contract.errorCodes].sort()).toEqual(['ERR_BUSY', 'ERR_CONNECT', 'ERR_FORMAT_MISMATCH', 'ERR_INVALID_FRAME', 'ERR_INVALID_OPTION', 'ERR_INVALID_STATE', 'ERR_PEER', 'ERR_SIGNAL', 'ERR_TIMEOUT'])
+    expect([...contract.errorCodes].sort()).toEqual(['ERR_BUSY', 'ERR_CONNECT', 'ERR_FORMAT_MISMATCH', 'ERR_INVALID_FRAME', 'ERR_INVALID_OPTION', 'ERR_INVALID_STATE', 'ERR_PEER', 'ERR_RPC', 'ERR_SIGNAL', 'ERR_TIMEOUT'])
   })
 
   it('a source created without options gets the defaults', () => {

@@ -21,6 +21,8 @@ export type CapstanErrorCode =
   | 'ERR_TIMEOUT'
   /** The call's AbortSignal fired. */
   | 'ERR_ABORTED'
+  /** LiveKit client: an RPC failed (its LiveKit code is in the message); `room.transport` reports it as `ERR_TRANSPORT`. */
+  | 'ERR_RPC'
 
 /** The only thing capstan throws or rejects with; match on `code`, not on `message`. */
 export class CapstanError extends Error {
