@@ -210,7 +210,19 @@ describe('npm pack + npm install, the way a user gets capstan', () => {
       console.log(JSON.stringify({ lk: Object.keys(lk).sort(), ops: Object.keys(ops).sort(), before }))`,
     ])
     expect(cjs.stderr).toBe('')
-    expect(JSON.parse(cjs.stdout.trim())).toMatchObject({ lk: ['livekitTransport', 'publishToLiveKit'], ops: ['collectMetrics'] })
+    expect(JSON.parse(cjs.stdout.trim())).toMatchObject({ lk: ['LiveKitRemoteTrack', 'LiveKitRoom', 'LiveKitTrack', 'livekitTransport', 'publishToLiveKit'], ops: ['collectMetrics'] })
+    // The native client is in the installed addon: a join to a port nothing listens on is a
+    // typed refusal, settled at once, and the process exits by itself.
+    const lk = await node([
+      '--input-type=module',
+      '-e',
+      `import { LiveKitRoom } from 'capstan/livekit'
+      const t0 = performance.now()
+      const code = await LiveKitRoom.connect('ws://127.0.0.1:9', 'a.b.c', { connectTimeoutMs: 3000 }).then(() => 'joined', (e) => e.code)
+      console.log(JSON.stringify({ code, fast: performance.now() - t0 < 3000 }))`,
+    ])
+    expect(lk.stderr).toBe('')
+    expect(JSON.parse(lk.stdout.trim())).toEqual({ code: 'ERR_CONNECT', fast: true })
     const esm = await node([
       '--input-type=module',
       '-e',
