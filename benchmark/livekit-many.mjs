@@ -39,7 +39,7 @@ const WAIT_MAX_MIN = num(args, 'wait-max-min', 25)
 const LAT_REPS = num(args, 'latency-reps', 5)
 const BIG_WIRE = 90
 const modes = typeof args.modes === 'string' ? args.modes.split(',') : ['native', 'direct', 'capstan']
-const LABEL = { native: 'capstan LiveKitRoom.publish (native)', direct: '@livekit/rtc-node direct', capstan: 'capstan publishToLiveKit (rtc-node room)' }
+const LABEL = { 'native-q': 'native, queuePackets 25 N (diagnostic)', native: 'capstan LiveKitRoom.publish (native)', direct: '@livekit/rtc-node direct', capstan: 'capstan publishToLiveKit (rtc-node room)' }
 const log = (/** @type {string} */ s) => process.stderr.write(`[livekit-many ${new Date().toISOString().slice(11, 19)}] ${s}\n`)
 const load1 = () => os.loadavg()[0]
 
@@ -191,7 +191,7 @@ lines.push('| library | N | result | RTF | sampled: shortest s / holes | loop p9
 lines.push('|---|---:|---|---:|---|---|---:|---:|---:|---|---:|---:|')
 for (const x of rows) {
   const p = x.pub
-  const drops = x.mode === 'native' && p?.bytes ? `${p.bytes.droppedFull + p.bytes.droppedUnsent} of ${p.bytes.encodedPackets}` : '—'
+  const drops = p?.bytes ? `${p.bytes.droppedFull + p.bytes.droppedUnsent} of ${p.bytes.encodedPackets}` : '—'
   lines.push(
     `| ${LABEL[x.mode]} | ${x.n} | ${x.pass ? 'pass' : `**fail**: ${x.why.join('; ')}`} | ${f(p?.rtf, 3)} | ${f(x.minSeconds, 2)} of ${SECONDS} / ${x.holes} | ${f(p?.loop?.p99, 1)} / ${f(p?.loop?.max, 1)} | ${p?.cpuUsPerTrackSecond ?? '—'} | ${f(p?.cpuUsPerTrackSecond / opusUs, 2)} | ${f(p?.cpuCores, 2)} | ${f(p?.rss?.perTrackKB, 0)} / ${f(p?.rss?.perTrackFeedKB, 0)} / ${f(p?.rss?.perTrackAfterFeedGcKB, 0)} | ${f(p?.publishMs / 1000, 1)} | ${drops} |`,
   )
