@@ -187,31 +187,33 @@ lines.push(
   `Floors (same run): raw libopus (@discordjs/opus, libopus ${opusFloor?.libopus}, 48 kHz mono, 32 kbps, complexity 10, 20 ms frames, ${opusFloor?.encoders} encoders x 10 s): **${f(opusUs, 0)} µs CPU per encoded second**; JS plain-loop floor (child-floor.mjs): ${f(floor?.cpuUsPerFrame)} µs/frame.`,
 )
 lines.push('')
-lines.push('| library | N | result | RTF | sampled: shortest s / holes | loop p99 / max ms | CPU µs per track-s | × libopus floor | cores | RSS KB/track after publish / feed max / after feed (gc) | publish all s | dropped pkts (native) |')
-lines.push('|---|---:|---|---:|---|---|---:|---:|---:|---|---:|---:|')
+lines.push('| library | N | result | RTF | sampled: shortest s / holes | loop p99 / max ms | CPU µs per track-s | × libopus floor | cores | RSS KB/track after publish / feed max / after feed (gc) | publish all s | dropped pkts (native) | load 1-min after |')
+lines.push('|---|---:|---|---:|---|---|---:|---:|---:|---|---:|---:|---:|')
 for (const x of rows) {
   const p = x.pub
   const drops = p?.bytes ? `${p.bytes.droppedFull + p.bytes.droppedUnsent} of ${p.bytes.encodedPackets}` : '—'
   lines.push(
-    `| ${LABEL[x.mode]} | ${x.n} | ${x.pass ? 'pass' : `**fail**: ${x.why.join('; ')}`} | ${f(p?.rtf, 3)} | ${f(x.minSeconds, 2)} of ${SECONDS} / ${x.holes} | ${f(p?.loop?.p99, 1)} / ${f(p?.loop?.max, 1)} | ${p?.cpuUsPerTrackSecond ?? '—'} | ${f(p?.cpuUsPerTrackSecond / opusUs, 2)} | ${f(p?.cpuCores, 2)} | ${f(p?.rss?.perTrackKB, 0)} / ${f(p?.rss?.perTrackFeedKB, 0)} / ${f(p?.rss?.perTrackAfterFeedGcKB, 0)} | ${f(p?.publishMs / 1000, 1)} | ${drops} |`,
+    `| ${LABEL[x.mode]} | ${x.n} | ${x.pass ? 'pass' : `**fail**: ${x.why.join('; ')}`} | ${f(p?.rtf, 3)} | ${f(x.minSeconds, 2)} of ${SECONDS} / ${x.holes} | ${f(p?.loop?.p99, 1)} / ${f(p?.loop?.max, 1)} | ${p?.cpuUsPerTrackSecond ?? '—'} | ${f(p?.cpuUsPerTrackSecond / opusUs, 2)} | ${f(p?.cpuCores, 2)} | ${f(p?.rss?.perTrackKB, 0)} / ${f(p?.rss?.perTrackFeedKB, 0)} / ${f(p?.rss?.perTrackAfterFeedGcKB, 0)} | ${f(p?.publishMs / 1000, 1)} | ${drops} | ${f(x.load1, 2)} |`,
   )
 }
 lines.push('')
 /** @param {string} m */
 const carried = (m) => Math.max(0, ...rows.filter((x) => x.mode === m && x.pass).map((x) => x.n))
 for (const m of modes) lines.push(`- ${LABEL[m]}: carried ${carried(m) || 'none of the N tried'}; ${stopped[m] ? `stopped at N = ${stopped[m].n}: ${stopped[m].why}` : 'passed every N tried'}`)
-if (modes.includes('native') && modes.includes('direct')) {
-  const a = carried('native')
-  const b = carried('direct')
-  lines.push(`- tracks carried, native / rtc-node direct: ${b ? f(a / b, 1) + 'x' : `${a} / 0 (rtc-node carried none)`}${!stopped.native ? ' (native did not fail: a lower bound)' : ''}`)
+for (const nm of ['native', 'native-q'].filter((m) => modes.includes(m))) {
+  if (modes.includes('direct')) {
+    const a = carried(nm)
+    const b = carried('direct')
+    lines.push(`- tracks carried, ${nm} / rtc-node direct: ${b ? f(a / b, 1) + 'x' : `${a} / 0 (rtc-node carried none)`}${!stopped[nm] ? ` (${nm} did not fail: a lower bound)` : ''}`)
+  }
+  const nat = rows.filter((x) => x.mode === nm && x.pub?.cpuUsPerTrackSecond)
+  if (nat.length) lines.push(`- ${nm} CPU per track-second / libopus floor: ${nat.map((x) => `N=${x.n} ${f(x.pub.cpuUsPerTrackSecond / opusUs, 2)}x`).join(', ')}`)
+  const both = NS.filter((n) => rows.some((x) => x.mode === nm && x.n === n && x.pub) && rows.some((x) => x.mode === 'direct' && x.n === n && x.pub))
+  if (both.length)
+    lines.push(
+      `- CPU per track-second, rtc-node direct / ${nm}: ${both.map((n) => `N=${n} ${f(rows.find((x) => x.mode === 'direct' && x.n === n).pub.cpuUsPerTrackSecond / rows.find((x) => x.mode === nm && x.n === n).pub.cpuUsPerTrackSecond, 2)}x`).join(', ')}`,
+    )
 }
-const nat = rows.filter((x) => x.mode === 'native' && x.pub?.cpuUsPerTrackSecond)
-if (nat.length) lines.push(`- native CPU per track-second / libopus floor: ${nat.map((x) => `N=${x.n} ${f(x.pub.cpuUsPerTrackSecond / opusUs, 2)}x`).join(', ')}`)
-const both = NS.filter((n) => rows.some((x) => x.mode === 'native' && x.n === n && x.pub) && rows.some((x) => x.mode === 'direct' && x.n === n && x.pub))
-if (both.length)
-  lines.push(
-    `- CPU per track-second, rtc-node direct / native: ${both.map((n) => `N=${n} ${f(rows.find((x) => x.mode === 'direct' && x.n === n).pub.cpuUsPerTrackSecond / rows.find((x) => x.mode === 'native' && x.n === n).pub.cpuUsPerTrackSecond, 2)}x`).join(', ')}`,
-  )
 if (latency.length) {
   lines.push('')
   lines.push(`First audio packet on the wire: per track (SSRC), the kernel timestamp (SO_TIMESTAMPNS) of its first RTP packet after the first capture with over ${BIG_WIRE} bytes of UDP payload, minus the publisher's clock just before its first \`captureFrame\` (the earliest of the N; same realtime clock, same machine); 2 s feeds, each run its own server:`)
