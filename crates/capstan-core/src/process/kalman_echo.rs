@@ -198,29 +198,25 @@ impl KalmanEcho {
     self.postfilter(out);
   }
 
-  /// The echo path's delay as the filter learned it: the frame of its largest tap, if the
-  /// filter holds anything yet. Allocates; for health reports, not the audio path.
+  /// The echo path's delay as the filter learned it: its first tap of at least half the
+  /// largest (the direct path; a reflection can outgrow it by a little), if the filter
+  /// holds anything yet. Allocates; for health reports, not the audio path.
   pub fn delay_frames(&self) -> Option<usize> {
-    let energy = |w: &Vec<Complex32>| w.iter().map(|c| c.norm_sqr()).sum::<f32>();
-    let (j, e) = self
-      .w
-      .iter()
-      .map(energy)
-      .enumerate()
-      .fold((0, 0.0f32), |b, (j, e)| if e > b.1 { (j, e) } else { b });
-    if e <= 0.0 {
+    let n = self.n;
+    let mut taps = vec![0.0f32; self.parts * n];
+    let mut time = vec![0.0f32; 2 * n];
+    for (j, w) in self.w.iter().enumerate() {
+      let mut spec = w.clone();
+      spec[0].im = 0.0;
+      spec[self.bins - 1].im = 0.0;
+      self.inv.process(&mut spec, &mut time).ok()?;
+      taps[j * n..(j + 1) * n].copy_from_slice(&time[..n]);
+    }
+    let max = taps.iter().fold(0.0f32, |m, v| m.max(v.abs()));
+    if max <= 0.0 {
       return None;
     }
-    let mut spec = self.w[j].clone();
-    spec[0].im = 0.0;
-    spec[self.bins - 1].im = 0.0;
-    let mut time = vec![0.0f32; 2 * self.n];
-    self.inv.process(&mut spec, &mut time).ok()?;
-    let (i, _) = time[..self.n]
-      .iter()
-      .enumerate()
-      .fold((0, 0.0f32), |b, (i, v)| if v.abs() > b.1 { (i, v.abs()) } else { b });
-    Some(j * self.n + i)
+    taps.iter().position(|v| v.abs() >= 0.5 * max)
   }
 
   /// Weighted overlap-add of the error through the postfilter gain: N frames late.
