@@ -34,6 +34,8 @@ const CONSTRAINED_PER_BLOCK: usize = 4;
 /// underestimates it while the filter converges), down to a floor of −40 dB.
 const OVER_SUBTRACT: f32 = 2.0;
 const MIN_GAIN: f32 = 0.01;
+/// A capture sample this close to full scale counts as clipped (i16 32440).
+const CLIPPED: f32 = 0.99;
 
 pub struct KalmanEcho {
   n: usize,
@@ -143,9 +145,21 @@ impl KalmanEcho {
       .process_with_scratch(&mut self.spec, &mut self.time, &mut self.scratch_i)
       .expect("ifft size");
     let scale = 1.0 / m as f32;
+    let (mut echo, mut total) = (0.0f32, 0.0f32);
+    let mut clipped = false;
     for i in 0..n {
-      out[i] = mic[i] - self.time[n + i] * scale;
+      let y = self.time[n + i] * scale;
+      out[i] = mic[i] - y;
+      echo += y * y;
+      total += mic[i] * mic[i];
+      clipped |= mic[i].abs() >= CLIPPED;
     }
+    // A clipped capture with echo in it is not linear in the far end: the filter must not
+    // learn from it, and its residual is beyond the filter's prediction. Suppressed fully
+    // (as AEC3 does saturated echo) unless the near end talked in the blocks before, at 10
+    // dB under the echo or more: in double talk the clipped near end beats silence.
+    let saturated = clipped && echo > 0.01 * total;
+    let near_before = self.psi.iter().sum::<f32>() / n as f32;
     // Error spectrum (zeros, then the error: the overlap-save window).
     self.time[..n].fill(0.0);
     self.time[n..].copy_from_slice(&out[..n]);
@@ -165,7 +179,13 @@ impl KalmanEcho {
       self.phi_r[k] = 0.5 * self.phi_r[k] + 0.5 * r;
       self.gain[k] = (1.0 - OVER_SUBTRACT * self.phi_r[k] / (self.phi_e[k] + 1e-10)).max(MIN_GAIN);
     }
+    if saturated && near_before < 0.1 * echo {
+      self.gain.fill(MIN_GAIN);
+    }
     for j in 0..self.parts {
+      if saturated {
+        break;
+      }
       let xi = (h + j) % self.parts;
       let (x, xp, w, p) = (&self.x[xi], &self.xp[xi], &mut self.w[j], &mut self.p[j]);
       for k in 0..self.bins {

@@ -20,6 +20,9 @@ fn main() {
     let rates: Vec<u32> = env::<String>("RATES").unwrap_or("16000".into()).split(',').map(|s| s.parse().unwrap()).collect();
     for fs in rates {
         let s = scenario(fs, secs);
+        let clip = |x: &[f32]| x.iter().filter(|v| v.abs() >= 0.999).count();
+        let peak = |x: &[f32], a: f32, b: f32| x[(a * fs as f32) as usize..(b * fs as f32) as usize].iter().fold(0f32, |m, v| m.max(v.abs()));
+        println!("{fs} Hz: clipped samples far {} mic {}; peaks 22.5-23 s far {:.2} echo {:.2}, 20-22.5 s far {:.2} echo {:.2}", clip(&s.far), clip(&s.mic), peak(&s.far, 22.5, 23.0), peak(&s.echo, 22.5, 23.0), peak(&s.far, 20.0, 22.5), peak(&s.echo, 20.0, 22.5));
         let f = kalman_echo::KalmanEcho::new(fs as usize / 100, env("PARTS").unwrap_or(32));
         run("kalman", &s, &mut K { f, far: vec![], fs });
     }
