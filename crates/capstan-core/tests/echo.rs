@@ -593,6 +593,22 @@ fn echo_cancel_at_48k_and_against_a_reference_at_another_rate() {
   let e = EchoNoiseSuppression::parse("loud").unwrap_err();
   assert_eq!(e.code(), "ERR_INVALID_OPTION");
   assert!(e.message().contains("noiseSuppression"));
+  let e = DoubleTalk::parse("keep").unwrap_err();
+  assert_eq!(e.code(), "ERR_INVALID_OPTION");
+  assert!(e.message().contains("doubleTalk"));
+  // `preserve` runs the far end at the stream's rate: another rate is refused up front.
+  let tap = Arc::new(ReferenceTap::new(Format::new(16_000, 1).unwrap()));
+  let o = EchoCancelOptions {
+    reference: tap,
+    high_pass: false,
+    noise_suppression: EchoNoiseSuppression::Off,
+    double_talk: DoubleTalk::Preserve,
+  };
+  let e = EchoCancel::new(Format::new(48_000, 1).unwrap(), o)
+    .err()
+    .expect("refused");
+  assert_eq!(e.code(), "ERR_INVALID_OPTION");
+  assert!(e.message().contains("doubleTalk 'preserve'"), "{}", e.message());
 }
 
 // ---------------------------------------------------------------- autoGain
