@@ -200,4 +200,5 @@ pub fn run(name: &str, s: &Scenario, aec: &mut dyn Aec) {
     println!("CPU per 10 ms (render+capture): mean {:.1} us, p99 {:.1} us", mean, p99);
     println!("reported ERLE/delay every 1 s (last 5): {:?}", erles.iter().zip(&delays).rev().take(5).collect::<Vec<_>>());
     println!("reported delay at 3 s: {:?}", delays.get(2));
+    println!("reported delay every 1 s: {:?}", delays.iter().map(|d| d.map(|v| v.to_string()).unwrap_or("-".into())).collect::<Vec<_>>().join(" "));
 }
