@@ -60,6 +60,8 @@ pub struct KalmanEcho {
   scratch_f: Vec<Complex32>,
   scratch_i: Vec<Complex32>,
   /// Postfilter: error and predicted residual echo spectra (smoothed), overlap-add state.
+  /// Time-domain taps of each partition as last constrained: the delay estimate's source.
+  taps: Vec<f32>,
   phi_e: Vec<f32>,
   phi_r: Vec<f32>,
   gain: Vec<f32>,
@@ -97,6 +99,7 @@ impl KalmanEcho {
       e_spec: vec![z; bins],
       acc: vec![z; bins],
       sum_px: vec![0.0; bins],
+      taps: vec![0.0; parts * n],
       phi_e: vec![0.0; bins],
       phi_r: vec![0.0; bins],
       gain: vec![1.0; bins],
@@ -209,6 +212,7 @@ impl KalmanEcho {
       for v in &mut self.time[..n] {
         *v *= scale;
       }
+      self.taps[j * n..(j + 1) * n].copy_from_slice(&self.time[..n]);
       self.time[n..].fill(0.0);
       self
         .fwd
@@ -219,24 +223,14 @@ impl KalmanEcho {
   }
 
   /// The echo path's delay as the filter learned it: its first tap of at least half the
-  /// largest (the direct path; a reflection can outgrow it by a little), if the filter
-  /// holds anything yet. Allocates; for health reports, not the audio path.
+  /// largest (the direct path; a reflection can outgrow it by a little), from the taps as
+  /// last constrained; `None` while the filter is empty.
   pub fn delay_frames(&self) -> Option<usize> {
-    let n = self.n;
-    let mut taps = vec![0.0f32; self.parts * n];
-    let mut time = vec![0.0f32; 2 * n];
-    for (j, w) in self.w.iter().enumerate() {
-      let mut spec = w.clone();
-      spec[0].im = 0.0;
-      spec[self.bins - 1].im = 0.0;
-      self.inv.process(&mut spec, &mut time).ok()?;
-      taps[j * n..(j + 1) * n].copy_from_slice(&time[..n]);
-    }
-    let max = taps.iter().fold(0.0f32, |m, v| m.max(v.abs()));
+    let max = self.taps.iter().fold(0.0f32, |m, v| m.max(v.abs()));
     if max <= 0.0 {
       return None;
     }
-    taps.iter().position(|v| v.abs() >= 0.5 * max)
+    self.taps.iter().position(|v| v.abs() >= 0.5 * max)
   }
 
   /// Weighted overlap-add of the error through the postfilter gain: N frames late.
