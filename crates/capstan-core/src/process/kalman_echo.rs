@@ -57,6 +57,7 @@ pub struct KalmanEcho {
   e_spec: Vec<Complex32>,
   acc: Vec<Complex32>,
   sum_px: Vec<f32>,
+  inv_phi: Vec<f32>,
   scratch_f: Vec<Complex32>,
   scratch_i: Vec<Complex32>,
   /// Postfilter: error and predicted residual echo spectra (smoothed), overlap-add state.
@@ -99,6 +100,7 @@ impl KalmanEcho {
       e_spec: vec![z; bins],
       acc: vec![z; bins],
       sum_px: vec![0.0; bins],
+      inv_phi: vec![0.0; bins],
       taps: vec![0.0; parts * n],
       phi_e: vec![0.0; bins],
       phi_r: vec![0.0; bins],
@@ -185,6 +187,10 @@ impl KalmanEcho {
     if saturated && near_before < 0.1 * echo {
       self.gain.fill(MIN_GAIN);
     }
+    // The innovation's power is the same for every partition: invert it once per bin.
+    for k in 0..self.bins {
+      self.inv_phi[k] = 1.0 / (0.5 * self.sum_px[k] + self.psi[k] + 1e-10);
+    }
     for j in 0..self.parts {
       if saturated {
         break;
@@ -192,8 +198,7 @@ impl KalmanEcho {
       let xi = (h + j) % self.parts;
       let (x, xp, w, p) = (&self.x[xi], &self.xp[xi], &mut self.w[j], &mut self.p[j]);
       for k in 0..self.bins {
-        let phi = 0.5 * self.sum_px[k] + self.psi[k] + 1e-10;
-        let mu = p[k] / phi;
+        let mu = p[k] * self.inv_phi[k];
         w[k] += x[k].conj() * self.e_spec[k] * mu;
         p[k] = A2 * (1.0 - 0.5 * mu * xp[k]).max(0.0) * p[k] + (1.0 - A2) * w[k].norm_sqr() + 1e-9;
       }
