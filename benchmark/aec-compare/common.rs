@@ -156,6 +156,8 @@ pub fn run(name: &str, s: &Scenario, aec: &mut dyn Aec) {
     let mut erle_w = Vec::new();
     let mut snr_w = Vec::new();
     let mut snr_in_w = Vec::new();
+    let mut gain_w = Vec::new();
+    let mut res_w = Vec::new();
     let mut erle_first = Vec::new();
     for c in 0..cycles {
         let base = c as f32 * 10.0;
@@ -165,7 +167,7 @@ pub fn run(name: &str, s: &Scenario, aec: &mut dyn Aec) {
         for i in (a * fs as f32) as usize..(b * fs as f32) as usize { pm += (s.mic[i] as f64).powi(2); po += (out[i + lag] as f64).powi(2); }
         erle_w.push(db(pm / po));
         // the first 2 s in 0.5 s steps (convergence)
-        if c == 0 { for k in 0..4 { let (a, b) = (k as f32 * 0.5, k as f32 * 0.5 + 0.5); let (mut pm, mut po) = (0f64, 0f64); for i in (a * fs as f32) as usize..(b * fs as f32) as usize { pm += (s.mic[i] as f64).powi(2); po += (out[i + lag] as f64).powi(2); } erle_first.push(db(pm / po)); } }
+        if c <= 2 && std::env::var_os("STEPS").is_some() || c == 0 { for k in 0..10 { let (a, b) = (base + k as f32 * 0.5, base + k as f32 * 0.5 + 0.5); let (mut pm, mut po) = (0f64, 0f64); for i in (a * fs as f32) as usize..(b * fs as f32) as usize { pm += (s.mic[i] as f64).powi(2); po += (out[i + lag] as f64).powi(2); } erle_first.push(db(pm / po)); } }
         // double talk: [5.2, 8) of the cycle
         let (a, b) = (base + 5.2, base + 8.0);
         let (mut pn, mut pe, mut pe_in) = (0f64, 0f64, 0f64);
@@ -176,6 +178,13 @@ pub fn run(name: &str, s: &Scenario, aec: &mut dyn Aec) {
         }
         snr_w.push(db(pn / pe));
         snr_in_w.push(db(pn / pe_in));
+        // diagnosis: how much of the error is the near end's level (projection gain) vs the rest
+        let (mut x, mut pr) = (0f64, 0f64);
+        for i in (a * fs as f32) as usize..(b * fs as f32) as usize { x += (s.near[i] * out[i + lag]) as f64; }
+        let g = x / pn;
+        for i in (a * fs as f32) as usize..(b * fs as f32) as usize { pr += ((out[i + lag] - g as f32 * s.near[i]) as f64).powi(2); }
+        gain_w.push(20.0 * g.abs().max(1e-9).log10());
+        res_w.push(db(g * g * pn / pr));
     }
     times.sort_by(|a, b| a.partial_cmp(b).unwrap());
     let mean = times.iter().sum::<f64>() / times.len() as f64;
@@ -184,10 +193,12 @@ pub fn run(name: &str, s: &Scenario, aec: &mut dyn Aec) {
     let meanf = |v: &[f64]| v.iter().sum::<f64>() / v.len() as f64;
     println!("== {name} @ {fs} Hz, {secs} s, output lag {lag} samples");
     println!("ERLE far-end-only per cycle (dB): {:?}", erle_w.iter().map(|v| (v * 10.0).round() / 10.0).collect::<Vec<_>>());
-    println!("ERLE first 2 s in 0.5 s steps (dB): {:?}", erle_first.iter().map(|v| (v * 10.0).round() / 10.0).collect::<Vec<_>>());
+    println!("ERLE first 5 s in 0.5 s steps (dB): {:?}", erle_first.iter().map(|v| (v * 10.0).round() / 10.0).collect::<Vec<_>>());
     println!("ERLE min {:.1} mean {:.1} dB", minf(&erle_w), meanf(&erle_w));
-    println!("double-talk SNR vs clean near end (dB): out min {:.1} mean {:.1}; unprocessed mic mean {:.1}", minf(&snr_w), meanf(&snr_w), meanf(&snr_in_w));
+    println!("double-talk SNR vs clean near end (dB): out min {:.1} mean {:.1}; unprocessed mic mean {:.1}; per cycle {:?}", minf(&snr_w), meanf(&snr_w), meanf(&snr_in_w), snr_w.iter().map(|v| (v * 10.0).round() / 10.0).collect::<Vec<_>>());
+    println!("double talk: near-end gain (dB) {:?}; near end over the rest after that gain (dB) {:?}", gain_w.iter().map(|v| (v * 10.0).round() / 10.0).collect::<Vec<_>>(), res_w.iter().map(|v| (v * 10.0).round() / 10.0).collect::<Vec<_>>());
     println!("CPU per 10 ms (render+capture): mean {:.1} us, p99 {:.1} us", mean, p99);
     println!("reported ERLE/delay every 1 s (last 5): {:?}", erles.iter().zip(&delays).rev().take(5).collect::<Vec<_>>());
     println!("reported delay at 3 s: {:?}", delays.get(2));
+    println!("reported delay every 1 s: {:?}", delays.iter().map(|d| d.map(|v| v.to_string()).unwrap_or("-".into())).collect::<Vec<_>>().join(" "));
 }

@@ -8,8 +8,8 @@ use std::time::Duration;
 use std::sync::Arc;
 
 use capstan_core::process::{
-  AutoGainOptions, Chain, ChainEvent, EchoCancelOptions, EchoNoiseSuppression, Processor, ReferenceTap, Spec,
-  VadOptions,
+  AutoGainOptions, Chain, ChainEvent, DoubleTalk, EchoCancelOptions, EchoNoiseSuppression, Processor, ReferenceTap,
+  Spec, VadOptions,
 };
 use capstan_core::Format;
 use criterion::{criterion_group, criterion_main, Criterion};
@@ -97,7 +97,12 @@ fn echo_cancel(c: &mut Criterion) {
   g.measurement_time(Duration::from_secs(3))
     .warm_up_time(Duration::from_secs(1))
     .sample_size(20);
-  for (name, rate) in [("echo_cancel_16k", 16_000u32), ("echo_cancel_48k", 48_000)] {
+  for (name, rate, double_talk) in [
+    ("echo_cancel_16k", 16_000u32, DoubleTalk::Suppress),
+    ("echo_cancel_48k", 48_000, DoubleTalk::Suppress),
+    ("echo_cancel_preserve_16k", 16_000, DoubleTalk::Preserve),
+    ("echo_cancel_preserve_48k", 48_000, DoubleTalk::Preserve),
+  ] {
     let f = Format::new(rate, 1).unwrap();
     let far = audio(rate);
     let d = rate as usize * 60 / 1000;
@@ -109,6 +114,7 @@ fn echo_cancel(c: &mut Criterion) {
       reference: tap.clone(),
       high_pass: false,
       noise_suppression: EchoNoiseSuppression::Off,
+      double_talk,
     })
     .build(f)
     .unwrap();

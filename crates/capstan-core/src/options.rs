@@ -6,7 +6,8 @@ use std::time::Duration;
 use crate::error::{CoreError, Result};
 use crate::format::{Format, CHUNK_MS};
 use crate::process::{
-  check_bypass_after, AutoGainOptions, EchoCancelOptions, EchoNoiseSuppression, Spec, VadOptions, DEFAULT_BYPASS_AFTER,
+  check_bypass_after, AutoGainOptions, DoubleTalk, EchoCancelOptions, EchoNoiseSuppression, Spec, VadOptions,
+  DEFAULT_BYPASS_AFTER,
 };
 use crate::queue::Overflow;
 
@@ -177,6 +178,8 @@ pub struct RawProcessor {
   pub reference: Option<f64>,
   pub high_pass: Option<bool>,
   pub noise_suppression: Option<String>,
+  /// `echoCancel`: `'suppress'` (AEC3, the default) or `'preserve'`.
+  pub double_talk: Option<String>,
   /// `autoGain`.
   pub target_dbfs: Option<f64>,
   pub max_gain_db: Option<f64>,
@@ -238,6 +241,10 @@ impl RawProcessor {
           noise_suppression: match &self.noise_suppression {
             Some(s) => EchoNoiseSuppression::parse(s)?,
             None => EchoNoiseSuppression::Off,
+          },
+          double_talk: match &self.double_talk {
+            Some(s) => DoubleTalk::parse(s)?,
+            None => DoubleTalk::Suppress,
           },
         })
       }

@@ -17,7 +17,8 @@ use std::time::Instant;
 use capstan_core::events::Bus;
 use capstan_core::process::reference::{register, TapCursor};
 use capstan_core::process::{
-  AutoGain, AutoGainOptions, EchoCancel, EchoCancelOptions, EchoNoiseSuppression, Processor, ReferenceTap, Spec,
+  AutoGain, AutoGainOptions, DoubleTalk, EchoCancel, EchoCancelOptions, EchoNoiseSuppression, Processor, ReferenceTap,
+  Spec,
 };
 use capstan_core::{Consumer, Format, FrameRef, Read, Source, SourceOptions};
 
@@ -192,7 +193,7 @@ fn opts(rate: u32, consumer: Consumer, processors: Vec<Spec>) -> SourceOptions {
 /// `secs` of the scenario through the engine: a realtime far-end source (with a −3 dB gain
 /// processor, so the reference is provably taken after the processors) ticked by hand, its
 /// delivered chunks through the room into a pull source with `echoCancel`.
-fn run_engine(fs: u32, secs: f64) -> Run {
+fn run_engine(fs: u32, secs: f64, double_talk: Option<&str>) -> Run {
   let bus = Bus::new();
   let far_src = Source::new(
     1,
@@ -207,6 +208,7 @@ fn run_engine(fs: u32, secs: f64) -> Run {
   let mut raw = capstan_core::RawProcessor {
     kind: "echoCancel".into(),
     reference: Some(id as f64),
+    double_talk: double_talk.map(String::from),
     ..Default::default()
   };
   let spec = capstan_core::RawOptions {
@@ -358,7 +360,7 @@ fn round1(v: &[f64]) -> Vec<f64> {
 
 #[test]
 fn echo_cancel_through_the_engine_for_a_minute_at_16k() {
-  let r = run_engine(16_000, 60.0);
+  let r = run_engine(16_000, 60.0, None);
   let lag = output_lag(&r);
   let f = figures(&r, lag);
   let mut us = r.us_per_chunk.clone();
@@ -420,6 +422,47 @@ fn echo_cancel_through_the_engine_for_a_minute_at_16k() {
   assert!(removed >= 15.0, "echoRemovedDb {removed:.1}");
 }
 
+/// Issue 20's double-talk figure: `doubleTalk: 'preserve'` (the Kalman canceller) keeps the
+/// near end while both talk, removes the echo once converged and finds the delay.
+#[test]
+fn echo_cancel_preserves_the_near_end_in_double_talk_at_16k() {
+  let r = run_engine(16_000, 60.0, Some("preserve"));
+  let lag = output_lag(&r);
+  let f = figures(&r, lag);
+  println!("output lag {lag} samples ({} ms)", lag as f64 / 16.0);
+  println!("ERLE far-end only per 10 s cycle (dB): {:?}", round1(&f.erle));
+  println!(
+    "double-talk SNR vs clean near end (dB): out {:?}, mic {:?}",
+    round1(&f.dt_snr),
+    round1(&f.dt_snr_mic)
+  );
+  println!("near-end-only SNR (dB): {:?}", round1(&f.near_only_snr));
+  println!("delay estimates once a second (ms): {:?}", r.delays);
+  println!("health: {:?}", r.health);
+
+  // The postfilter's overlap-add: one chunk, as the processor says.
+  assert_eq!(lag, 160, "output lag");
+  // Double talk: the near end at 15 dB or better over the echo left and its own distortion,
+  // in every cycle, from the first.
+  for (c, s) in f.dt_snr.iter().enumerate() {
+    assert!(*s >= 15.0, "cycle {c}: double-talk SNR {s:.1} dB");
+  }
+  // ERLE ≥ 25 dB in every far-end-only stretch from the second cycle on, the last included
+  // (no divergence). The first (2–5 s) is lower: the 320 ms filter is still converging.
+  assert!(f.erle[0] >= 10.0, "first cycle: ERLE {:.1} dB", f.erle[0]);
+  for (c, e) in f.erle.iter().enumerate().skip(1) {
+    assert!(*e >= 25.0, "cycle {c}: ERLE {e:.1} dB");
+  }
+  for (c, s) in f.near_only_snr.iter().enumerate() {
+    assert!(*s >= 25.0, "cycle {c}: near-end-only SNR {s:.1} dB");
+  }
+  // The filter's largest tap: the 60 ms path within 5 ms, from the third second on.
+  for (s, d) in r.delays.iter().enumerate().skip(2) {
+    let d = d.unwrap_or_else(|| panic!("no delay estimate at {} s", s + 1));
+    assert!((d - 60.0).abs() <= 5.0, "at {} s: delay estimate {d} ms", s + 1);
+  }
+}
+
 /// The tap gets what the source delivered after its processors, and a chunk of silence for
 /// every tick that had nothing to play.
 #[test]
@@ -470,6 +513,7 @@ fn direct_bursts(far_rate: u32, near_rate: u32, burst: usize) -> ((f64, Option<f
     reference: tap.clone(),
     high_pass: false,
     noise_suppression: EchoNoiseSuppression::Off,
+    double_talk: DoubleTalk::Suppress,
   };
   let mut aec = EchoCancel::new(nf, o).unwrap();
   let secs = 12.0;
@@ -549,6 +593,22 @@ fn echo_cancel_at_48k_and_against_a_reference_at_another_rate() {
   let e = EchoNoiseSuppression::parse("loud").unwrap_err();
   assert_eq!(e.code(), "ERR_INVALID_OPTION");
   assert!(e.message().contains("noiseSuppression"));
+  let e = DoubleTalk::parse("keep").unwrap_err();
+  assert_eq!(e.code(), "ERR_INVALID_OPTION");
+  assert!(e.message().contains("doubleTalk"));
+  // `preserve` runs the far end at the stream's rate: another rate is refused up front.
+  let tap = Arc::new(ReferenceTap::new(Format::new(16_000, 1).unwrap()));
+  let o = EchoCancelOptions {
+    reference: tap,
+    high_pass: false,
+    noise_suppression: EchoNoiseSuppression::Off,
+    double_talk: DoubleTalk::Preserve,
+  };
+  let e = EchoCancel::new(Format::new(48_000, 1).unwrap(), o)
+    .err()
+    .expect("refused");
+  assert_eq!(e.code(), "ERR_INVALID_OPTION");
+  assert!(e.message().contains("doubleTalk 'preserve'"), "{}", e.message());
 }
 
 // ---------------------------------------------------------------- autoGain
