@@ -511,6 +511,8 @@ export interface JsProcessorSpec {
   reference?: number
   highPass?: boolean
   noiseSuppression?: string
+  /** `echoCancel`: `'suppress'` (AEC3) or `'preserve'` (the near end kept in double talk). */
+  doubleTalk?: string
   /** `autoGain`. */
   targetDbfs?: number
   maxGainDb?: number

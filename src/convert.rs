@@ -192,6 +192,8 @@ pub struct JsProcessorSpec {
   pub reference: Option<f64>,
   pub high_pass: Option<bool>,
   pub noise_suppression: Option<String>,
+  /// `echoCancel`: `'suppress'` (AEC3) or `'preserve'` (the near end kept in double talk).
+  pub double_talk: Option<String>,
   /// `autoGain`.
   pub target_dbfs: Option<f64>,
   pub max_gain_db: Option<f64>,
@@ -236,6 +238,7 @@ impl From<JsSourceOptions> for capstan_core::RawOptions {
           reference: p.reference,
           high_pass: p.high_pass,
           noise_suppression: p.noise_suppression,
+          double_talk: p.double_talk,
           target_dbfs: p.target_dbfs,
           max_gain_db: p.max_gain_db,
           max_attenuation_db: p.max_attenuation_db,

@@ -218,6 +218,9 @@ describe('processors.echoCancel', () => {
       'ERR_INVALID_OPTION',
       'noiseSuppression',
     )
+    // 'preserve' (the core's Kalman canceller) is not offered here yet: fed in real time
+    // from JavaScript it removed 1.6 dB where the lockstep core test removes 25+.
+    expectCode(() => processors.echoCancel({ reference: ref, doubleTalk: 'preserve' } as never), 'ERR_INVALID_OPTION', 'doubleTalk')
     const closed = new AudioSource({ sampleRate: 16000, channels: 1 })
     await closed.close()
     expectCode(() => new AudioSource(opts(processors.echoCancel({ reference: closed }))), 'ERR_INVALID_OPTION', 'closed')
