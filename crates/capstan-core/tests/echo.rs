@@ -448,8 +448,9 @@ fn echo_cancel_preserves_the_near_end_in_double_talk_at_16k() {
     assert!(*s >= 15.0, "cycle {c}: double-talk SNR {s:.1} dB");
   }
   // ERLE ≥ 25 dB in every far-end-only stretch from the second cycle on, the last included
-  // (no divergence). The first (2–5 s) is lower: the 320 ms filter is still converging.
-  assert!(f.erle[0] >= 10.0, "first cycle: ERLE {:.1} dB", f.erle[0]);
+  // (no divergence). The first (2–5 s, 24.4 dB measured) is lower: the 320 ms filter is
+  // still converging.
+  assert!(f.erle[0] >= 20.0, "first cycle: ERLE {:.1} dB", f.erle[0]);
   for (c, e) in f.erle.iter().enumerate().skip(1) {
     assert!(*e >= 25.0, "cycle {c}: ERLE {e:.1} dB");
   }

@@ -34,6 +34,13 @@ const CONSTRAINED_PER_BLOCK: usize = 4;
 /// underestimates it while the filter converges), down to a floor of −40 dB.
 const OVER_SUBTRACT: f32 = 2.0;
 const MIN_GAIN: f32 = 0.01;
+/// The diagonal Kalman filter is overconfident while it converges (speech correlates its
+/// partitions): its misalignment estimate shrinks at this fraction of the textbook rate at
+/// first, reaching the full rate after `INITIAL_BLOCKS` blocks with far-end signal. Keeps it
+/// learning and the postfilter suppressing early (first-cycle ERLE 14 → 26.5 dB at 16 kHz)
+/// without touching double talk later (held at 1 the whole time: 34 dB, but 13–17 dB).
+const INITIAL_SHRINK: f32 = 0.25;
+const INITIAL_BLOCKS: u32 = 500;
 /// A capture sample this close to full scale counts as clipped (i16 32440).
 const CLIPPED: f32 = 0.99;
 
@@ -58,6 +65,8 @@ pub struct KalmanEcho {
   acc: Vec<Complex32>,
   sum_px: Vec<f32>,
   inv_phi: Vec<f32>,
+  /// Blocks with far-end signal so far: the initial phase's clock.
+  active: u32,
   scratch_f: Vec<Complex32>,
   scratch_i: Vec<Complex32>,
   /// Postfilter: error and predicted residual echo spectra (smoothed), overlap-add state.
@@ -101,6 +110,7 @@ impl KalmanEcho {
       acc: vec![z; bins],
       sum_px: vec![0.0; bins],
       inv_phi: vec![0.0; bins],
+      active: 0,
       taps: vec![0.0; parts * n],
       phi_e: vec![0.0; bins],
       phi_r: vec![0.0; bins],
@@ -187,6 +197,10 @@ impl KalmanEcho {
     if saturated && near_before < 0.1 * echo {
       self.gain.fill(MIN_GAIN);
     }
+    if self.xp[h].iter().sum::<f32>() > 1e-6 * n as f32 {
+      self.active += 1;
+    }
+    let c = (INITIAL_SHRINK + (1.0 - INITIAL_SHRINK) * self.active as f32 / INITIAL_BLOCKS as f32).min(1.0);
     // The innovation's power is the same for every partition: invert it once per bin.
     for k in 0..self.bins {
       self.inv_phi[k] = 1.0 / (0.5 * self.sum_px[k] + self.psi[k] + 1e-10);
@@ -200,7 +214,7 @@ impl KalmanEcho {
       for k in 0..self.bins {
         let mu = p[k] * self.inv_phi[k];
         w[k] += x[k].conj() * self.e_spec[k] * mu;
-        p[k] = A2 * (1.0 - 0.5 * mu * xp[k]).max(0.0) * p[k] + (1.0 - A2) * w[k].norm_sqr() + 1e-9;
+        p[k] = A2 * (1.0 - c * 0.5 * mu * xp[k]).max(0.0) * p[k] + (1.0 - A2) * w[k].norm_sqr() + 1e-9;
       }
     }
     // Keep partitions true N-tap filters, a few per block, round robin.
