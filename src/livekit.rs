@@ -431,7 +431,7 @@ impl NativeRoom {
   pub fn take_remote_track(&self, track_sid: String) -> Option<NativeRemoteTrack> {
     self.remotes.lock().remove(&track_sid).map(|track| NativeRemoteTrack {
       track,
-      wake: Waker::default(),
+      wake: Mutex::new(None),
     })
   }
 
@@ -440,7 +440,7 @@ impl NativeRoom {
   pub fn take_byte_stream(&self, id: String) -> Option<NativeIncomingStream> {
     self.streams.lock().remove(&id).map(|data| NativeIncomingStream {
       data,
-      wake: Waker::default(),
+      wake: Mutex::new(None),
     })
   }
 
@@ -944,52 +944,12 @@ pub struct JsRemoteRead {
 
 type WakeFn = ThreadsafeFunction<(), Unknown<'static>, (), Status, false, true>;
 
-/// How a native buffer wakes its JavaScript reader: one weak threadsafe function, called
-/// by the buffer's coalesced notify, referenced only while the reader waits.
-#[derive(Default)]
-struct Waker(Mutex<Option<Arc<Mutex<WakeFn>>>>);
-
-impl Waker {
-  /// Installs `on_wake`; returns the notify callback for the buffer.
-  fn set(&self, on_wake: Function<'_, (), Unknown<'static>>) -> crate::convert::Result<Arc<dyn Fn() + Send + Sync>> {
-    let f: WakeFn = on_wake
-      .build_threadsafe_function()
-      .weak::<true>()
-      .callee_handled::<false>()
-      .build()
-      .map_err(|e| invalid(e.reason))?;
-    let f = Arc::new(Mutex::new(f));
-    let call = f.clone();
-    *self.0.lock() = Some(f);
-    Ok(Arc::new(move || {
-      call.lock().call((), ThreadsafeFunctionCallMode::NonBlocking);
-    }))
-  }
-
-  #[allow(deprecated)]
-  fn keep_alive(&self, env: &Env, on: bool) -> Result<()> {
-    if let Some(f) = self.0.lock().as_ref() {
-      let mut f = f.lock();
-      if on {
-        f.refer(env)?;
-      } else {
-        f.unref(env)?;
-      }
-    }
-    Ok(())
-  }
-
-  fn clear(&self) {
-    self.0.lock().take();
-  }
-}
-
 /// A subscribed remote audio track: decoded 10 ms frames (48 kHz) in a bounded buffer the
 /// session fills on its own; JavaScript reads batches and is woken once per batch.
 #[napi]
 pub struct NativeRemoteTrack {
   track: RemoteAudioTrack,
-  wake: Waker,
+  wake: Mutex<Option<Arc<Mutex<WakeFn>>>>,
 }
 
 #[napi]
@@ -1053,22 +1013,41 @@ impl NativeRemoteTrack {
   /// (coalesced by the buffer: one call per batch). Weak: it never holds the process.
   #[napi(catch_unwind)]
   pub fn set_wake(&self, on_wake: Function<'_, (), Unknown<'static>>) -> crate::convert::Result<()> {
-    let notify = self.wake.set(on_wake)?;
-    self.track.audio.set_notify(Some(notify));
+    let f: WakeFn = on_wake
+      .build_threadsafe_function()
+      .weak::<true>()
+      .callee_handled::<false>()
+      .build()
+      .map_err(|e| invalid(e.reason))?;
+    let f = Arc::new(Mutex::new(f));
+    let call = f.clone();
+    self.track.audio.set_notify(Some(Arc::new(move || {
+      call.lock().call((), ThreadsafeFunctionCallMode::NonBlocking);
+    })));
+    *self.wake.lock() = Some(f);
     Ok(())
   }
 
   /// A reader waiting for audio holds the event loop open, like any pending read.
   #[napi]
+  #[allow(deprecated)]
   pub fn keep_alive(&self, env: Env, on: bool) -> Result<()> {
-    self.wake.keep_alive(&env, on)
+    if let Some(f) = self.wake.lock().as_ref() {
+      let mut f = f.lock();
+      if on {
+        f.refer(&env)?;
+      } else {
+        f.unref(&env)?;
+      }
+    }
+    Ok(())
   }
 
   /// Stops waking JavaScript (the reader is done); the buffer still counts what arrives.
   #[napi(catch_unwind)]
   pub fn release(&self) {
     self.track.audio.set_notify(None);
-    self.wake.clear();
+    self.wake.lock().take();
   }
 
   #[napi(catch_unwind)]
@@ -1163,7 +1142,7 @@ pub struct JsStreamRead {
 #[napi]
 pub struct NativeIncomingStream {
   data: Arc<StreamBuffer>,
-  wake: Waker,
+  wake: Mutex<Option<Arc<Mutex<WakeFn>>>>,
 }
 
 #[napi]
@@ -1196,20 +1175,39 @@ impl NativeIncomingStream {
 
   #[napi(catch_unwind)]
   pub fn set_wake(&self, on_wake: Function<'_, (), Unknown<'static>>) -> crate::convert::Result<()> {
-    let notify = self.wake.set(on_wake)?;
-    self.data.set_notify(Some(notify));
+    let f: WakeFn = on_wake
+      .build_threadsafe_function()
+      .weak::<true>()
+      .callee_handled::<false>()
+      .build()
+      .map_err(|e| invalid(e.reason))?;
+    let f = Arc::new(Mutex::new(f));
+    let call = f.clone();
+    *self.wake.lock() = Some(f);
+    self.data.set_notify(Some(Arc::new(move || {
+      call.lock().call((), ThreadsafeFunctionCallMode::NonBlocking);
+    })));
     Ok(())
   }
 
   #[napi]
+  #[allow(deprecated)]
   pub fn keep_alive(&self, env: Env, on: bool) -> Result<()> {
-    self.wake.keep_alive(&env, on)
+    if let Some(f) = self.wake.lock().as_ref() {
+      let mut f = f.lock();
+      if on {
+        f.refer(&env)?;
+      } else {
+        f.unref(&env)?;
+      }
+    }
+    Ok(())
   }
 
   #[napi(catch_unwind)]
   pub fn release(&self) {
     self.data.set_notify(None);
-    self.wake.clear();
+    self.wake.lock().take();
   }
 
   #[napi(catch_unwind)]

@@ -1,6 +1,5 @@
 import type { JsFailure, JsRoomEvent, NativeIncomingStream, NativeRoom } from '../internal/binding'
 import { CapstanError, describe, native } from '../internal/errors'
-import { drain } from './drain'
 import { addTo, dispatch, type AudioTransport, type ByteStreamWriter, type IncomingByteStream, type RpcHandler } from '../transport/transport'
 
 /** Bytes per native read of an incoming stream: a batch, never a chunk at a time. */
@@ -19,14 +18,34 @@ export interface TransportFeed {
 }
 
 /** A stream's chunks as an async iterable: batches read natively, woken once per batch. */
-function chunks(n: NativeIncomingStream): AsyncGenerator<Uint8Array> {
-  return drain(n, () => {
-    const r = native(() => n.read(READ_BYTES))
-    if (r.state === 'bytes') return r.bytes!
-    if (r.state === 'ended') return 'end'
-    if (r.state === 'failed') throw new CapstanError('ERR_TRANSPORT', `the byte stream broke: ${r.reason ?? ''}`)
-    return 'empty'
-  })
+async function* chunks(n: NativeIncomingStream): AsyncGenerator<Uint8Array> {
+  let wake: (() => void) | undefined
+  native(() =>
+    n.setWake(() => {
+      const w = wake
+      wake = undefined
+      w?.()
+    }),
+  )
+  try {
+    for (;;) {
+      const r = native(() => n.read(READ_BYTES))
+      if (r.state === 'bytes') {
+        yield r.bytes!
+        continue
+      }
+      if (r.state === 'ended') return
+      if (r.state === 'failed') throw new CapstanError('ERR_TRANSPORT', `the byte stream broke: ${r.reason ?? ''}`)
+      n.keepAlive(true)
+      try {
+        await new Promise<void>((resolve) => (wake = resolve))
+      } finally {
+        n.keepAlive(false)
+      }
+    }
+  } finally {
+    native(() => n.release())
+  }
 }
 
 /**

@@ -9,7 +9,6 @@ import { AudioFrame } from '../source/frame'
 import { AudioStream, type AudioStreamOptions } from '../source/stream'
 import { processors } from '../process/processors'
 import type { AudioTransport } from '../transport/transport'
-import { drain } from './drain'
 import { nativeTransport, type TransportFeed } from './native-transport'
 import { LIVEKIT_CONTRACT } from './defaults'
 
@@ -537,12 +536,34 @@ export class LiveKitRemoteTrack {
     return native(() => this.#native.metrics())
   }
 
-  #frames(channels: number): AsyncGenerator<AudioFrame> {
+  async *#frames(channels: number): AsyncGenerator<AudioFrame> {
     const n = this.#native
-    return drain(n, () => {
-      const r = native(() => n.read(READ_FRAMES))
-      if (r.state === 'frames') return new AudioFrame(remix(r.samples!, this.channels, channels), this.sampleRate, channels)
-      return r.state === 'ended' ? 'end' : 'empty'
-    })
+    let wake: (() => void) | undefined
+    native(() =>
+      n.setWake(() => {
+        const w = wake
+        wake = undefined
+        w?.()
+      }),
+    )
+    try {
+      for (;;) {
+        const r = native(() => n.read(READ_FRAMES))
+        if (r.state === 'frames') {
+          yield new AudioFrame(remix(r.samples!, this.channels, channels), this.sampleRate, channels)
+          continue
+        }
+        if (r.state === 'ended') return
+        // Empty: the buffer wakes us once when there is more (or the end).
+        n.keepAlive(true)
+        try {
+          await new Promise<void>((resolve) => (wake = resolve))
+        } finally {
+          n.keepAlive(false)
+        }
+      }
+    } finally {
+      native(() => n.release())
+    }
   }
 }
