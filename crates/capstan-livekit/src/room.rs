@@ -327,7 +327,6 @@ impl Room {
         ev_tx.clone(),
         stats.clone(),
         data.clone(),
-        participants.clone(),
         opts.data_queue_bytes,
         opts.stream_buffer_bytes,
         opts.request_timeout,
