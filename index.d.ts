@@ -591,7 +591,9 @@ export interface JsRemoteRead {
  * One room event. `kind`: `local-track-subscribed` and `local-track-unpublished` (this
  * room's tracks), `subscriber-connected`, `participant-joined` / `participant-left`,
  * `track-published` / `track-unpublished` (remote tracks in the room), `track-subscribed`
- * (take the track with `takeRemoteTrack(trackSid)`), `track-ended`, and `disconnected`.
+ * (take the track with `takeRemoteTrack(trackSid)`), `track-ended`, `reconnecting`,
+ * `resumed`, `reconnected` (a full reconnect is done), `local-track-republished` (a track's
+ * new sid after one: `id` the old, `trackSid` the new), and `disconnected`.
  */
 export interface JsRoomEvent {
   kind: string

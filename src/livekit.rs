@@ -66,7 +66,9 @@ pub struct JsJoinInfo {
 /// One room event. `kind`: `local-track-subscribed` and `local-track-unpublished` (this
 /// room's tracks), `subscriber-connected`, `participant-joined` / `participant-left`,
 /// `track-published` / `track-unpublished` (remote tracks in the room), `track-subscribed`
-/// (take the track with `takeRemoteTrack(trackSid)`), `track-ended`, and `disconnected`.
+/// (take the track with `takeRemoteTrack(trackSid)`), `track-ended`, `reconnecting`,
+/// `resumed`, `reconnected` (a full reconnect is done), `local-track-republished` (a track's
+/// new sid after one: `id` the old, `trackSid` the new), and `disconnected`.
 #[napi(object)]
 pub struct JsRoomEvent {
   pub kind: String,
@@ -159,6 +161,15 @@ impl From<RoomEvent> for JsRoomEvent {
         ..event("reconnecting")
       },
       RoomEvent::Resumed => event("resumed"),
+      RoomEvent::Reconnected { participant_sid } => JsRoomEvent {
+        participant_sid: Some(participant_sid),
+        ..event("reconnected")
+      },
+      RoomEvent::LocalTrackRepublished { old_sid, sid } => JsRoomEvent {
+        id: Some(old_sid),
+        track_sid: Some(sid),
+        ..event("local-track-republished")
+      },
       RoomEvent::Data {
         from_identity,
         topic,

@@ -157,6 +157,39 @@ describe('LiveKitRoom: native publish to a real server', () => {
     expect(r.serverLog).toContain('resuming RTC session')
   })
 
+  it('full reconnect: the server is killed and started again mid-tone; it knows neither participant, so publisher and subscriber each join again, publish again (a new track sid) and subscribe again by themselves, and the tone is heard on the new track', { timeout: 120_000 }, async () => {
+    const r = await runManyInLivekitNetns([{ name: 'restart', argv: [...interpreterFor(fixture('native-restart.mjs')), 'restart', '2500', '4000'] }], { timeoutMs: 100_000 })
+    expect(r.timedOut, dump(r)).toBe(false)
+    expect(r.procs[0].code, dump(r)).toBe(0)
+    const f = lastJsonLine(r.procs[0].stdout)
+    const what = JSON.stringify(f)
+    expect(f.ok, what).toBe(true)
+    for (const who of ['pub', 'sub'] as const) {
+      const st = f.states[who] as Array<{ state: string; reason?: string; atMs: number }>
+      expect(st.map((e) => e.state), what).toEqual(['reconnecting', 'connected', 'disconnected'])
+      expect(st[1].reason, what).toBe('reconnected')
+      expect(st[2].reason, what).toBe('closed by the caller')
+      // Within the default 15 s recovery bound, counted from the kill.
+      expect(st[1].atMs - f.killedAtMs, what).toBeLessThan(15_000)
+      expect(f.participantSids[who], what).toMatch(/^PA_/)
+    }
+    // The track was published again under a new sid; its packets flowed on, all accounted for.
+    expect(f.sidAfter, what).not.toBe(f.sidBefore)
+    expect(f.published, what).toBe(true)
+    expect(f.bytes.balanced, what).toBe(true)
+    expect(f.sentBytesAfterReconnect, what).toBeGreaterThan(f.sentBytesBefore)
+    // sub heard the first track until the server went, then pub's new track: the tone again,
+    // within 2 Hz, for the 4 s after the reconnect (within 10 %), with no hole inside it.
+    expect(f.heard.map((h: { sid: string }) => h.sid), what).toEqual([f.sidBefore, f.sidAfter])
+    expect(f.ended[0], what).toBe('reconnecting')
+    const [first, second] = f.heard
+    expect(first.audio.toneSeconds, what).toBeGreaterThan(1.5)
+    expect(Math.abs(second.audio.freqHzWholeSpan - 440), what).toBeLessThanOrEqual(2)
+    expect(second.audio.toneSeconds, what).toBeGreaterThan(3.6)
+    expect(second.audio.longestGapMs, what).toBeLessThanOrEqual(20)
+    expect(first.law && second.law, what).toBe(true)
+  })
+
   it('a two-node cluster routed through Redis: pub signals through one node, sub through the other, one room; the node the room is not on is stopped mid-tone; the participant that signalled through it resumes on the other, and the whole tone arrives with no hole', { timeout: 150_000 }, async () => {
     const r = await runManyInLivekitNetns(
       [

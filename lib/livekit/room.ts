@@ -14,9 +14,11 @@ import { LIVEKIT_CONTRACT } from './defaults'
 
 /**
  * `connected` once joined; `reconnecting` when the signal connection is lost (the peer
- * connections and the audio on them carry on), `resumed` when it is back; `disconnected`
- * when the session ends (closed, left by the server, a resume that failed, a bound passed),
- * with the reason.
+ * connections and the audio on them carry on), `resumed` when it is back; `reconnecting`
+ * also when a peer connection is lost, the server asks for a new join or will not take a
+ * resume, then `connected` again (`reason: 'reconnected'`) after a full reconnect;
+ * `disconnected` when the session ends (closed, left by the server, a recovery that failed
+ * or passed its bound), with the reason.
  */
 export type LiveKitConnectionState = 'connected' | 'reconnecting' | 'resumed' | 'disconnected'
 
@@ -38,7 +40,7 @@ export interface LiveKitRoomOptions {
   jitterMs?: number
   /** Remote tracks: decoded 10 ms frames held for a reader; past it the oldest drop, counted. Default 50. */
   remoteBufferFrames?: number
-  /** How long a lost signal connection may take to resume, ms (0: end the session at once). Default 15000. */
+  /** How long recovering a session may take, ms: a resume, then a full reconnect, from when the signal or a peer connection was lost (0: end the session at once). Default 15000. */
   resumeTimeoutMs?: number
   /** Aborts the join: the promise rejects `ERR_ABORTED` and a session that came up is left. */
   signal?: AbortSignal
@@ -156,6 +158,7 @@ let makeRoom: (n: NativeRoom) => LiveKitRoom
 let roomEvent: (room: LiveKitRoom, e: JsRoomEvent) => void
 let makeTrack: (n: NativeLocalTrack, forget: () => void) => LiveKitTrack
 let endTrack: (t: LiveKitTrack) => void
+let resid: (t: LiveKitTrack, sid: string) => void
 let makeRemote: (n: NativeRemoteTrack) => LiveKitRemoteTrack
 
 /**
@@ -170,10 +173,10 @@ export class LiveKitRoom extends EventEmitter<LiveKitRoomEvents> {
   #state: LiveKitConnectionState = 'connected'
   #reason: string | undefined
   #closing: Promise<void> | undefined
-  /** The room's name, this participant's identity and sid, as the server's join said. */
+  /** The room's name, this participant's identity and the server's version, as the join said. */
   readonly name: string
   readonly identity: string
-  readonly participantSid: string
+  #participantSid: string
   readonly serverVersion: string
 
   /** Joins `url` (ws:// or wss://) with an access token; resolves connected or rejects with a typed error. */
@@ -246,10 +249,15 @@ export class LiveKitRoom extends EventEmitter<LiveKitRoomEvents> {
     const j = n.join
     this.name = j.room
     this.identity = j.identity
-    this.participantSid = j.participantSid
+    this.#participantSid = j.participantSid
     this.serverVersion = j.serverVersion
     // A connected room holds the event loop open, like a socket, until it ends.
     n.keepAlive(true)
+  }
+
+  /** This participant's sid: the join's, then a full reconnect's. */
+  get participantSid(): string {
+    return this.#participantSid
   }
 
   get state(): LiveKitConnectionState {
@@ -393,6 +401,15 @@ export class LiveKitRoom extends EventEmitter<LiveKitRoomEvents> {
         this.#state = 'resumed'
         this.emit('connection', { state: 'resumed' })
         break
+      case 'reconnected':
+        if (this.#state === 'disconnected') break
+        this.#state = 'connected'
+        this.#participantSid = e.participantSid ?? this.#participantSid
+        this.emit('connection', { state: 'connected', reason: 'reconnected' })
+        break
+      case 'local-track-republished':
+        for (const t of this.#tracks) if (t.sid === e.id) resid(t, sid)
+        break
       case 'disconnected':
         this.#ended(e.reason ?? 'disconnected')
         break
@@ -416,8 +433,7 @@ export class LiveKitTrack {
   readonly #forget: () => void
   #unpublishing: Promise<void> | undefined
   #published = true
-  /** The server's track sid. */
-  readonly sid: string
+  #sid: string
   readonly name: string
   readonly sampleRate: number
   readonly channels: number
@@ -425,16 +441,22 @@ export class LiveKitTrack {
   static {
     makeTrack = (n, forget) => new LiveKitTrack(TOKEN, n, forget)
     endTrack = (t) => t.#end()
+    resid = (t, sid) => (t.#sid = sid)
   }
 
   private constructor(token: symbol, n: NativeLocalTrack, forget: () => void) {
     if (token !== TOKEN) throw new CapstanError('ERR_INVALID_STATE', 'tracks are made by LiveKitRoom.publish')
     this.#native = n
     this.#forget = forget
-    this.sid = n.sid
+    this.#sid = n.sid
     this.name = n.name
     this.sampleRate = n.sampleRate
     this.channels = n.channels
+  }
+
+  /** The server's track sid (a new one after a full reconnect publishes the track again). */
+  get sid(): string {
+    return this.#sid
   }
 
   /** False once unpublished or the room has ended. */

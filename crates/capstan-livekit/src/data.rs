@@ -1122,6 +1122,23 @@ impl Data {
     }
   }
 
+  /// A full reconnect: the old peer connection's channels are gone (the new ones announce
+  /// themselves), incoming streams fail (their chunks in flight are lost); queued packets
+  /// wait for the new reliable channel, calls keep their deadlines.
+  pub fn restart(&mut self, reason: &str) {
+    self.reliable = None;
+    self.lossy = None;
+    let n = self.streams.len() as u64;
+    for (_, s) in self.streams.drain() {
+      s.buf.finish(Err(format!("connection lost mid-stream: {reason}")), HashMap::new());
+    }
+    self.stats().streams_failed += n;
+  }
+
+  pub fn set_server_version(&mut self, v: &str) {
+    self.server_version = v.to_string();
+  }
+
   /// The session ended: open streams fail, calls and parked sends fail `Closed` (their
   /// replies are dropped), queued packets are counted unsent.
   pub fn finish(&mut self, reason: &str) {

@@ -88,7 +88,8 @@ pub struct RoomOptions {
   pub jitter_delay: Duration,
   /// Remote tracks: decoded 10 ms chunks held for the reader (1..=6000).
   pub remote_buffer_chunks: usize,
-  /// How long a lost signal connection may take to resume (0: never resume, end at once).
+  /// How long recovering may take from when the signal or a peer connection was lost: a
+  /// resume, then a full reconnect (0: never recover, end at once).
   pub resume_timeout: Duration,
   /// Data packets waiting for the SCTP buffer, bytes (see [`crate::data`]).
   pub data_queue_bytes: usize,
@@ -179,11 +180,20 @@ pub enum RoomEvent {
   /// A subscribed remote track ended: `unsubscribed`, `unpublished`, `participant left`,
   /// `room closed: …`. Its audio buffer can still be read out, then says `Ended`.
   RemoteTrackEnded { track_sid: String, reason: String },
-  /// The signal connection was lost (or the server asked to resume); the peer connections
-  /// carry on and the session tries to resume within `RoomOptions::resume_timeout`.
+  /// The signal connection was lost (or the server asked to resume): the peer connections
+  /// carry on and the session tries to resume within `RoomOptions::resume_timeout`. Also
+  /// the start of a full reconnect (a peer connection lost, the server's leave with
+  /// RECONNECT, a refused resume), which ends in [`RoomEvent::Reconnected`].
   Reconnecting { reason: String },
   /// The signal connection is back (the server swapped it under the same participant).
   Resumed,
+  /// A full reconnect is done: a new join (new participant sid), new peer connections,
+  /// every published track published again (new sids, see
+  /// [`RoomEvent::LocalTrackRepublished`]), subscriptions made again. `participant_sid`:
+  /// the new join's.
+  Reconnected { participant_sid: String },
+  /// A published track got a new sid from a full reconnect; its packets flow on.
+  LocalTrackRepublished { old_sid: String, sid: String },
   /// A user packet from another participant (`topic` empty when it had none).
   Data {
     from_identity: String,
@@ -340,6 +350,9 @@ impl Room {
       resume_timeout: opts.resume_timeout,
       resuming: None,
       held: std::collections::VecDeque::new(),
+      recovery_since: None,
+      restarting: false,
+      wanted: std::collections::HashSet::new(),
       socket,
       pc,
       cmd_rx,
@@ -550,6 +563,38 @@ async fn local_ip_towards(url: &str) -> Result<IpAddr> {
   Ok(probe.ip())
 }
 
+/// The AddTrackRequest of an Opus track: no RED (the offer has none) and no DTX (the engine
+/// sends a continuous stream).
+fn add_track_request(cid: &str, name: &str, opus: &OpusOptions) -> proto::AddTrackRequest {
+  proto::AddTrackRequest {
+    cid: cid.to_string(),
+    name: name.to_string(),
+    r#type: proto::TrackType::Audio as i32,
+    source: proto::TrackSource::Microphone as i32,
+    disable_red: true,
+    audio_features: if opus.format.channels == 2 {
+      vec![
+        proto::AudioTrackFeature::TfStereo as i32,
+        proto::AudioTrackFeature::TfNoDtx as i32,
+      ]
+    } else {
+      vec![proto::AudioTrackFeature::TfNoDtx as i32]
+    },
+    ..Default::default()
+  }
+}
+
+fn subscription(track_sid: &str, participant_sid: &str, subscribe: bool) -> Req {
+  Req::Subscription(proto::UpdateSubscription {
+    track_sids: vec![track_sid.to_string()],
+    subscribe,
+    participant_tracks: vec![proto::ParticipantTracks {
+      participant_sid: participant_sid.to_string(),
+      track_sids: vec![track_sid.to_string()],
+    }],
+  })
+}
+
 #[derive(Debug)]
 enum TrackPhase {
   /// AddTrackRequest sent, waiting for TrackPublishedResponse.
@@ -596,6 +641,13 @@ struct Session {
   )>,
   /// Requests made while the connection was down, in order.
   held: std::collections::VecDeque<Req>,
+  /// When the trouble being recovered from began (a lost signal connection or peer
+  /// connection): resume and full reconnect together stay within `resume_timeout` of it.
+  recovery_since: Option<Instant>,
+  /// A full reconnect's new publisher connection is not up yet.
+  restarting: bool,
+  /// Remote tracks subscribed by the caller (not auto-subscribed), made again by a full reconnect.
+  wanted: std::collections::HashSet<String>,
   socket: UdpSocket,
   pc: Publisher,
   cmd_rx: mpsc::Receiver<Command>,
@@ -681,19 +733,32 @@ async fn recv_opt(s: Option<&UdpSocket>, buf: &mut [u8]) -> std::io::Result<(usi
 enum Flow {
   Go,
   End(String),
+  /// A full reconnect is due (a peer connection lost, the server's leave with RECONNECT, a
+  /// resume the server refused).
+  Restart(String),
 }
 
 impl Session {
   async fn run(mut self) {
     let others = std::mem::take(&mut self.others);
     self.update_participants(others);
-    let reason = match self.start().await {
+    let mut reason = match self.start().await {
       Ok(()) => self.main_loop().await,
       Err(e) => {
         if let Some(r) = self.ready.take() {
           let _ = r.send(Err(e.clone()));
         }
-        e.to_string()
+        Flow::End(e.to_string())
+      }
+    };
+    let reason = loop {
+      match reason {
+        Flow::Restart(why) => match self.rejoin(&why).await {
+          Ok(()) => reason = self.main_loop().await,
+          Err(e) => break format!("{why}; reconnect failed: {e}"),
+        },
+        Flow::End(why) => break why,
+        Flow::Go => break "the session stopped".into(),
       }
     };
     self.finish(reason).await;
@@ -764,6 +829,7 @@ impl Session {
       self.auto_subscribe,
     );
     let deadline = tokio::time::Instant::now() + self.resume_timeout;
+    self.recovery_since.get_or_insert_with(Instant::now);
     let bound = self.resume_timeout;
     let task = tokio::spawn(async move {
       let mut delay = Duration::ZERO;
@@ -798,9 +864,15 @@ impl Session {
   ) -> Result<Flow> {
     let ws = match r {
       Ok(Ok((ws, _reconnect))) => ws,
+      // The server answered and will not take the participant back (a restarted server, a
+      // node that lost the room): a new join, in what is left of the bound.
+      Ok(Err(e @ Error::Signal(_))) if self.recovery_left().is_some() => {
+        return Ok(Flow::Restart(format!("{why}; resume refused: {e}")))
+      }
       Ok(Err(e)) => return Ok(Flow::End(format!("{why}; resume failed: {e}"))),
       Err(e) => return Ok(Flow::End(format!("{why}; resume failed: {e}"))),
     };
+    self.recovery_since = None;
     let (sink, stream) = ws.split();
     self.sink = Some(sink);
     self.stream = Some(stream);
@@ -811,6 +883,153 @@ impl Session {
     }
     self.event(RoomEvent::Resumed);
     Ok(Flow::Go)
+  }
+
+  /// What is left of the recovery bound, if any.
+  fn recovery_left(&self) -> Option<Duration> {
+    let since = self.recovery_since?;
+    let left = (since + self.resume_timeout).saturating_duration_since(Instant::now());
+    (!left.is_zero()).then_some(left)
+  }
+
+  /// A peer connection is gone (ICE gave up): a full reconnect, unless recovery is off.
+  fn peer_lost(&mut self, why: String) -> Flow {
+    if !self.can_resume() {
+      return Flow::End(why);
+    }
+    Flow::Restart(why)
+  }
+
+  /// A full reconnect, as client-sdk-js does after a lost peer connection: the old
+  /// connections go, a new join (the participant comes back under a new sid), new peer
+  /// connections, every published track published again under its client id (its packet
+  /// queue and counters carry on; packets meanwhile are counted dropped), and the caller's
+  /// subscriptions made again. Subscribed remote tracks end (`reconnecting`) and come back
+  /// as new ones. RPCs in flight keep their deadlines (an answer may still come on the new
+  /// connection); incoming byte streams fail. Bounded by `resume_timeout` from when the
+  /// trouble began; [`RoomEvent::Reconnected`] once the new publisher connection is up.
+  async fn rejoin(&mut self, why: &str) -> Result<()> {
+    if self.recovery_since.is_none() {
+      self.recovery_since = Some(Instant::now());
+      self.event(RoomEvent::Reconnecting {
+        reason: format!("full reconnect: {why}"),
+      });
+    }
+    if let Some((task, _)) = self.resuming.take() {
+      task.abort();
+    }
+    self.sink = None;
+    self.stream = None;
+    self.held.clear();
+    self.pc.disconnect();
+    if let Some(mut sub) = self.sub.take() {
+      sub.disconnect();
+    }
+    self.sub_socket = None;
+    self.sub_up.store(false, Ordering::Release);
+    self.early_sub_candidates.clear();
+    let live: Vec<String> = self.remote.keys().cloned().collect();
+    for sid in live {
+      self.end_remote(&sid, "reconnecting");
+    }
+    self.mids.clear();
+    self.data.restart(why);
+    for reply in self.in_flight.drain(..).chain(self.queued.drain(..)) {
+      // An unpublish waiting for its answer: the track is gone with the old connection.
+      let _ = reply.send(Ok(()));
+    }
+    self.tracks.retain(|_, t| !matches!(t.phase, TrackPhase::Unpublishing));
+
+    // The new join, with backoff, in what is left of the bound.
+    let mut delay = Duration::ZERO;
+    let (ws, join) = loop {
+      tokio::time::sleep(delay).await;
+      let Some(left) = self.recovery_left() else {
+        return Err(Error::Timeout(format!(
+          "no new join within {} ms",
+          self.resume_timeout.as_millis()
+        )));
+      };
+      match signal::connect(&self.url, &self.token, self.auto_subscribe, left.min(RESUME_ATTEMPT)).await {
+        Ok(v) => break v,
+        // Refused (a token no longer valid, a room closed to us): no point retrying.
+        Err(e @ (Error::Signal(_) | Error::InvalidOption(_))) => return Err(e),
+        Err(Error::Connect(m)) if m.contains("HTTP 4") => return Err(Error::Connect(m)),
+        Err(_) => {}
+      }
+      delay = (delay * 2).clamp(Duration::from_millis(250), Duration::from_secs(2));
+    };
+    let participant = join.participant.clone().unwrap_or_default();
+    let secs = |s: i32, d: Duration| if s > 0 { Duration::from_secs(s as u64) } else { d };
+    self.info.participant_sid = participant.sid;
+    self.info.server_version = join.server_version.clone();
+    self.info.subscriber_primary = join.subscriber_primary;
+    self.info.ping_interval = secs(join.ping_interval, DEFAULT_PING_INTERVAL);
+    self.info.ping_timeout = secs(join.ping_timeout, DEFAULT_PING_TIMEOUT);
+    self.data.set_server_version(&join.server_version);
+    let (sink, stream) = ws.split();
+    self.sink = Some(sink);
+    self.stream = Some(stream);
+    self.last_rx = Instant::now();
+
+    self.local_ip = local_ip_towards(&self.url).await?;
+    self.socket = UdpSocket::bind(SocketAddr::new(self.local_ip, 0))
+      .await
+      .map_err(|e| Error::Peer(format!("binding a UDP socket on {}: {e}", self.local_ip)))?;
+    let local = self.socket.local_addr().map_err(|e| Error::Peer(e.to_string()))?;
+    self.pc = Publisher::new(local, Instant::now())?;
+    self.restarting = true;
+
+    // The room as the new join sees it: who is gone is told, the rest updated in place.
+    let now: std::collections::HashSet<&str> = join.other_participants.iter().map(|p| p.sid.as_str()).collect();
+    let gone: Vec<String> = self
+      .participants
+      .lock()
+      .keys()
+      .filter(|sid| !now.contains(sid.as_str()))
+      .cloned()
+      .collect();
+    let mut left_infos = Vec::new();
+    for sid in gone {
+      left_infos.push(proto::ParticipantInfo {
+        sid,
+        state: proto::participant_info::State::Disconnected as i32,
+        ..Default::default()
+      });
+    }
+    self.versions.clear();
+    self.update_participants(left_infos);
+    self.update_participants(join.other_participants);
+
+    self.start().await?;
+    for t in self.tracks.values_mut() {
+      t.phase = TrackPhase::Requested;
+      t.mid = None;
+    }
+    let again: Vec<(String, String, OpusOptions)> = self
+      .tracks
+      .iter()
+      .map(|(cid, t)| (cid.clone(), t.name.clone(), t.opus))
+      .collect();
+    for (cid, name, opus) in again {
+      self.send(Req::AddTrack(add_track_request(&cid, &name, &opus))).await?;
+    }
+    let wanted: Vec<String> = self.wanted.iter().cloned().collect();
+    for track_sid in wanted {
+      let owner = self
+        .participants
+        .lock()
+        .values()
+        .find(|p| p.audio_tracks.iter().any(|t| t.sid == track_sid))
+        .map(|p| p.sid.clone());
+      match owner {
+        Some(participant_sid) => self.send(subscription(&track_sid, &participant_sid, true)).await?,
+        None => {
+          self.wanted.remove(&track_sid);
+        }
+      }
+    }
+    Ok(())
   }
 
   /// Sends the next offer if changes are queued and none is out.
@@ -840,7 +1059,8 @@ impl Session {
     }
   }
 
-  async fn main_loop(&mut self) -> String {
+  /// Runs until the session ends ([`Flow::End`]) or needs a full reconnect ([`Flow::Restart`]).
+  async fn main_loop(&mut self) -> Flow {
     let mut buf = vec![0u8; DATAGRAM_MAX];
     let mut sub_buf = vec![0u8; DATAGRAM_MAX];
     let mut playout = tokio::time::interval(crate::jitter::CHUNK);
@@ -854,8 +1074,9 @@ impl Session {
       self.data.flush(&mut self.pc);
       let mut wake = match self.pc.poll(&mut outs) {
         Ok(t) => t,
-        Err(e) => return e.to_string(),
+        Err(e) => return Flow::End(e.to_string()),
       };
+      let mut lost = None;
       for o in outs.drain(..) {
         match o {
           PeerOutput::Transmit { to, data } => {
@@ -866,8 +1087,14 @@ impl Session {
             if let Some(r) = self.ready.take() {
               let _ = r.send(Ok(()));
             }
+            if std::mem::take(&mut self.restarting) {
+              self.recovery_since = None;
+              self.event(RoomEvent::Reconnected {
+                participant_sid: self.info.participant_sid.clone(),
+              });
+            }
           }
-          PeerOutput::Disconnected(why) => return format!("publisher: {why}"),
+          PeerOutput::Disconnected(why) => lost = Some(format!("publisher: {why}")),
           PeerOutput::ChannelOpen { id, label } => self.data.publisher_channel(id, &label),
           PeerOutput::ChannelClose(id) => self.data.publisher_channel_closed(id),
           PeerOutput::ChannelData { data, .. } => self.data.receive(&data, Instant::now()),
@@ -877,7 +1104,7 @@ impl Session {
       if let (Some(sub), Some(sock)) = (self.sub.as_mut(), self.sub_socket.as_ref()) {
         match sub.poll(&mut outs) {
           Ok(t) => wake = wake.min(t),
-          Err(e) => return format!("subscriber: {e}"),
+          Err(e) => return Flow::End(format!("subscriber: {e}")),
         }
         for o in outs.drain(..) {
           match o {
@@ -888,15 +1115,28 @@ impl Session {
               self.sub_up.store(true, Ordering::Release);
               let _ = self.events.try_send(RoomEvent::SubscriberConnected);
             }
-            PeerOutput::Disconnected(why) => return format!("subscriber: {why}"),
+            PeerOutput::Disconnected(why) => lost = Some(format!("subscriber: {why}")),
             rtp @ PeerOutput::Rtp { .. } => rtps.push(rtp),
             PeerOutput::ChannelData { data, .. } => self.data.receive(&data, Instant::now()),
             PeerOutput::Media { .. } | PeerOutput::ChannelOpen { .. } | PeerOutput::ChannelClose(_) => {}
           }
         }
       }
+      if let Some(why) = lost {
+        return self.peer_lost(why);
+      }
       if let Some(t) = self.data.next_deadline() {
         wake = wake.min(t);
+      }
+      if let (true, Some(since)) = (self.restarting, self.recovery_since) {
+        let d = since + self.resume_timeout;
+        if Instant::now() >= d {
+          return Flow::End(format!(
+            "reconnect: the new publisher connection was not up within {} ms",
+            self.resume_timeout.as_millis()
+          ));
+        }
+        wake = wake.min(d);
       }
       for o in rtps.drain(..) {
         if let PeerOutput::Rtp {
@@ -963,8 +1203,8 @@ impl Session {
       };
       match flow {
         Ok(Flow::Go) => {}
-        Ok(Flow::End(why)) => return why,
-        Err(e) => return e.to_string(),
+        Ok(f) => return f,
+        Err(e) => return Flow::End(e.to_string()),
       }
     }
   }
@@ -1074,25 +1314,7 @@ impl Session {
         let key = self.next_track;
         self.next_track += 1;
         let cid = format!("capstan-audio-{key}");
-        self
-          .send(Req::AddTrack(proto::AddTrackRequest {
-            cid: cid.clone(),
-            name: name.clone(),
-            r#type: proto::TrackType::Audio as i32,
-            source: proto::TrackSource::Microphone as i32,
-            // No RED (the offer has none) and no DTX (the engine sends a continuous stream).
-            disable_red: true,
-            audio_features: if opus.format.channels == 2 {
-              vec![
-                proto::AudioTrackFeature::TfStereo as i32,
-                proto::AudioTrackFeature::TfNoDtx as i32,
-              ]
-            } else {
-              vec![proto::AudioTrackFeature::TfNoDtx as i32]
-            },
-            ..Default::default()
-          }))
-          .await?;
+        self.send(Req::AddTrack(add_track_request(&cid, &name, &opus))).await?;
         self.tracks.insert(
           cid,
           TrackState {
@@ -1140,20 +1362,13 @@ impl Session {
           ))));
           return Ok(Flow::Go);
         };
-        self
-          .send(Req::Subscription(proto::UpdateSubscription {
-            track_sids: vec![track_sid.clone()],
-            subscribe,
-            participant_tracks: vec![proto::ParticipantTracks {
-              participant_sid,
-              track_sids: vec![track_sid.clone()],
-            }],
-          }))
-          .await?;
+        self.send(subscription(&track_sid, &participant_sid, subscribe)).await?;
         if subscribe {
           self.off.remove(&track_sid);
+          self.wanted.insert(track_sid.clone());
           self.attach_tracks();
         } else {
+          self.wanted.remove(&track_sid);
           self.off.insert(track_sid.clone());
           self.end_remote(&track_sid, "unsubscribed");
         }
@@ -1228,7 +1443,14 @@ impl Session {
           return Ok(Flow::Go);
         };
         if matches!(t.phase, TrackPhase::Requested) {
-          t.sid = p.track.map(|i| i.sid).unwrap_or_default();
+          let old = std::mem::replace(&mut t.sid, p.track.map(|i| i.sid).unwrap_or_default());
+          if !old.is_empty() && old != t.sid {
+            let sid = t.sid.clone();
+            self.event(RoomEvent::LocalTrackRepublished { old_sid: old, sid });
+          }
+          let Some(t) = self.tracks.get_mut(&p.cid) else {
+            return Ok(Flow::Go);
+          };
           t.phase = TrackPhase::Negotiating;
           let stream = format!("{}|{}", self.info.identity, p.cid);
           self.pc.add_audio(&p.cid, &stream);
@@ -1275,18 +1497,19 @@ impl Session {
         return Ok(self.lost_signal("the server asked to resume".into()));
       }
       Res::Leave(l) => {
-        // The action says what the server expects next: RECONNECT (a new session) is not
-        // done here, so the session ends naming the reason and the action for the caller.
+        // The action says what the server expects next: RECONNECT is a new join (a full
+        // reconnect, within the recovery bound); DISCONNECT ends the session, naming why.
         let why = proto::DisconnectReason::try_from(l.reason)
           .map(|r| r.as_str_name())
           .unwrap_or("?");
         let action = proto::leave_request::Action::try_from(l.action)
           .map(|a| a.as_str_name())
           .unwrap_or("?");
-        return Ok(Flow::End(format!(
-          "the server asked to leave (reason {} {why}, action {action})",
-          l.reason
-        )));
+        let said = format!("the server asked to leave (reason {} {why}, action {action})", l.reason);
+        if l.action == proto::leave_request::Action::Reconnect as i32 && self.can_resume() {
+          return Ok(Flow::Restart(said));
+        }
+        return Ok(Flow::End(said));
       }
       Res::Offer(o) => self.subscriber_offer(o).await?,
       Res::Update(u) => self.update_participants(u.participants),
@@ -1343,7 +1566,8 @@ impl Session {
   /// tracks published or unpublished, each told once; then maps any new tracks.
   fn update_participants(&mut self, list: Vec<proto::ParticipantInfo>) {
     for p in list {
-      if p.sid == self.info.participant_sid || p.sid.is_empty() {
+      // Ourselves, also under an earlier sid (a full reconnect's join may still list it).
+      if p.sid == self.info.participant_sid || p.sid.is_empty() || (!p.identity.is_empty() && p.identity == self.info.identity) {
         continue;
       }
       if self
