@@ -1130,7 +1130,8 @@ impl Data {
     self.lossy = None;
     let n = self.streams.len() as u64;
     for (_, s) in self.streams.drain() {
-      s.buf.finish(Err(format!("connection lost mid-stream: {reason}")), HashMap::new());
+      s.buf
+        .finish(Err(format!("connection lost mid-stream: {reason}")), HashMap::new());
     }
     self.stats().streams_failed += n;
   }

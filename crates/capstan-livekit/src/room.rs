@@ -1567,7 +1567,10 @@ impl Session {
   fn update_participants(&mut self, list: Vec<proto::ParticipantInfo>) {
     for p in list {
       // Ourselves, also under an earlier sid (a full reconnect's join may still list it).
-      if p.sid == self.info.participant_sid || p.sid.is_empty() || (!p.identity.is_empty() && p.identity == self.info.identity) {
+      if p.sid == self.info.participant_sid
+        || p.sid.is_empty()
+        || (!p.identity.is_empty() && p.identity == self.info.identity)
+      {
         continue;
       }
       if self
