@@ -504,17 +504,33 @@ fn direct(far_rate: u32, near_rate: u32) -> (f64, Option<f64>) {
   direct_bursts(far_rate, near_rate, 1).0
 }
 
-/// [`direct`] with the near end reaching the canceller `burst` chunks at a time (the
-/// reference delivered tick by tick before them, as when a stream's pass processes its
-/// queued chunks). Also returns the delay estimates once a second.
 fn direct_bursts(far_rate: u32, near_rate: u32, burst: usize) -> ((f64, Option<f64>), Vec<Option<f64>>) {
+  // Each burst once its last tick's reference is in.
+  let schedule = move |t: usize| if (t + 1) % burst == 0 { t + 1 } else { t / burst * burst };
+  let (r, delays, _) = direct_schedule(far_rate, near_rate, DoubleTalk::Suppress, schedule, (200, 600));
+  (r, delays)
+}
+
+/// [`direct`] with the near end reaching the canceller on a schedule: after tick `t`'s
+/// reference is delivered, capture chunks up to `schedule(t)` (exclusive) are processed (a
+/// stream's pass takes its queued chunks together; `t + 2` is a chunk processed before its
+/// reference). ERLE over the chunks in `window`. Also returns the delay estimates once a
+/// second and the health at the end.
+type Health = Vec<(&'static str, f64)>;
+fn direct_schedule(
+  far_rate: u32,
+  near_rate: u32,
+  double_talk: DoubleTalk,
+  schedule: impl Fn(usize) -> usize,
+  window: (usize, usize),
+) -> ((f64, Option<f64>), Vec<Option<f64>>, Health) {
   let (ff, nf) = (Format::new(far_rate, 1).unwrap(), Format::new(near_rate, 1).unwrap());
   let tap = Arc::new(ReferenceTap::new(ff));
   let o = EchoCancelOptions {
     reference: tap.clone(),
     high_pass: false,
     noise_suppression: EchoNoiseSuppression::Off,
-    double_talk: DoubleTalk::Suppress,
+    double_talk,
   };
   let mut aec = EchoCancel::new(nf, o).unwrap();
   let secs = 12.0;
@@ -535,21 +551,26 @@ fn direct_bursts(far_rate: u32, near_rate: u32, burst: usize) -> ((f64, Option<f
   let mut out = Vec::new();
   let mut delays = Vec::new();
   let total = (secs * 100.0) as usize;
-  for start in (0..total).step_by(burst) {
-    let end = (start + burst).min(total);
-    for c in start..end {
+  let mut done = 0;
+  for t in 0..total + 8 {
+    if t < total {
       tap.push(
-        &far[c * n_far..(c + 1) * n_far]
+        &far[t * n_far..(t + 1) * n_far]
           .iter()
           .map(|&v| to_i16(v))
           .collect::<Vec<_>>(),
       );
     }
-    for c in start..end {
+    let upto = if t < total {
+      schedule(t).clamp(done, total)
+    } else {
+      total
+    };
+    for c in done..upto {
       let mic: Vec<i16> = echo[c * n_near..(c + 1) * n_near].iter().map(|&v| to_i16(v)).collect();
       out.clear();
       aec.process(&mic, &mut out).unwrap();
-      if (200..600).contains(&c) {
+      if (window.0..window.1).contains(&c) {
         pm += mic.iter().map(|&s| (s as f64).powi(2)).sum::<f64>();
         po += out.iter().map(|&s| (s as f64).powi(2)).sum::<f64>();
       }
@@ -557,8 +578,54 @@ fn direct_bursts(far_rate: u32, near_rate: u32, burst: usize) -> ((f64, Option<f
         delays.push(aec.delay_estimate_ms());
       }
     }
+    done = upto;
   }
-  ((db(pm / po), aec.delay_estimate_ms()), delays)
+  ((db(pm / po), aec.delay_estimate_ms()), delays, aec.health())
+}
+
+/// `preserve` with the near end reaching it as a real-time feed does: in passes of 1–8
+/// chunks, late by up to 6 chunks, now and then a chunk ahead of its reference (seeded).
+/// Pairing by count keeps the echo path still for the filter: ERLE ≥ 25 dB once converged
+/// (3–6 s), one delay estimate from the third second on, within 10 ms of the 60 ms path (a
+/// chunk processed ahead of its reference reads as an echo one chunk sooner), and at most
+/// the first pass's realignments.
+#[test]
+fn preserve_keeps_its_pairing_through_a_jittery_near_end() {
+  for seed in [1u64, 7, 20261204] {
+    let mut state = seed;
+    let mut rand = move |n: u64| {
+      state = state
+        .wrapping_mul(6364136223846793005)
+        .wrapping_add(1442695040888963407);
+      (state >> 33) % n
+    };
+    // A precomputed schedule (Fn): how far the near end has got after each tick.
+    let mut upto = Vec::new();
+    let mut at = 0usize;
+    for t in 0..1200usize {
+      let late = rand(7) as usize;
+      let ahead = usize::from(rand(10) == 0);
+      if rand(3) == 0 {
+        // This pass waits: the chunks queue up for a later one.
+      } else {
+        at = at.max((t + 1 + ahead).saturating_sub(late));
+      }
+      upto.push(at);
+    }
+    let ((erle, d), delays, health) = direct_schedule(16_000, 16_000, DoubleTalk::Preserve, |t| upto[t], (300, 600));
+    let realigned = health.iter().find(|(k, _)| *k == "referenceRealigned").map(|v| v.1);
+    println!("seed {seed}: ERLE {erle:.1} dB (3..6 s), delay {d:?}, realigned {realigned:?}, delays {delays:?}");
+    assert!(erle >= 25.0, "seed {seed}: ERLE {erle:.1} dB");
+    let steady = delays[2].unwrap_or_else(|| panic!("seed {seed}: no delay estimate at 3 s"));
+    assert!((steady - 60.0).abs() <= 10.0, "seed {seed}: delay estimate {steady} ms");
+    for (s, d) in delays.iter().enumerate().skip(2) {
+      assert_eq!(*d, Some(steady), "seed {seed} at {} s: delay estimate moved", s + 1);
+    }
+    assert!(
+      realigned.is_some_and(|r| r <= 3.0),
+      "seed {seed}: realigned {realigned:?}"
+    );
+  }
 }
 
 /// A near end processed in bursts (4 and 8 chunks at a time, after the reference of those

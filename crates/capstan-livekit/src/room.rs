@@ -74,6 +74,8 @@ pub const EVENT_QUEUE: usize = 64;
 const COMMAND_QUEUE: usize = 16;
 /// Subscriber candidates kept from before the server's first offer.
 const MAX_EARLY_CANDIDATES: usize = 16;
+/// Opus packets taken from the queue in one turn of the session task.
+const PACKET_BATCH: usize = 256;
 /// A UDP datagram larger than any the peer connection sends or takes.
 const DATAGRAM_MAX: usize = 2048;
 
@@ -1182,8 +1184,18 @@ impl Session {
           (Err(e), _) => udp_error(e, "subscriber"),
         },
         pkt = self.pkt_rx.recv() => {
-          // The session holds a sender itself, so the queue never reports closed here.
-          if let Some(p) = pkt { self.packet(p); }
+          // The session holds a sender itself, so the queue never reports closed here. The
+          // engine's tick completes every track's frame at once: the burst is taken in one
+          // turn (bounded, so signal and sockets still get theirs), then one poll sends it.
+          if let Some(p) = pkt {
+            self.packet(p);
+            for _ in 1..PACKET_BATCH {
+              match self.pkt_rx.try_recv() {
+                Ok(p) => self.packet(p),
+                Err(_) => break,
+              }
+            }
+          }
           Ok(Flow::Go)
         },
         _ = tokio::time::sleep_until(tokio::time::Instant::from_std(wake)) => {

@@ -26,7 +26,7 @@ use super::kalman_echo::KalmanEcho;
 use super::processor::{round_i16_f32, Processor};
 use super::reference::{ReferenceTap, TapCursor, TAP_CHUNKS};
 use crate::error::{CoreError, Result};
-use crate::format::Format;
+use crate::format::{Format, CHUNK_MS};
 
 /// AEC3 (its frame blocker) puts the capture output this far behind its input.
 pub const AEC3_DELAY_MS: f64 = 8.0;
@@ -84,8 +84,18 @@ impl DoubleTalk {
 
 /// Filter length of the `preserve` canceller, in 10 ms blocks: delay plus room tail.
 const KALMAN_BLOCKS: usize = 32;
-/// Reference chunks held for the `preserve` canceller before the oldest is dropped.
-const FAR_BACKLOG_CHUNKS: usize = 4;
+/// Reference chunks held for the `preserve` canceller (its pairing may lag the newest by
+/// up to this much before it realigns).
+const FAR_BACKLOG_CHUNKS: usize = 64;
+/// `preserve` pairs each capture chunk with the reference chunk this many behind the newest
+/// one delivered when pairing starts or realigns: the margin for a capture chunk processed
+/// ahead of its reference (a stream's pass, a wall-clock feed's jitter).
+const PAIR_LAG_CHUNKS: i64 = 3;
+/// `preserve` realigns forward when the pairing lagged the newest reference by more than
+/// the margin plus this over a whole window (the near end lost audio, so it now runs ahead).
+const PAIR_SLACK_CHUNKS: i64 = 12;
+/// The window (capture chunks) over which the pairing's smallest lag is taken.
+const PAIR_WINDOW_CHUNKS: u32 = 100;
 
 /// `processors.echoCancel({ reference, highPass = false, noiseSuppression = 'off',
 /// doubleTalk = 'suppress' })`.
@@ -133,7 +143,18 @@ pub struct EchoCancel {
   apm: Option<AudioProcessing>,
   kalman: Vec<KalmanEcho>,
   /// `preserve`: the reference, downmixed, waiting for its capture chunk.
+  /// `preserve`: the reference delivered lately (newest at the back), its end as a chunk
+  /// count since the first read, and the reference chunk the next capture chunk pairs with.
   far: VecDeque<f32>,
+  far_end: i64,
+  pair: Option<i64>,
+  /// The smallest lag of the pairing behind the newest reference: this window's so far
+  /// (chunks in it), and since the pairing was set (the delay estimate adds it to the
+  /// filter's: a capture chunk is processed no earlier than it arrived).
+  lag_min: i64,
+  lag_floor: Option<i64>,
+  lag_chunks: u32,
+  realigned: u64,
   far_block: Vec<f32>,
   cursor: TapCursor,
   /// Deinterleaved f32 planes: capture in, capture out, render in, render out.
@@ -240,6 +261,12 @@ impl EchoCancel {
       apm,
       kalman,
       far: VecDeque::with_capacity(FAR_BACKLOG_CHUNKS * format.chunk_frames()),
+      far_end: 0,
+      pair: None,
+      lag_min: i64::MAX,
+      lag_floor: None,
+      lag_chunks: 0,
+      realigned: 0,
       far_block: vec![0.0; format.chunk_frames()],
       cursor: TapCursor::default(),
       cap_in: planes(format),
@@ -268,9 +295,11 @@ impl EchoCancel {
   pub fn delay_estimate_ms(&self) -> Option<f64> {
     match &self.apm {
       Some(apm) => apm.statistics().delay_ms.map(|d| d as f64),
-      None => self.kalman[0]
-        .delay_frames()
-        .map(|d| d as f64 * 1000.0 / self.format.sample_rate as f64),
+      // The filter sees the echo behind the reference it was paired with, which lags the
+      // newest by at least the window's smallest lag.
+      None => self.kalman[0].delay_frames().map(|d| {
+        d as f64 * 1000.0 / self.format.sample_rate as f64 + self.lag_floor.unwrap_or(0) as f64 * CHUNK_MS as f64
+      }),
     }
   }
 
@@ -283,6 +312,7 @@ impl EchoCancel {
     let tap = self.opts.reference.clone();
     let rch = tap.format().channels as usize;
     let backlog = FAR_BACKLOG_CHUNKS * self.format.chunk_frames();
+    let skipped = self.cursor.skipped;
     let (ren_in, ren_out, apm, far, far_ms, far_at) = (
       &mut self.ren_in,
       &mut self.ren_out,
@@ -302,7 +332,7 @@ impl EchoCancel {
             errors += 1;
           }
         }
-        // A burst beyond the backlog: the oldest frames were played long ago, drop them.
+        // Past the backlog the oldest frames were played long ago: drop them.
         None => {
           let scale = 1.0 / (32768.0 * rch as f32);
           far.extend(
@@ -319,6 +349,48 @@ impl EchoCancel {
     });
     self.render_chunks += n as u64;
     self.render_errors += errors;
+    self.far_end += n as i64 + (self.cursor.skipped - skipped) as i64;
+  }
+
+  /// `preserve`: the reference chunk for the next capture chunk, into `far_block`. Pairing
+  /// is by count, set once (and realigned only when it must), never by popping what came
+  /// since the last chunk: a capture chunk processed a little early or late (a stream's pass
+  /// takes its queued chunks together; a wall-clock feed jitters) then pairs with the same
+  /// reference it would have, and the echo path the filter learned stays where it was.
+  fn pair_next(&mut self) {
+    let (n, end) = (self.format.chunk_frames(), self.far_end);
+    let held = (self.far.len() / n) as i64;
+    let mut at = *self.pair.get_or_insert(end - 1 - PAIR_LAG_CHUNKS);
+    // Ahead of what has been delivered, or behind what is held: start again from the newest.
+    if at >= end || (at < end - held && at >= 0) {
+      at = end - 1 - PAIR_LAG_CHUNKS;
+      self.realigned += 1;
+      self.lag_floor = None;
+    }
+    let lag = end - 1 - at;
+    self.lag_min = self.lag_min.min(lag);
+    self.lag_floor = Some(self.lag_floor.map_or(lag, |f| f.min(lag)));
+    self.lag_chunks += 1;
+    if self.lag_chunks >= PAIR_WINDOW_CHUNKS {
+      // Lagging far more than the margin for a whole window: the near end runs ahead now.
+      if self.lag_min > PAIR_LAG_CHUNKS + PAIR_SLACK_CHUNKS {
+        at += self.lag_min - PAIR_LAG_CHUNKS;
+        self.realigned += 1;
+        self.lag_floor = Some(PAIR_LAG_CHUNKS);
+      }
+      self.lag_min = i64::MAX;
+      self.lag_chunks = 0;
+    }
+    let from_back = end - at; // 1 = the newest chunk held
+    if at < 0 || from_back > held {
+      self.far_block.fill(0.0);
+    } else {
+      let start = self.far.len() - from_back as usize * n;
+      for (v, s) in self.far_block.iter_mut().zip(self.far.range(start..start + n)) {
+        *v = *s;
+      }
+    }
+    self.pair = Some(at + 1);
   }
 }
 
@@ -344,10 +416,7 @@ impl Processor for EchoCancel {
           .map_err(|e| format!("AEC3: {e}"))?;
       }
       None => {
-        // One reference chunk per capture chunk; none delivered means nothing was played.
-        for v in self.far_block.iter_mut() {
-          *v = self.far.pop_front().unwrap_or(0.0);
-        }
+        self.pair_next();
         for (k, (i, o)) in self
           .kalman
           .iter_mut()
@@ -381,6 +450,11 @@ impl Processor for EchoCancel {
   fn reset(&mut self) {
     (self.apm, self.kalman) = build(self.format, self.opts.reference.format(), &self.opts);
     self.far.clear();
+    self.far_end = 0;
+    self.pair = None;
+    self.lag_min = i64::MAX;
+    self.lag_floor = None;
+    self.lag_chunks = 0;
     self.cursor = TapCursor::default();
     self.far_ms = [0.0; 30];
     self.double_talk = false;
@@ -420,6 +494,9 @@ impl Processor for EchoCancel {
     h.push(("doubleTalkMs", self.double_talk_chunks as f64 * 10.0));
     h.push(("referenceMs", self.render_chunks as f64 * 10.0));
     h.push(("referenceSkippedMs", self.cursor.skipped as f64 * 10.0));
+    if self.apm.is_none() {
+      h.push(("referenceRealigned", self.realigned as f64));
+    }
     h
   }
 }
