@@ -33,7 +33,7 @@ let detachOf: (p: NativeProcessor, source: NativeSourceT) => void
 /** Test-only fault processors: their mode, which only the binding's spec carries. */
 const faultModes = new WeakMap<NativeProcessor, FaultMode>()
 /** echoCancel: the far-end source and the non-numeric options, which only the spec carries. */
-const echoRefs = new WeakMap<NativeProcessor, { reference: unknown; highPass?: boolean; noiseSuppression?: string }>()
+const echoRefs = new WeakMap<NativeProcessor, { reference: unknown; highPass?: boolean; noiseSuppression?: string; doubleTalk?: string }>()
 
 /** Binds a processor to the source it runs in (once: a processor belongs to one source). */
 export function attachProcessor(p: NativeProcessor, source: NativeSourceT, index: number): void {
@@ -67,8 +67,15 @@ export interface EchoCancelOptions {
   reference: object
   /** WebRTC's 80 Hz high-pass before AEC3. @default false */
   highPass?: boolean
-  /** WebRTC noise suppression inside the canceller. @default 'off' */
+  /** WebRTC noise suppression inside the canceller (`suppress` only). @default 'off' */
   noiseSuppression?: 'off' | 'low' | 'moderate' | 'high' | 'very-high'
+  /**
+   * While both ends talk: `'suppress'` is AEC3 (its suppressor also takes the near end down,
+   * about 10 dB); `'preserve'` is the core's Kalman canceller, which keeps the near end
+   * (needs the reference at the stream's rate; slower to converge at the start).
+   * @default 'suppress'
+   */
+  doubleTalk?: 'suppress' | 'preserve'
 }
 
 /** Options of `processors.autoGain()`; limits and defaults are the core's. */
@@ -163,14 +170,15 @@ export const processors = {
   echoCancel: (o: EchoCancelOptions) => {
     if (o === null || typeof o !== 'object') throw new CapstanError('ERR_INVALID_OPTION', 'echoCancel: options must be an object with reference')
     for (const k of Object.keys(o)) {
-      if (!['reference', 'highPass', 'noiseSuppression'].includes(k)) throw new CapstanError('ERR_INVALID_OPTION', `echoCancel: unknown option '${k}'`)
+      if (!['reference', 'highPass', 'noiseSuppression', 'doubleTalk'].includes(k)) throw new CapstanError('ERR_INVALID_OPTION', `echoCancel: unknown option '${k}'`)
     }
     if (o.highPass !== undefined && typeof o.highPass !== 'boolean') throw new CapstanError('ERR_INVALID_OPTION', 'echoCancel: highPass must be a boolean')
     if (o.noiseSuppression !== undefined && typeof o.noiseSuppression !== 'string') {
       throw new CapstanError('ERR_INVALID_OPTION', 'echoCancel: noiseSuppression must be a string')
     }
+    if (o.doubleTalk !== undefined && typeof o.doubleTalk !== 'string') throw new CapstanError('ERR_INVALID_OPTION', 'echoCancel: doubleTalk must be a string')
     const p = new NativeProcessor('echoCancel')
-    echoRefs.set(p, { reference: o.reference, highPass: o.highPass, noiseSuppression: o.noiseSuppression })
+    echoRefs.set(p, { reference: o.reference, highPass: o.highPass, noiseSuppression: o.noiseSuppression, doubleTalk: o.doubleTalk })
     return p
   },
   /** AGC2-style automatic gain (speech level → `targetDbfs`, slew-limited) with a peak limiter. */
