@@ -13,8 +13,8 @@
 //! `doubleTalk: 'preserve'` replaces AEC3 with [`KalmanEcho`](super::kalman_echo): AEC3's
 //! suppressor takes the near end down by about 10 dB while both ends talk (double-talk SNR
 //! 2–4 dB on the benchmark room, where the issue asks 15), while the Kalman filter keeps it
-//! (16–20 dB), at the price of a slower start (first-cycle ERLE 24–27 dB, AEC3 26), a
-//! fixed 320 ms reach for delay plus room tail, and a residual-echo estimate that is linear.
+//! (18–22 dB), with a first-cycle ERLE of 31 dB (AEC3 26), a fixed 320 ms reach for delay
+//! plus room tail, and a residual-echo estimate that is linear.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
