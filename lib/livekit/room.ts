@@ -197,8 +197,12 @@ export class LiveKitRoom extends EventEmitter<LiveKitRoomEvents> {
     // Events can come before the room object exists (a disconnect right after the join):
     // they wait here and are replayed in order.
     let room: LiveKitRoom | undefined
+    // ... and past the resolution too, until the caller's code after `await connect()` has
+    // run (the next turn): the participants already there and the tracks subscribed during
+    // the join reach the listeners it adds there.
     const early: JsRoomEvent[] = []
-    const onEvent = (e: JsRoomEvent) => (room ? roomEvent(room, e) : early.push(e))
+    let replayed = false
+    const onEvent = (e: JsRoomEvent) => (room && replayed ? roomEvent(room, e) : early.push(e))
     const pending = native(() =>
       binding.livekitConnect(
         url,
@@ -232,9 +236,12 @@ export class LiveKitRoom extends EventEmitter<LiveKitRoomEvents> {
       if (onAbort) signal?.removeEventListener('abort', onAbort)
     }
     if (isFailure(r)) throw failed(r)
-    room = makeRoom(r)
-    for (const e of early.splice(0)) roomEvent(room, e)
-    return room
+    const made = (room = makeRoom(r))
+    setImmediate(() => {
+      replayed = true
+      for (const e of early.splice(0)) roomEvent(made, e)
+    })
+    return made
   }
 
   static {
