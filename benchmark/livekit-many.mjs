@@ -72,6 +72,17 @@ log('floors: raw libopus (20 encoders x 10 s), the JS plain-loop floor')
 const opusFloor = child('child-opus-floor.mjs', ['--encoders', '20', '--seconds', '10'])
 const floor = child('child-floor.mjs', ['--n', '1000', '--seconds', '6'])
 const opusUs = opusFloor?.cpuUsPerSecond ?? NaN
+// The same loop on the libopus build capstan-livekit links (crates/capstan-livekit/examples/
+// opus-floor.rs, built here if needed): the floor of the same encoder, not only of libopus.
+const sameFloor = (() => {
+  const root = path.join(HERE, '..')
+  const b = spawnSync('cargo', ['build', '--release', '-q', '-p', 'capstan-livekit', '--example', 'opus-floor'], { cwd: root, encoding: 'utf8' })
+  if (b.status !== 0) return null
+  const r = spawnSync(path.join(root, 'target', 'release', 'examples', 'opus-floor'), ['20', '10'], { encoding: 'utf8' })
+  const line = r.stdout?.split('\n').find((l) => l.startsWith('{'))
+  return line ? JSON.parse(line) : null
+})()
+const sameUs = sameFloor?.cpuUsPerEncodedSecond ?? NaN
 
 /**
  * One netns run: the clients given, in order; returns their last JSON lines and the exit.
@@ -184,7 +195,7 @@ lines.push('')
 lines.push(`Command: \`node benchmark/livekit-many.mjs ${process.argv.slice(2).join(' ')}\``)
 lines.push('')
 lines.push(
-  `Floors (same run): raw libopus (@discordjs/opus, libopus ${opusFloor?.libopus}, 48 kHz mono, 32 kbps, complexity 10, 20 ms frames, ${opusFloor?.encoders} encoders x 10 s): **${f(opusUs, 0)} µs CPU per encoded second**; JS plain-loop floor (child-floor.mjs): ${f(floor?.cpuUsPerFrame)} µs/frame.`,
+  `Floors (same run): raw libopus (@discordjs/opus, libopus ${opusFloor?.libopus}, 48 kHz mono, 32 kbps, complexity 10, 20 ms frames, ${opusFloor?.encoders} encoders x 10 s): **${f(opusUs, 0)} µs CPU per encoded second**; JS plain-loop floor (child-floor.mjs): ${f(floor?.cpuUsPerFrame)} µs/frame; the same loop on the libopus capstan-livekit links (examples/opus-floor.rs, ${sameFloor?.libopus ?? 'not built'}): **${f(sameUs, 0)} µs CPU per encoded second**.`,
 )
 lines.push('')
 lines.push('| library | N | result | RTF | sampled: shortest s / holes | loop p99 / max ms | CPU µs per track-s | × libopus floor | cores | RSS KB/track after publish / feed max / after feed (gc) | publish all s | dropped pkts (native) | load 1-min after |')
@@ -208,6 +219,7 @@ for (const nm of ['native', 'native-q'].filter((m) => modes.includes(m))) {
   }
   const nat = rows.filter((x) => x.mode === nm && x.pub?.cpuUsPerTrackSecond)
   if (nat.length) lines.push(`- ${nm} CPU per track-second / libopus floor: ${nat.map((x) => `N=${x.n} ${f(x.pub.cpuUsPerTrackSecond / opusUs, 2)}x`).join(', ')}`)
+  if (nat.length && Number.isFinite(sameUs)) lines.push(`- ${nm} CPU per track-second / the same libopus build's floor: ${nat.map((x) => `N=${x.n} ${f(x.pub.cpuUsPerTrackSecond / sameUs, 2)}x`).join(', ')}`)
   const both = NS.filter((n) => rows.some((x) => x.mode === nm && x.n === n && x.pub) && rows.some((x) => x.mode === 'direct' && x.n === n && x.pub))
   if (both.length)
     lines.push(
@@ -223,4 +235,4 @@ if (latency.length) {
   for (const l of latency) lines.push(`| ${LABEL[l.mode]} | ${l.n} | ${l.rep + 1}${l.ok ? '' : ' (FAILED)'} | ${l.ssrcs} | ${f(l.minMs, 1)} / ${f(l.medianMs, 1)} / ${f(l.maxMs, 1)} | ${l.sizes} | ${l.before} | ${f(l.captureSpreadMs, 1)} | ${f(l.pollBy?.byMedian, 1)} |`)
 }
 console.log(lines.join('\n'))
-if (typeof args.json === 'string') writeFileSync(args.json, JSON.stringify({ started, sweepEnded, loadAtStart, cpuModel, opusFloor, floor, rows, latency, stopped }, null, 1))
+if (typeof args.json === 'string') writeFileSync(args.json, JSON.stringify({ started, sweepEnded, loadAtStart, cpuModel, opusFloor, sameFloor, floor, rows, latency, stopped }, null, 1))
