@@ -128,6 +128,44 @@ const expectCode = (f: () => unknown, code: string, mentions?: string): void => 
   if (mentions) expect((err as CapstanError).message).toContain(mentions)
 }
 
+/**
+ * The room: `source` starts playing `far`; a microphone, paced every 10 ms for `secs`, starts
+ * where the source's playoutPosition (native truth) is and from then on convolves the
+ * delivered samples with the room impulse response, adding `nearTalker` and noise. `mic`
+ * collects what it yields (full scale 1).
+ */
+function room(source: AudioSource, far: Float64Array, nearTalker: Float64Array, secs: number, noiseSeed: number) {
+  const farI16 = Int16Array.from(far, toI16)
+  const taps = rir()
+  const noise = rng(noiseSeed)
+  const mic: number[] = []
+  async function* microphone(): AsyncGenerator<AudioFrame> {
+    // Start playing, then hear the room every 10 ms from what was delivered by then.
+    void source.captureFrame(new AudioFrame(farI16, RATE, 1))
+    const start = performance.now()
+    let p0 = 0
+    for (let k = 0; k < secs * 100; k++) {
+      const wait = start + (k + 1) * 10 - performance.now()
+      if (wait > 0) await sleep(wait)
+      // The microphone runs on its own clock from where the speaker was when it started
+      // (the source's playoutPosition, native truth), sample for sample after that: a
+      // timer that fires late makes a burst of frames, not a jump in what they hear.
+      if (k === 0) p0 = Number(source.playoutPosition)
+      const frame = new Int16Array(N10)
+      for (let j = 0; j < N10; j++) {
+        // This frame's sample j hears the speaker's sample (p0 - N10 + 10 ms * k + j) and its past.
+        const at = p0 - N10 + k * N10 + j
+        let e = 0
+        for (const [d, a] of taps) if (at - d >= 0 && at - d < far.length) e += a * (farI16[at - d] / 32768)
+        frame[j] = toI16(e + nearTalker[k * N10 + j] + 3e-4 * gauss(noise))
+        mic.push(frame[j] / 32768)
+      }
+      yield new AudioFrame(frame, RATE, 1)
+    }
+  }
+  return { microphone, mic }
+}
+
 describe('processors.echoCancel', () => {
   it('cancels what the reference source played, on the engine clock (real time, 8 s)', async () => {
     const SECS = 8
@@ -136,35 +174,7 @@ describe('processors.echoCancel', () => {
     // Near end talks from 6 s on (the last 2 s are double talk; not measured here).
     for (let i = 0; i < Math.floor(6 * RATE); i++) nearTalker[i] = 0
     const source = t.make({ sampleRate: RATE, channels: 1, queueMs: 10_000 })
-    const farI16 = Int16Array.from(far, toI16)
-    const taps = rir()
-    const noise = rng(3)
-    const mic: number[] = []
-    let p0 = 0
-    async function* microphone(): AsyncGenerator<AudioFrame> {
-      // Start playing, then hear the room every 10 ms from what was delivered by then.
-      void source.captureFrame(new AudioFrame(farI16, RATE, 1))
-      const start = performance.now()
-      for (let k = 0; k < SECS * 100; k++) {
-        const wait = start + (k + 1) * 10 - performance.now()
-        if (wait > 0) await sleep(wait)
-        // The microphone runs on its own clock from where the speaker was when it started
-        // (the source's playoutPosition, native truth), sample for sample after that: a
-        // timer that fires late makes a burst of frames, not a jump in what they hear.
-        if (k === 0) p0 = Number(source.playoutPosition)
-        const frame = new Int16Array(N10)
-        for (let j = 0; j < N10; j++) {
-          // This frame's sample j hears the speaker's sample (p0 - N10 + 10 ms * k + j) and its past.
-          const at = p0 - N10 + k * N10 + j
-          let e = 0
-          for (const [d, a] of taps) if (at - d >= 0 && at - d < far.length) e += a * (farI16[at - d] / 32768)
-          const v = e + nearTalker[k * N10 + j] + 3e-4 * gauss(noise)
-          frame[j] = toI16(v)
-          mic.push(frame[j] / 32768)
-        }
-        yield new AudioFrame(frame, RATE, 1)
-      }
-    }
+    const { microphone, mic } = room(source, far, nearTalker, SECS, 3)
     const stream = new AudioStream(microphone(), {
       sampleRate: RATE,
       channels: 1,
@@ -214,31 +224,7 @@ describe('processors.echoCancel', () => {
     // The near end talks from 6 s on: 6..10 s is double talk.
     for (let i = 0; i < Math.floor(6 * RATE); i++) nearTalker[i] = 0
     const source = t.make({ sampleRate: RATE, channels: 1, queueMs: 12_000 })
-    const farI16 = Int16Array.from(far, toI16)
-    const taps = rir()
-    const noise = rng(13)
-    const mic: number[] = []
-    const echoOnly: number[] = []
-    async function* microphone(): AsyncGenerator<AudioFrame> {
-      void source.captureFrame(new AudioFrame(farI16, RATE, 1))
-      const start = performance.now()
-      let p0 = 0
-      for (let k = 0; k < SECS * 100; k++) {
-        const wait = start + (k + 1) * 10 - performance.now()
-        if (wait > 0) await sleep(wait)
-        if (k === 0) p0 = Number(source.playoutPosition)
-        const frame = new Int16Array(N10)
-        for (let j = 0; j < N10; j++) {
-          const at = p0 - N10 + k * N10 + j
-          let e = 0
-          for (const [d, a] of taps) if (at - d >= 0 && at - d < far.length) e += a * (farI16[at - d] / 32768)
-          frame[j] = toI16(e + nearTalker[k * N10 + j] + 3e-4 * gauss(noise))
-          mic.push(frame[j] / 32768)
-          echoOnly.push(e)
-        }
-        yield new AudioFrame(frame, RATE, 1)
-      }
-    }
+    const { microphone, mic } = room(source, far, nearTalker, SECS, 13)
     const stream = new AudioStream(microphone(), {
       sampleRate: RATE,
       channels: 1,

@@ -887,6 +887,16 @@ impl Session {
     Ok(Flow::Go)
   }
 
+  /// The sid of the participant that publishes a remote audio track.
+  fn track_owner(&self, track_sid: &str) -> Option<String> {
+    self
+      .participants
+      .lock()
+      .values()
+      .find(|p| p.audio_tracks.iter().any(|t| t.sid == track_sid))
+      .map(|p| p.sid.clone())
+  }
+
   /// What is left of the recovery bound, if any.
   fn recovery_left(&self) -> Option<Duration> {
     let since = self.recovery_since?;
@@ -1018,13 +1028,7 @@ impl Session {
     }
     let wanted: Vec<String> = self.wanted.iter().cloned().collect();
     for track_sid in wanted {
-      let owner = self
-        .participants
-        .lock()
-        .values()
-        .find(|p| p.audio_tracks.iter().any(|t| t.sid == track_sid))
-        .map(|p| p.sid.clone());
-      match owner {
+      match self.track_owner(&track_sid) {
         Some(participant_sid) => self.send(subscription(&track_sid, &participant_sid, true)).await?,
         None => {
           self.wanted.remove(&track_sid);
@@ -1362,13 +1366,7 @@ impl Session {
         subscribe,
         reply,
       } => {
-        let owner = self
-          .participants
-          .lock()
-          .values()
-          .find(|p| p.audio_tracks.iter().any(|t| t.sid == track_sid))
-          .map(|p| p.sid.clone());
-        let Some(participant_sid) = owner else {
+        let Some(participant_sid) = self.track_owner(&track_sid) else {
           let _ = reply.send(Err(Error::InvalidOption(format!(
             "no remote audio track {track_sid} in the room"
           ))));
