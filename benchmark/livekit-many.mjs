@@ -37,7 +37,7 @@ const SAMPLE = num(args, 'sample', 10)
 const WAIT_LOAD = num(args, 'wait-load', 0)
 const WAIT_MAX_MIN = num(args, 'wait-max-min', 25)
 const LAT_REPS = num(args, 'latency-reps', 5)
-const BIG_WIRE = 90
+const BIG_WIRE = 60
 const modes = typeof args.modes === 'string' ? args.modes.split(',') : ['native', 'direct', 'capstan']
 const LABEL = { 'native-q': 'native, queuePackets 25 N (diagnostic)', native: 'capstan LiveKitRoom.publish (native)', direct: '@livekit/rtc-node direct', capstan: 'capstan publishToLiveKit (rtc-node room)' }
 const log = (/** @type {string} */ s) => process.stderr.write(`[livekit-many ${new Date().toISOString().slice(11, 19)}] ${s}\n`)
@@ -170,7 +170,8 @@ for (const [mode, n, reps] of /** @type {Array<[string, number, number]>} */ ([
     const caps = Object.values(pub?.firstCaptures ?? {}).map(Number)
     const firstCap = caps.length ? Math.min(...caps) : NaN
     // Per SSRC: its first packet after the first capture that carries the tone (over BIG_WIRE
-    // bytes of UDP payload: a 3-byte Opus silence frame with its headers stays well under).
+    // bytes of UDP payload: a 3-byte Opus silence frame with its headers, about 40, stays
+    // under; the first tone packet, a 10 ms frame at 32 kbps, is about 70).
     const firstPkts = wire?.ssrcs ? Object.values(wire.ssrcs).map((s) => s.early.find((/** @type {number[]} */ [ms, bytes]) => ms >= firstCap && bytes > BIG_WIRE)).filter(Boolean) : []
     const firsts = firstPkts.map(([ms]) => ms - firstCap).sort((a, b) => a - b)
     const sizes = firstPkts.map(([, b]) => b)

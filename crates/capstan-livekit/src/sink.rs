@@ -105,9 +105,9 @@ mod tests {
   use crate::track::{OpusOptions, TrackStats};
   use tokio::sync::mpsc;
 
-  /// Underruns go through the encoder as silence: packet after packet, RTP time steps by
-  /// exactly 960 whatever mix of audio and underruns made the frames, and a frame can be
-  /// half audio, half silence.
+  /// Underruns go through the encoder as silence: packet after packet (the first 10 ms, the
+  /// rest 20 ms), RTP time steps by exactly 960 after the first whatever mix of audio and
+  /// underruns made the frames, and a frame can be half audio, half silence.
   #[test]
   fn underruns_keep_rtp_time_continuous() {
     let (tx, mut rx) = mpsc::unbounded_channel();
@@ -131,13 +131,14 @@ mod tests {
         _ => sink.push(&chunk).unwrap(),
       }
     }
-    sink.close(); // the 21st chunk's half frame, padded
+    sink.close(); // 21 chunks: the first alone, then 10 pairs
     let mut ts = Vec::new();
     while let Ok(p) = rx.try_recv() {
       p.stats.dequeued(p.data.len(), true);
       ts.push(p.rtp_ts);
     }
-    assert_eq!(ts, (0..11).map(|k| k * 960).collect::<Vec<u64>>());
+    let want: Vec<u64> = std::iter::once(0).chain((0..10).map(|k| 480 + k * 960)).collect();
+    assert_eq!(ts, want);
     let c = stats.snapshot();
     assert!(c.balanced() && c.sent_packets == 11, "{c:?}");
     assert_eq!(sink.stats(), c);
@@ -186,10 +187,11 @@ mod tests {
     assert!(c.balanced(), "{c:?}");
     assert!(c.encoded_packets >= 15, "{c:?}");
     assert!(c.dropped_full > 0, "{c:?}");
+    // After the 10 ms first frame at 0, frames start at 480 + k * 960.
+    assert_eq!(got[0], 0);
     assert!(
-      got.windows(2).all(|w| w[1] > w[0] && (w[1] - w[0]) % 960 == 0),
+      got[1..].iter().all(|t| t % 960 == 480) && got.windows(2).all(|w| w[1] > w[0]),
       "{got:?}"
     );
-    assert_eq!(got[0], 0);
   }
 }

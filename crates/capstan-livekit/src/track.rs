@@ -22,6 +22,9 @@ use crate::peer::OPUS_RTP_RATE;
 pub const FRAME_MS: u32 = 20;
 /// RTP time per frame: 960 at Opus's 48 kHz RTP clock.
 pub const FRAME_RTP: u64 = (OPUS_RTP_RATE * FRAME_MS / 1000) as u64;
+/// The track's first frame only: 10 ms, so the first packet leaves one engine tick after
+/// the first audio instead of two (receivers take Opus frames of any legal duration).
+pub const FIRST_FRAME_MS: u32 = 10;
 /// Packets one track may have queued for the session before it drops: 500 ms at 20 ms.
 pub const DEFAULT_QUEUE_PACKETS: usize = 25;
 /// Opus bitrate per channel unless the caller says otherwise (speech and tones alike are
@@ -201,14 +204,18 @@ impl OpusOptions {
   }
 }
 
-/// 10 ms chunks in, one 20 ms Opus frame out every second chunk, each with its RTP time:
-/// frame `k` starts at `k * 960` whatever happens to the packets after encoding.
+/// 10 ms chunks in, Opus frames out with their RTP times: the first frame 10 ms (RTP 0),
+/// then one 20 ms frame every second chunk (RTP 480, 1440, …, by samples encoded), whatever
+/// happens to the packets after encoding.
 pub struct OpusFramer {
   enc: opus::Encoder,
   format: Format,
   pending: Vec<i16>,
   frame_samples: usize,
+  first_samples: usize,
   frames: u64,
+  /// Frames (per channel, at the input rate) encoded so far: the RTP clock.
+  encoded: u64,
   out: Vec<u8>,
 }
 
@@ -227,12 +234,15 @@ impl OpusFramer {
       .map_err(lib)?;
     enc.set_complexity(o.complexity as i32).map_err(lib)?;
     let frame_samples = (o.format.sample_rate * FRAME_MS / 1000) as usize * o.format.channels as usize;
+    let first_samples = (o.format.sample_rate * FIRST_FRAME_MS / 1000) as usize * o.format.channels as usize;
     Ok(OpusFramer {
       enc,
       format: o.format,
       pending: Vec::with_capacity(frame_samples),
       frame_samples,
+      first_samples,
       frames: 0,
+      encoded: 0,
       out: vec![0; MAX_PACKET_BYTES * 3],
     })
   }
@@ -243,7 +253,16 @@ impl OpusFramer {
 
   /// RTP time of the next frame.
   pub fn next_rtp(&self) -> u64 {
-    self.frames * FRAME_RTP
+    self.encoded * OPUS_RTP_RATE as u64 / self.format.sample_rate as u64
+  }
+
+  /// The samples (interleaved) the frame being filled takes.
+  fn target(&self) -> usize {
+    if self.frames == 0 {
+      self.first_samples
+    } else {
+      self.frame_samples
+    }
   }
 
   /// Adds interleaved samples (a 10 ms chunk); returns a finished frame and its RTP time.
@@ -251,10 +270,10 @@ impl OpusFramer {
     let mut rest = chunk;
     let mut done = None;
     while !rest.is_empty() {
-      let take = (self.frame_samples - self.pending.len()).min(rest.len());
+      let take = (self.target() - self.pending.len()).min(rest.len());
       self.pending.extend_from_slice(&rest[..take]);
       rest = &rest[take..];
-      if self.pending.len() == self.frame_samples {
+      if self.pending.len() == self.target() {
         if done.is_some() {
           return Err(Error::InvalidOption("more than one frame pushed at once".into()));
         }
@@ -269,7 +288,7 @@ impl OpusFramer {
     if self.pending.is_empty() {
       return Ok(None);
     }
-    self.pending.resize(self.frame_samples, 0);
+    self.pending.resize(self.target(), 0);
     self.encode().map(Some)
   }
 
@@ -278,8 +297,9 @@ impl OpusFramer {
       .enc
       .encode(&self.pending, &mut self.out)
       .map_err(|e| Error::Peer(format!("opus encode: {e}")))?;
+    let ts = self.next_rtp();
+    self.encoded += (self.pending.len() / self.format.channels as usize) as u64;
     self.pending.clear();
-    let ts = self.frames * FRAME_RTP;
     self.frames += 1;
     Ok((ts, self.out[..n].to_vec()))
   }
@@ -300,7 +320,7 @@ mod tests {
   }
 
   #[test]
-  fn two_chunks_make_one_frame_and_rtp_time_steps_by_960_at_any_input_rate() {
+  fn the_first_chunk_is_a_10_ms_frame_then_two_chunks_make_one_and_rtp_time_steps_by_960_at_any_input_rate() {
     for rate in [16_000, 24_000, 48_000] {
       let f = Format::new(rate, 1).unwrap();
       let mut fr = OpusFramer::new(&OpusOptions::new(f).unwrap()).unwrap();
@@ -312,15 +332,16 @@ mod tests {
           out.push(p);
         }
       }
+      // Chunk 1 alone, then 2-3, 4-5, 6-7, 8-9; the tenth waits for its pair.
       assert_eq!(out.len(), 5);
       let ts: Vec<u64> = out.iter().map(|p| p.0).collect();
-      assert_eq!(ts, vec![0, 960, 1920, 2880, 3840], "rate {rate}");
-      // Decodes back to 20 ms per packet with a real decoder.
+      assert_eq!(ts, vec![0, 480, 1440, 2400, 3360], "rate {rate}");
+      assert_eq!(fr.next_rtp(), 4320);
+      // Decodes back to 10 ms, then 20 ms per packet, with a real decoder.
       let mut dec = opus::Decoder::new(48_000, opus::Channels::Mono).unwrap();
       let mut pcm = vec![0i16; 5760];
-      for (_, p) in &out {
-        assert_eq!(dec.decode(p, &mut pcm, false).unwrap(), 960);
-      }
+      let lens: Vec<usize> = out.iter().map(|(_, p)| dec.decode(p, &mut pcm, false).unwrap()).collect();
+      assert_eq!(lens, vec![480, 960, 960, 960, 960], "rate {rate}");
     }
   }
 
@@ -328,15 +349,17 @@ mod tests {
   fn finish_pads_a_half_frame_and_silence_keeps_the_clock() {
     let f = Format::new(48_000, 2).unwrap();
     let mut fr = OpusFramer::new(&OpusOptions::new(f).unwrap()).unwrap();
+    // The first chunk is a frame of its own (10 ms).
+    assert_eq!(fr.push(&sine(f, 1, 440.0)).unwrap().unwrap().0, 0);
     assert!(fr.push(&sine(f, 1, 440.0)).unwrap().is_none());
     let (ts, _) = fr.finish().unwrap().unwrap();
-    assert_eq!(ts, 0);
+    assert_eq!(ts, 480);
     // Underrun chunks are silence through the same path: the clock runs on.
     let silence = vec![0i16; 960];
     assert!(fr.push(&silence).unwrap().is_none());
-    assert_eq!(fr.push(&silence).unwrap().unwrap().0, 960);
+    assert_eq!(fr.push(&silence).unwrap().unwrap().0, 1440);
     assert!(fr.finish().unwrap().is_none());
-    assert_eq!(fr.next_rtp(), 1920);
+    assert_eq!(fr.next_rtp(), 2400);
   }
 
   #[test]
