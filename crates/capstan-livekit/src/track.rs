@@ -340,7 +340,10 @@ mod tests {
       // Decodes back to 10 ms, then 20 ms per packet, with a real decoder.
       let mut dec = opus::Decoder::new(48_000, opus::Channels::Mono).unwrap();
       let mut pcm = vec![0i16; 5760];
-      let lens: Vec<usize> = out.iter().map(|(_, p)| dec.decode(p, &mut pcm, false).unwrap()).collect();
+      let lens: Vec<usize> = out
+        .iter()
+        .map(|(_, p)| dec.decode(p, &mut pcm, false).unwrap())
+        .collect();
       assert_eq!(lens, vec![480, 960, 960, 960, 960], "rate {rate}");
     }
   }
