@@ -498,8 +498,8 @@ async fn disconnected(events: &mut tokio::sync::mpsc::Receiver<RoomEvent>, withi
 }
 
 /// Join, publish (AddTrack → TrackPublished → offer/answer), audio through `LiveKitSink`
-/// arriving as RTP whose time steps by 960 per packet and whose payload decodes as 20 ms of
-/// Opus, unpublish, close with a LeaveRequest.
+/// arriving as RTP: the first packet 10 ms of Opus at time 0, then 20 ms ones whose time
+/// steps by 960 from 480; unpublish, close with a LeaveRequest.
 #[tokio::test]
 async fn publish_sends_continuous_rtp_and_close_leaves() {
   let (url, seen) = stand_in(Behaviour::default()).await;
@@ -544,16 +544,17 @@ async fn publish_sends_continuous_rtp_and_close_leaves() {
 
   let media = std::mem::take(&mut seen.lock().media);
   assert_eq!(media.len(), 25, "every packet arrived");
-  assert!(
-    media.windows(2).all(|w| w[1].0 - w[0].0 == 960),
-    "{:?}",
-    media.iter().map(|m| m.0).collect::<Vec<_>>()
-  );
+  let times: Vec<u64> = media.iter().map(|m| m.0 - media[0].0).collect();
+  let want: Vec<u64> = std::iter::once(0).chain((0..24).map(|k| 480 + k * 960)).collect();
+  assert_eq!(times, want);
   let mut dec = opus::Decoder::new(48_000, opus::Channels::Mono).unwrap();
   let mut pcm = vec![0i16; 5760];
-  for (_, p) in &media {
-    assert_eq!(dec.decode(p, &mut pcm, false).unwrap(), 960);
-  }
+  let lens: Vec<usize> = media
+    .iter()
+    .map(|(_, p)| dec.decode(p, &mut pcm, false).unwrap())
+    .collect();
+  assert_eq!(lens[0], 480, "the first frame is 10 ms");
+  assert!(lens[1..].iter().all(|&n| n == 960), "{lens:?}");
   assert_eq!(
     track.stats().sent_bytes,
     media.iter().map(|m| m.1.len() as u64).sum::<u64>()
