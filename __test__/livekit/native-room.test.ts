@@ -173,6 +173,8 @@ describe('LiveKitRoom: native publish to a real server', () => {
       expect(st[1].atMs - f.killedAtMs, what).toBeLessThan(15_000)
       expect(f.participantSids[who], what).toMatch(/^PA_/)
     }
+    // sub, there before pub joined, reached a listener pub added right after its connect().
+    expect(f.pubSaw[0], what).toBe('sub')
     // The track was published again under a new sid; its packets flowed on, all accounted for.
     expect(f.sidAfter, what).not.toBe(f.sidBefore)
     expect(f.published, what).toBe(true)
