@@ -114,4 +114,19 @@ describe('AudioStream events', () => {
     expect(m.captured).toBe(m.delivered + m.queued + m.dropped + m.cleared)
     expect(closed).toBe(1)
   })
+
+  it('the input ends while a slow native processor still holds its last frames: the reader gets every one, then the end', async () => {
+    // One 200 ms frame, then the end: the engine takes its 20 chunks in one pass and
+    // processes them at 12 ms each on an engine thread, so its last ones are still there
+    // when the queue is empty.
+    const N = 20
+    const data = new Int16Array(N * C)
+    for (let i = 0; i < N; i++) data.fill(i + 1, i * C, (i + 1) * C)
+    const [st] = streamWithSource([new AudioFrame(data, 48000, 1)], { processors: [__faultProcessor({ mode: 'sleep', everyN: 1, ms: 12 })] })
+    const values: (number | null)[] = []
+    for await (const f of st) values.push(f.data.every((x) => x === f.data[0]) ? f.data[0] : null)
+    expect(values).toEqual(Array.from({ length: N }, (_, i) => i + 1))
+    const m = st.metrics()
+    expect([m.captured, m.delivered, m.dropped, m.cleared]).toEqual([N * C, N * C, 0, 0])
+  })
 })

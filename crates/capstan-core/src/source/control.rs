@@ -22,6 +22,8 @@ pub(super) struct Deferred {
   /// `waitForPlayout` ids handed out without a mark yet.
   pub(super) playouts: Vec<u64>,
   pub(super) cancel_playouts: Vec<u64>,
+  /// A pass finished handing its chunks to the sink.
+  pub(super) handed: bool,
   /// A pull reader found nothing and waits for `Readable`.
   pub(super) pull_reader: bool,
   readable: bool,
@@ -61,6 +63,9 @@ impl Source {
     self.service_waiters(st, now);
     if d.clear {
       self.clear_locked(st);
+    }
+    if d.handed {
+      self.handed(st);
     }
     for id in d.playouts {
       self.mark_playout(st, id);

@@ -138,6 +138,9 @@ impl Source {
         return false;
       }
       let pass = self.take(st, now, ticks, usize::MAX, false, None);
+      if pass.chunks > 0 {
+        self.resolve_playouts(st);
+      }
       self.judge(st, now);
       return pass.more;
     }
@@ -168,6 +171,14 @@ impl Source {
       let owed = std::mem::take(&mut out.owed);
       let pass = self.take(st, now, ticks + owed, room, fills, copy.then_some(&mut out.batch));
       out.owed = pass.owed;
+      if pass.chunks > 0 {
+        // Copied chunks are the sink's only once processed: their playout waits for that.
+        if !out.batch.is_empty() {
+          st.handing = Some(pass.start);
+        } else {
+          self.resolve_playouts(st);
+        }
+      }
       self.judge(st, now);
       let reset = out.reset_gen != st.reset_gen;
       out.reset_gen = st.reset_gen;
@@ -182,8 +193,15 @@ impl Source {
       }
     }
     // Chunks a discarding sink would drop unprocessed were never copied: nothing to do.
+    let handed = !out.batch.is_empty() && pass.chunks > 0;
     if !out.batch.is_empty() || pass.gaps > 0 || (tap.is_some() && pass.silent > 0) {
       self.deliver(&mut out, &pass);
+    }
+    if handed {
+      match self.input() {
+        Ok(mut st) => self.handed(&mut st),
+        Err(_) => self.defer(|d| d.handed = true),
+      }
     }
     out.sink.at(pass.end, pass.idle.then_some(now));
     let more = pass.more;
@@ -302,7 +320,6 @@ impl Source {
       let q = self.queued_ms(st);
       let t = st.health.progress(now, q);
       self.push_transition(st, t);
-      self.resolve_playouts(st);
     }
     pass
   }
@@ -395,8 +412,19 @@ impl Source {
     true
   }
 
+  /// The pass's chunks are in the sink (or were given up for `close()`).
+  pub(super) fn handed(&self, st: &mut Input) {
+    st.handing = None;
+    self.resolve_playouts(st);
+  }
+
+  /// Where playout stands: what has left the queue, less what a pass is still processing.
+  fn played(st: &Input) -> u64 {
+    st.handing.unwrap_or_else(|| st.queue.removed_total())
+  }
+
   pub(super) fn resolve_playouts(&self, st: &mut Input) {
-    let removed = st.queue.removed_total();
+    let removed = Self::played(st);
     let mut any = false;
     while let Some(&(id, mark)) = st.playouts.front() {
       if mark > removed {
@@ -419,7 +447,7 @@ impl Source {
       self.defer(|d| d.playouts.push(id));
       return Some(id);
     };
-    if st.closed || st.queue.removed_total() >= st.queue.pushed_total() {
+    if st.closed || Self::played(&st) >= st.queue.pushed_total() {
       return None;
     }
     let id = self.next_call.fetch_add(1, Ordering::Relaxed);
@@ -429,7 +457,7 @@ impl Source {
 
   /// Reports `id` once everything queued now is taken (at once if it already is).
   pub(super) fn mark_playout(&self, st: &mut Input, id: u64) {
-    if st.closed || st.queue.removed_total() >= st.queue.pushed_total() {
+    if st.closed || Self::played(st) >= st.queue.pushed_total() {
       st.pending.playouts.push(id);
       self.touch(st);
     } else {
@@ -651,6 +679,51 @@ mod tests {
       assert_eq!(s.read(), Read::Chunk(vec![1; 80]));
     }
     assert_eq!(s.read(), Read::Empty);
+  }
+
+  /// An input's end closes the source once its playout is reached: that must not be
+  /// before the sink has the last chunks, or a reader would end without them.
+  #[test]
+  fn playout_waits_for_the_chunks_a_pass_is_processing() {
+    let mut o = SourceOptions::new(8_000, 1).unwrap();
+    o.consumer = Consumer::Pull;
+    o.queue_ms = 1_000;
+    o.reader_chunks = 8;
+    o.processors = vec![crate::process::Spec::Sleep { ms: 25 }];
+    let bus = Bus::new();
+    let s = Source::new(1, o, bus.clone()).unwrap();
+    for v in 1..=4 {
+      s.try_capture(FrameRef::i16(&[v; 80])).unwrap();
+    }
+    let id = s.wait_playout().expect("audio is queued");
+    let pass = {
+      let s = s.clone();
+      std::thread::spawn(move || s.tick(Instant::now(), 1))
+    };
+    let t0 = Instant::now();
+    let deadline = std::time::Duration::from_secs(5);
+    // The pass took all four and processes them, 100 ms in all.
+    while s.metrics().queued > 0 {
+      assert!(t0.elapsed() < deadline);
+      std::thread::sleep(std::time::Duration::from_millis(1));
+    }
+    assert!(s.wait_playout().is_some(), "taken, not yet the sink's: not played out");
+    let mut reported = false;
+    while !reported {
+      assert!(t0.elapsed() < deadline, "the playout was never reported");
+      reported = bus.drain().iter().any(|d| d.playouts.contains(&id));
+      std::thread::sleep(std::time::Duration::from_millis(1));
+    }
+    // Reported: the reader has all four; closing now (the input's end) loses none.
+    assert!(s.close());
+    let got: Vec<_> = std::iter::from_fn(|| match s.read() {
+      Read::Chunk(c) => Some(c[0]),
+      _ => None,
+    })
+    .collect();
+    assert_eq!(got, [1, 2, 3, 4]);
+    assert_eq!(s.read(), Read::Closed);
+    pass.join().unwrap();
   }
 
   #[test]

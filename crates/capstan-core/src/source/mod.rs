@@ -103,6 +103,10 @@ pub(crate) struct Input {
   queue: ChunkQueue,
   waiters: VecDeque<Waiter>,
   playouts: VecDeque<(u64, u64)>,
+  /// Queue position of the first chunk a pass took and is still processing: playout marks
+  /// at or past it wait until the sink has those chunks (a closing input's last audio
+  /// reaches its reader).
+  handing: Option<u64>,
   /// A pull reader (without processors, reading the queue itself) waits for audio.
   reader_wanted: bool,
   counters: Counters,
@@ -242,6 +246,7 @@ impl Source {
       queue: ChunkQueue::new(chunk_len, opts.queue_chunks()),
       waiters: VecDeque::new(),
       playouts: VecDeque::new(),
+      handing: None,
       reader_wanted: false,
       counters: Counters::default(),
       health: Health::new(HealthTimes::from_stall_ms(opts.stall_after_ms), now),
