@@ -74,15 +74,20 @@ const floor = child('child-floor.mjs', ['--n', '1000', '--seconds', '6'])
 const opusUs = opusFloor?.cpuUsPerSecond ?? NaN
 // The same loop on the libopus build capstan-livekit links (crates/capstan-livekit/examples/
 // opus-floor.rs, built here if needed): the floor of the same encoder, not only of libopus.
-const sameFloor = (() => {
-  const root = path.join(HERE, '..')
-  const b = spawnSync('cargo', ['build', '--release', '-q', '-p', 'capstan-livekit', '--example', 'opus-floor'], { cwd: root, encoding: 'utf8' })
-  if (b.status !== 0) return null
-  const r = spawnSync(path.join(root, 'target', 'release', 'examples', 'opus-floor'), ['20', '10'], { encoding: 'utf8' })
+const sameBuilt = spawnSync('cargo', ['build', '--release', '-q', '-p', 'capstan-livekit', '--example', 'opus-floor'], { cwd: path.join(HERE, '..'), encoding: 'utf8' }).status === 0
+/** The same-build loop over `encoders` encoders for `seconds` each (null if it did not build). */
+const sameFloorOf = (encoders, seconds, interleaved = false) => {
+  if (!sameBuilt) return null
+  const r = spawnSync(path.join(HERE, '..', 'target', 'release', 'examples', 'opus-floor'), [String(encoders), String(seconds), '10', '32000', interleaved ? '1' : '0'], { encoding: 'utf8' })
   const line = r.stdout?.split('\n').find((l) => l.startsWith('{'))
   return line ? JSON.parse(line) : null
-})()
+}
+const sameFloor = sameFloorOf(20, 10)
 const sameUs = sameFloor?.cpuUsPerEncodedSecond ?? NaN
+// N encoders interleaved, as N tracks are: their states no longer all fit the caches, which
+// is the encoder's cost at that N, not the library's overhead (measured after each N's run).
+/** @type {Map<number, number>} */
+const sameAtN = new Map()
 
 /**
  * One netns run: the clients given, in order; returns their last JSON lines and the exit.
@@ -147,6 +152,10 @@ for (const n of NS) {
       active.delete(mode)
       stopped[mode] = { n, why: why.join('; ') }
     }
+  }
+  if (modes.includes('native') && !sameAtN.has(n)) {
+    const at = sameFloorOf(n, 5, true)
+    if (at) sameAtN.set(n, at.cpuUsPerEncodedSecond)
   }
 }
 const sweepEnded = new Date()
@@ -221,6 +230,7 @@ for (const nm of ['native', 'native-q'].filter((m) => modes.includes(m))) {
   const nat = rows.filter((x) => x.mode === nm && x.pub?.cpuUsPerTrackSecond)
   if (nat.length) lines.push(`- ${nm} CPU per track-second / libopus floor: ${nat.map((x) => `N=${x.n} ${f(x.pub.cpuUsPerTrackSecond / opusUs, 2)}x`).join(', ')}`)
   if (nat.length && Number.isFinite(sameUs)) lines.push(`- ${nm} CPU per track-second / the same libopus build's floor: ${nat.map((x) => `N=${x.n} ${f(x.pub.cpuUsPerTrackSecond / sameUs, 2)}x`).join(', ')}`)
+  if (nat.length && sameAtN.size) lines.push(`- ${nm} CPU per track-second / the same build's floor with N encoders interleaved (µs per encoded second in brackets): ${nat.filter((x) => sameAtN.has(x.n)).map((x) => `N=${x.n} ${f(x.pub.cpuUsPerTrackSecond / sameAtN.get(x.n), 2)}x [${f(sameAtN.get(x.n), 0)}]`).join(', ')}`)
   const both = NS.filter((n) => rows.some((x) => x.mode === nm && x.n === n && x.pub) && rows.some((x) => x.mode === 'direct' && x.n === n && x.pub))
   if (both.length)
     lines.push(
@@ -236,4 +246,4 @@ if (latency.length) {
   for (const l of latency) lines.push(`| ${LABEL[l.mode]} | ${l.n} | ${l.rep + 1}${l.ok ? '' : ' (FAILED)'} | ${l.ssrcs} | ${f(l.minMs, 1)} / ${f(l.medianMs, 1)} / ${f(l.maxMs, 1)} | ${l.sizes} | ${l.before} | ${f(l.captureSpreadMs, 1)} | ${f(l.pollBy?.byMedian, 1)} |`)
 }
 console.log(lines.join('\n'))
-if (typeof args.json === 'string') writeFileSync(args.json, JSON.stringify({ started, sweepEnded, loadAtStart, cpuModel, opusFloor, sameFloor, floor, rows, latency, stopped }, null, 1))
+if (typeof args.json === 'string') writeFileSync(args.json, JSON.stringify({ started, sweepEnded, loadAtStart, cpuModel, opusFloor, sameFloor, sameAtN: Object.fromEntries(sameAtN), floor, rows, latency, stopped }, null, 1))

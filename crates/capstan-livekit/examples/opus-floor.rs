@@ -4,7 +4,9 @@
 //! frames) on the tones `benchmark/livekit-many.mjs` feeds (track k: 300 + 10 k Hz,
 //! amplitude 8000), one thread, no I/O. Prints one JSON line with the CPU per encoded second.
 //! `benchmark/child-opus-floor.mjs` is the same loop on @discordjs/opus (libopus 1.3.1).
-//!   cargo run --release -p capstan-livekit --example opus-floor -- [encoders=20] [seconds=10] [complexity=10] [bitrate=32000]
+//! `interleaved` 1 encodes one frame of every encoder in turn, as N live tracks do (their
+//! states then compete for the caches); 0, the default, a second of one encoder at a time.
+//!   cargo run --release -p capstan-livekit --example opus-floor -- [encoders=20] [seconds=10] [complexity=10] [bitrate=32000] [interleaved=0]
 
 use std::time::Instant;
 
@@ -23,6 +25,7 @@ fn main() {
   let seconds = *a.get(1).unwrap_or(&10) as usize;
   let complexity = *a.get(2).unwrap_or(&10) as i32;
   let bitrate = *a.get(3).unwrap_or(&32_000) as i32;
+  let interleaved = *a.get(4).unwrap_or(&0) == 1;
   const RATE: u32 = 48_000;
   const FRAME: usize = 960;
   let mut encs: Vec<(opus::Encoder, Vec<i16>)> = (0..encoders)
@@ -42,10 +45,19 @@ fn main() {
   let mut run = |secs: usize| {
     let (mut bytes, mut packets) = (0usize, 0usize);
     for _ in 0..secs {
-      for (e, pcm) in encs.iter_mut() {
-        for f in pcm.chunks_exact(FRAME) {
-          bytes += e.encode(f, &mut out).expect("encode");
-          packets += 1;
+      if interleaved {
+        for j in 0..RATE as usize / FRAME {
+          for (e, pcm) in encs.iter_mut() {
+            bytes += e.encode(&pcm[j * FRAME..(j + 1) * FRAME], &mut out).expect("encode");
+            packets += 1;
+          }
+        }
+      } else {
+        for (e, pcm) in encs.iter_mut() {
+          for f in pcm.chunks_exact(FRAME) {
+            bytes += e.encode(f, &mut out).expect("encode");
+            packets += 1;
+          }
         }
       }
     }
@@ -60,7 +72,7 @@ fn main() {
   let encoded = (encoders * seconds) as f64;
   let v = opus::version();
   println!(
-    "{{\"scenario\":\"opus-floor\",\"lib\":\"capstan-livekit opus crate\",\"libopus\":\"{v}\",\"encoders\":{encoders},\"seconds\":{seconds},\"complexity\":{complexity},\"bitrate\":{bitrate},\"packets\":{packets},\"bytes\":{bytes},\"wallS\":{wall:.3},\"cpuS\":{cpu:.3},\"cpuUsPerEncodedSecond\":{:.1}}}",
+    "{{\"scenario\":\"opus-floor\",\"lib\":\"capstan-livekit opus crate\",\"libopus\":\"{v}\",\"encoders\":{encoders},\"seconds\":{seconds},\"complexity\":{complexity},\"bitrate\":{bitrate},\"interleaved\":{interleaved},\"packets\":{packets},\"bytes\":{bytes},\"wallS\":{wall:.3},\"cpuS\":{cpu:.3},\"cpuUsPerEncodedSecond\":{:.1}}}",
     cpu * 1e6 / encoded
   );
 }

@@ -822,6 +822,11 @@ impl Session {
     if self.resuming.is_some() {
       return Flow::Go;
     }
+    // The new join's connection broke before its publisher came up: join again, in what
+    // is left of the same bound (a resume would bring back a half-made session).
+    if self.restarting {
+      return Flow::Restart(why);
+    }
     self.sink = None;
     self.stream = None;
     let (url, token, sid, auto) = (
@@ -830,8 +835,10 @@ impl Session {
       self.info.participant_sid.clone(),
       self.auto_subscribe,
     );
-    let deadline = tokio::time::Instant::now() + self.resume_timeout;
-    self.recovery_since.get_or_insert_with(Instant::now);
+    // One bound for the whole recovery, from when the trouble began.
+    let new = self.recovery_since.is_none();
+    let since = *self.recovery_since.get_or_insert_with(Instant::now);
+    let deadline = tokio::time::Instant::from_std(since + self.resume_timeout);
     let bound = self.resume_timeout;
     let task = tokio::spawn(async move {
       let mut delay = Duration::ZERO;
@@ -852,7 +859,9 @@ impl Session {
         delay = (delay * 2).clamp(Duration::from_millis(250), Duration::from_secs(2));
       }
     });
-    self.event(RoomEvent::Reconnecting { reason: why.clone() });
+    if new {
+      self.event(RoomEvent::Reconnecting { reason: why.clone() });
+    }
     self.resuming = Some((task, why));
     Flow::Go
   }

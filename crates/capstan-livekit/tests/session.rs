@@ -26,8 +26,11 @@ struct Behaviour {
   answer_pings: bool,
   ping_interval_s: i32,
   ping_timeout_s: i32,
-  /// Send a LeaveRequest this long after the publisher connected.
+  /// Send a LeaveRequest this long after the publisher connected, with this action
+  /// (`leave_request::Action`). After a RECONNECT, the stand-in takes the client's new
+  /// join (a JoinResponse under a new sid, nothing answered after it) and records it.
   leave_after: Option<Duration>,
+  leave_action: i32,
   /// A remote participant publishing a tone, offered on the subscriber connection.
   remote: Option<RemotePlan>,
   /// Break the signal connection this long after the publisher connected, then take the
@@ -78,6 +81,7 @@ impl Default for Behaviour {
       ping_interval_s: 1,
       ping_timeout_s: 2,
       leave_after: None,
+      leave_action: 0,
       remote: None,
       drop_signal_after: None,
       data: false,
@@ -98,6 +102,10 @@ struct Seen {
   dropped: u64,
   /// The query of the resume's upgrade request, once the client came back.
   resume_query: Option<String>,
+  /// A full reconnect's new join: its upgrade request's query, and what it sent then.
+  rejoin_query: Option<String>,
+  rejoin_requests: Vec<&'static str>,
+  rejoin_add_track: Option<proto::AddTrackRequest>,
   /// Labels of the channels the client opened, and every DataPacket that came on them with
   /// its channel's label.
   channels: Vec<String>,
@@ -379,8 +387,38 @@ async fn stand_in(b: Behaviour) -> (String, Arc<Mutex<Seen>>) {
         }
         _ = tokio::time::sleep_until(leave_at.unwrap_or(far)) => {
           leave_at = None;
-          let leave = proto::LeaveRequest { reason: proto::DisconnectReason::ServerShutdown as i32, ..Default::default() };
+          let leave = proto::LeaveRequest { reason: proto::DisconnectReason::ServerShutdown as i32, action: b.leave_action, ..Default::default() };
           ws.send(res(Res::Leave(leave))).await.unwrap();
+          if b.leave_action == proto::leave_request::Action::Reconnect as i32 {
+            // The client joins again: a new connection, a new participant sid.
+            let (tcp, _) = l.accept().await.unwrap();
+            let query = Arc::new(Mutex::new(None));
+            let q = query.clone();
+            let cb = move |req: &tokio_tungstenite::tungstenite::handshake::server::Request, resp| {
+              *q.lock() = req.uri().query().map(str::to_string);
+              Ok(resp)
+            };
+            let mut ws2 = tokio_tungstenite::accept_hdr_async(tcp, cb).await.unwrap();
+            seen2.lock().rejoin_query = query.lock().take();
+            let join = proto::JoinResponse {
+              room: Some(proto::Room { name: "r".into(), ..Default::default() }),
+              participant: Some(proto::ParticipantInfo { sid: "PA_y".into(), identity: "pub".into(), ..Default::default() }),
+              server_version: "stand-in".into(),
+              ping_interval: b.ping_interval_s,
+              ping_timeout: b.ping_timeout_s,
+              ..Default::default()
+            };
+            ws2.send(res(Res::Join(join))).await.unwrap();
+            while let Some(Ok(Message::Binary(bytes))) = ws2.next().await {
+              let Some(req) = proto::SignalRequest::decode(bytes.as_ref()).unwrap().message else { continue };
+              let mut seen = seen2.lock();
+              seen.rejoin_requests.push(name(&req));
+              if let Req::AddTrack(a) = req {
+                seen.rejoin_add_track = Some(a);
+              }
+            }
+            break;
+          }
         }
       }
     }
@@ -630,6 +668,67 @@ async fn a_server_leave_ends_the_session() {
     why.contains("leave") && why.contains("reason 3 SERVER_SHUTDOWN, action DISCONNECT"),
     "{why}"
   );
+}
+
+/// The server's leave with action RECONNECT: a new join (no `reconnect=1`, the refreshed
+/// token) that publishes the track again under its client id and offers a new publisher
+/// connection; this server never answers it, so the session ends within the recovery bound,
+/// saying why.
+#[tokio::test]
+async fn a_server_leave_with_action_reconnect_is_a_new_join_within_the_bound() {
+  let (url, seen) = stand_in(Behaviour {
+    leave_after: Some(Duration::from_millis(600)),
+    leave_action: proto::leave_request::Action::Reconnect as i32,
+    ..Default::default()
+  })
+  .await;
+  let o = RoomOptions {
+    resume_timeout: Duration::from_millis(2500),
+    ..Default::default()
+  };
+  let (room, mut events) = Room::connect(&url, "a.b.c", o).await.unwrap();
+  let opus = OpusOptions::new(Format::new(48_000, 1).unwrap()).unwrap();
+  let _track = room.publish_audio("voice", opus).await.unwrap();
+  let first_cid = seen.lock().add_track.as_ref().map(|a| a.cid.clone()).unwrap();
+  let t0 = Instant::now();
+  let mut got = Vec::new();
+  let why = tokio::time::timeout(Duration::from_secs(8), async {
+    while let Some(e) = events.recv().await {
+      if let RoomEvent::Disconnected { reason } = e {
+        return reason;
+      }
+      got.push(e);
+    }
+    "events closed".to_string()
+  })
+  .await
+  .expect("no Disconnected event in time");
+  let reconnecting: Vec<_> = got
+    .iter()
+    .filter_map(|e| match e {
+      RoomEvent::Reconnecting { reason } => Some(reason.clone()),
+      _ => None,
+    })
+    .collect();
+  assert!(
+    matches!(reconnecting.as_slice(), [r] if r.contains("full reconnect") && r.contains("action RECONNECT")),
+    "{got:?}"
+  );
+  // The bound runs from the leave (600 ms after the publisher connected).
+  assert!(t0.elapsed() < Duration::from_millis(2500 + 1500), "{:?}", t0.elapsed());
+  // Either the new publisher connection never came up, or the new join's signal went quiet
+  // (this server answers no ping) and the next join found nobody: the same bound.
+  assert!(
+    why.contains("not up within 2500 ms") || why.contains("no new join within 2500 ms"),
+    "{why}"
+  );
+  let s = seen.lock();
+  let q = s.rejoin_query.clone().unwrap_or_default();
+  assert!(!q.contains("reconnect=1") && q.contains("access_token=r.e.f"), "{q}");
+  assert_eq!(s.rejoin_add_track.as_ref().map(|a| a.cid.clone()), Some(first_cid));
+  assert!(s.rejoin_requests.contains(&"offer"), "{:?}", s.rejoin_requests);
+  drop(s);
+  room.close().await.unwrap();
 }
 
 /// A server that joins but never answers the offer: connect fails with a timeout within its
