@@ -92,6 +92,11 @@ pub struct Pc {
   connected: bool,
 }
 
+/// The longest wait between STUN checks (str0m's default is 3 s): a connection whose checks
+/// go unanswered is given up sooner, and the session's full reconnect starts sooner (the
+/// stand-in test measured about 15 s from the last answer instead of about 21 s).
+pub const MAX_STUN_RTO: std::time::Duration = std::time::Duration::from_millis(1000);
+
 impl Pc {
   /// A connection whose one host candidate is the UDP socket the session bound at `local`.
   pub fn new(local: SocketAddr, now: Instant) -> Result<Self> {
@@ -100,13 +105,14 @@ impl Pc {
 
   /// `rtp_mode`: incoming media as [`PeerOutput::Rtp`] packets (no writing then).
   pub fn with_mode(local: SocketAddr, now: Instant, rtp_mode: bool) -> Result<Self> {
-    let mut rtc = Rtc::builder()
+    let mut cfg = Rtc::builder()
       .clear_codecs()
       // Opus only, without RED: tracks are announced with `disable_red`, so the server
       // expects plain Opus (and a subscriber that answers without RED gets plain Opus).
       .enable_opus(true, false)
-      .set_rtp_mode(rtp_mode)
-      .build(now);
+      .set_rtp_mode(rtp_mode);
+    cfg.set_max_stun_rto(MAX_STUN_RTO);
+    let mut rtc = cfg.build(now);
     let c = Candidate::host(local, "udp").map_err(|e| Error::Peer(format!("host candidate {local}: {e}")))?;
     rtc
       .add_local_candidate(c)

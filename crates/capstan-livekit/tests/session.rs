@@ -31,6 +31,9 @@ struct Behaviour {
   /// join (a JoinResponse under a new sid, nothing answered after it) and records it.
   leave_after: Option<Duration>,
   leave_action: i32,
+  /// Stop answering on the publisher connection's UDP socket this long after it connected
+  /// (the signal stays up), then take the client's new join (see [`take_rejoin`]).
+  mute_udp_after: Option<Duration>,
   /// A remote participant publishing a tone, offered on the subscriber connection.
   remote: Option<RemotePlan>,
   /// Break the signal connection this long after the publisher connected, then take the
@@ -82,6 +85,7 @@ impl Default for Behaviour {
       ping_timeout_s: 2,
       leave_after: None,
       leave_action: 0,
+      mute_udp_after: None,
       remote: None,
       drop_signal_after: None,
       data: false,
@@ -155,6 +159,46 @@ fn name(m: &Req) -> &'static str {
 
 fn res(m: Res) -> Message {
   Message::Binary(proto::SignalResponse { message: Some(m) }.encode_to_vec().into())
+}
+
+/// A full reconnect's new join: the upgrade's query, a JoinResponse under a new sid, then
+/// every request recorded (none answered) until the client goes.
+async fn take_rejoin(l: &TcpListener, seen: &Arc<Mutex<Seen>>, b: Behaviour) {
+  let (tcp, _) = l.accept().await.unwrap();
+  let query = Arc::new(Mutex::new(None));
+  let q = query.clone();
+  let cb = move |req: &tokio_tungstenite::tungstenite::handshake::server::Request, resp| {
+    *q.lock() = req.uri().query().map(str::to_string);
+    Ok(resp)
+  };
+  let mut ws = tokio_tungstenite::accept_hdr_async(tcp, cb).await.unwrap();
+  seen.lock().rejoin_query = query.lock().take();
+  let join = proto::JoinResponse {
+    room: Some(proto::Room {
+      name: "r".into(),
+      ..Default::default()
+    }),
+    participant: Some(proto::ParticipantInfo {
+      sid: "PA_y".into(),
+      identity: "pub".into(),
+      ..Default::default()
+    }),
+    server_version: "stand-in".into(),
+    ping_interval: b.ping_interval_s,
+    ping_timeout: b.ping_timeout_s,
+    ..Default::default()
+  };
+  ws.send(res(Res::Join(join))).await.unwrap();
+  while let Some(Ok(Message::Binary(bytes))) = ws.next().await {
+    let Some(req) = proto::SignalRequest::decode(bytes.as_ref()).unwrap().message else {
+      continue;
+    };
+    let mut seen = seen.lock();
+    seen.rejoin_requests.push(name(&req));
+    if let Req::AddTrack(a) = req {
+      seen.rejoin_add_track = Some(a);
+    }
+  }
 }
 
 async fn stand_in(b: Behaviour) -> (String, Arc<Mutex<Seen>>) {
@@ -231,6 +275,8 @@ async fn stand_in(b: Behaviour) -> (String, Arc<Mutex<Seen>>) {
     let mut out = Vec::new();
     let mut leave_at: Option<tokio::time::Instant> = None;
     let mut drop_at: Option<tokio::time::Instant> = None;
+    let mut mute_at: Option<tokio::time::Instant> = None;
+    let mut muted = false;
     let mut remote = DataRemote::default();
     let mut srv_labels = std::collections::HashMap::new();
     loop {
@@ -238,7 +284,9 @@ async fn stand_in(b: Behaviour) -> (String, Arc<Mutex<Seen>>) {
       for o in out.drain(..) {
         match o {
           PeerOutput::Transmit { to, data } => {
-            let _ = udp.try_send_to(&data, to);
+            if !muted {
+              let _ = udp.try_send_to(&data, to);
+            }
           }
           PeerOutput::Connected => {
             if let Some(d) = b.leave_after {
@@ -246,6 +294,9 @@ async fn stand_in(b: Behaviour) -> (String, Arc<Mutex<Seen>>) {
             }
             if let Some(d) = b.drop_signal_after {
               drop_at = Some(tokio::time::Instant::now() + d);
+            }
+            if let Some(d) = b.mute_udp_after {
+              mute_at = Some(tokio::time::Instant::now() + d);
             }
           }
           PeerOutput::Media { rtp_time, data, .. } => seen2.lock().media.push((rtp_time, data)),
@@ -299,7 +350,13 @@ async fn stand_in(b: Behaviour) -> (String, Arc<Mutex<Seen>>) {
       let sending = send_at.filter(|_| down_track.is_some());
       tokio::select! {
         m = ws.next() => {
-          let Some(Ok(Message::Binary(bytes))) = m else { break };
+          let Some(Ok(Message::Binary(bytes))) = m else {
+            // The client left this connection for a new join (its peer connection failed).
+            if muted {
+              take_rejoin(&l, &seen2, b).await;
+            }
+            break;
+          };
           let Some(req) = proto::SignalRequest::decode(bytes.as_ref()).unwrap().message else { continue };
           seen2.lock().requests.push(name(&req));
           match req {
@@ -341,7 +398,13 @@ async fn stand_in(b: Behaviour) -> (String, Arc<Mutex<Seen>>) {
         }
         r = udp.recv_from(&mut buf) => {
           let (n, from) = r.unwrap();
-          srv.receive(Instant::now(), from, &buf[..n]).unwrap();
+          if !muted {
+            srv.receive(Instant::now(), from, &buf[..n]).unwrap();
+          }
+        }
+        _ = tokio::time::sleep_until(mute_at.unwrap_or(far)) => {
+          mute_at = None;
+          muted = true;
         }
         r = sub_udp.recv_from(&mut sub_buf) => {
           let (n, from) = r.unwrap();
@@ -390,33 +453,7 @@ async fn stand_in(b: Behaviour) -> (String, Arc<Mutex<Seen>>) {
           let leave = proto::LeaveRequest { reason: proto::DisconnectReason::ServerShutdown as i32, action: b.leave_action, ..Default::default() };
           ws.send(res(Res::Leave(leave))).await.unwrap();
           if b.leave_action == proto::leave_request::Action::Reconnect as i32 {
-            // The client joins again: a new connection, a new participant sid.
-            let (tcp, _) = l.accept().await.unwrap();
-            let query = Arc::new(Mutex::new(None));
-            let q = query.clone();
-            let cb = move |req: &tokio_tungstenite::tungstenite::handshake::server::Request, resp| {
-              *q.lock() = req.uri().query().map(str::to_string);
-              Ok(resp)
-            };
-            let mut ws2 = tokio_tungstenite::accept_hdr_async(tcp, cb).await.unwrap();
-            seen2.lock().rejoin_query = query.lock().take();
-            let join = proto::JoinResponse {
-              room: Some(proto::Room { name: "r".into(), ..Default::default() }),
-              participant: Some(proto::ParticipantInfo { sid: "PA_y".into(), identity: "pub".into(), ..Default::default() }),
-              server_version: "stand-in".into(),
-              ping_interval: b.ping_interval_s,
-              ping_timeout: b.ping_timeout_s,
-              ..Default::default()
-            };
-            ws2.send(res(Res::Join(join))).await.unwrap();
-            while let Some(Ok(Message::Binary(bytes))) = ws2.next().await {
-              let Some(req) = proto::SignalRequest::decode(bytes.as_ref()).unwrap().message else { continue };
-              let mut seen = seen2.lock();
-              seen.rejoin_requests.push(name(&req));
-              if let Req::AddTrack(a) = req {
-                seen.rejoin_add_track = Some(a);
-              }
-            }
+            take_rejoin(&l, &seen2, b).await;
             break;
           }
         }
@@ -727,6 +764,59 @@ async fn a_server_leave_with_action_reconnect_is_a_new_join_within_the_bound() {
   assert!(!q.contains("reconnect=1") && q.contains("access_token=r.e.f"), "{q}");
   assert_eq!(s.rejoin_add_track.as_ref().map(|a| a.cid.clone()), Some(first_cid));
   assert!(s.rejoin_requests.contains(&"offer"), "{:?}", s.rejoin_requests);
+  drop(s);
+  room.close().await.unwrap();
+}
+
+/// A publisher connection that stops answering while the signal stays up: ICE gives up
+/// (about 15 s here with `MAX_STUN_RTO`, about 21 s with str0m's default), then a full reconnect as after the server's leave
+/// (a new join publishing the track again), bounded from when ICE gave up.
+#[tokio::test]
+async fn a_lost_peer_connection_is_a_full_reconnect_with_the_signal_up() {
+  let (url, seen) = stand_in(Behaviour {
+    mute_udp_after: Some(Duration::from_millis(500)),
+    ping_timeout_s: 30,
+    ..Default::default()
+  })
+  .await;
+  let o = RoomOptions {
+    resume_timeout: Duration::from_millis(2000),
+    ..Default::default()
+  };
+  let (room, mut events) = Room::connect(&url, "a.b.c", o).await.unwrap();
+  let opus = OpusOptions::new(Format::new(48_000, 1).unwrap()).unwrap();
+  let _track = room.publish_audio("voice", opus).await.unwrap();
+  let first_cid = seen.lock().add_track.as_ref().map(|a| a.cid.clone()).unwrap();
+  let t0 = Instant::now();
+  let mut got = Vec::new();
+  let why = tokio::time::timeout(Duration::from_secs(35), async {
+    while let Some(e) = events.recv().await {
+      if let RoomEvent::Disconnected { reason } = e {
+        return reason;
+      }
+      got.push((t0.elapsed(), e));
+    }
+    "events closed".to_string()
+  })
+  .await
+  .expect("no Disconnected event in time");
+  let reconnecting: Vec<_> = got
+    .iter()
+    .filter_map(|(at, e)| match e {
+      RoomEvent::Reconnecting { reason } => Some((*at, reason.clone())),
+      _ => None,
+    })
+    .collect();
+  assert!(
+    matches!(reconnecting.as_slice(), [(at, r)] if r.contains("full reconnect") && r.contains("ICE")
+      && *at > Duration::from_secs(5) && *at < Duration::from_secs(25)),
+    "{got:?}"
+  );
+  assert!(why.contains("within 2000 ms"), "{why}");
+  let s = seen.lock();
+  let q = s.rejoin_query.clone().unwrap_or_default();
+  assert!(!q.contains("reconnect=1") && q.contains("access_token=r.e.f"), "{q}");
+  assert_eq!(s.rejoin_add_track.as_ref().map(|a| a.cid.clone()), Some(first_cid));
   drop(s);
   room.close().await.unwrap();
 }
