@@ -707,6 +707,61 @@ async fn a_server_leave_ends_the_session() {
   );
 }
 
+/// Publishes a track on a session with a `bound_ms` recovery bound and collects its events
+/// until it ends: the events with when they came (from the publish), the reason it ended,
+/// and the first AddTrack's client id.
+async fn publish_until_disconnected(
+  url: &str,
+  seen: &Arc<Mutex<Seen>>,
+  bound_ms: u64,
+  within: Duration,
+) -> (Vec<(Duration, RoomEvent)>, String, String) {
+  let o = RoomOptions {
+    resume_timeout: Duration::from_millis(bound_ms),
+    ..Default::default()
+  };
+  let (room, mut events) = Room::connect(url, "a.b.c", o).await.unwrap();
+  let opus = OpusOptions::new(Format::new(48_000, 1).unwrap()).unwrap();
+  let _track = room.publish_audio("voice", opus).await.unwrap();
+  let cid = seen.lock().add_track.as_ref().map(|a| a.cid.clone()).unwrap();
+  let t0 = Instant::now();
+  let mut got = Vec::new();
+  let why = tokio::time::timeout(within, async {
+    while let Some(e) = events.recv().await {
+      if let RoomEvent::Disconnected { reason } = e {
+        return reason;
+      }
+      got.push((t0.elapsed(), e));
+    }
+    "events closed".to_string()
+  })
+  .await
+  .expect("no Disconnected event in time");
+  room.close().await.unwrap();
+  (got, why, cid)
+}
+
+/// The `Reconnecting` events among `got`, with when they came.
+fn reconnecting(got: &[(Duration, RoomEvent)]) -> Vec<(Duration, String)> {
+  got
+    .iter()
+    .filter_map(|(at, e)| match e {
+      RoomEvent::Reconnecting { reason } => Some((*at, reason.clone())),
+      _ => None,
+    })
+    .collect()
+}
+
+/// What the stand-in saw of the new join: no `reconnect=1`, the refreshed token, the track
+/// published again under its client id.
+fn assert_rejoined(seen: &Arc<Mutex<Seen>>, cid: &str) {
+  let s = seen.lock();
+  let q = s.rejoin_query.clone().unwrap_or_default();
+  assert!(!q.contains("reconnect=1") && q.contains("access_token=r.e.f"), "{q}");
+  assert_eq!(s.rejoin_add_track.as_ref().map(|a| a.cid.as_str()), Some(cid));
+  assert!(s.rejoin_requests.contains(&"offer"), "{:?}", s.rejoin_requests);
+}
+
 /// The server's leave with action RECONNECT: a new join (no `reconnect=1`, the refreshed
 /// token) that publishes the track again under its client id and offers a new publisher
 /// connection; this server never answers it, so the session ends within the recovery bound,
@@ -719,58 +774,27 @@ async fn a_server_leave_with_action_reconnect_is_a_new_join_within_the_bound() {
     ..Default::default()
   })
   .await;
-  let o = RoomOptions {
-    resume_timeout: Duration::from_millis(2500),
-    ..Default::default()
-  };
-  let (room, mut events) = Room::connect(&url, "a.b.c", o).await.unwrap();
-  let opus = OpusOptions::new(Format::new(48_000, 1).unwrap()).unwrap();
-  let _track = room.publish_audio("voice", opus).await.unwrap();
-  let first_cid = seen.lock().add_track.as_ref().map(|a| a.cid.clone()).unwrap();
-  let t0 = Instant::now();
-  let mut got = Vec::new();
-  let why = tokio::time::timeout(Duration::from_secs(8), async {
-    while let Some(e) = events.recv().await {
-      if let RoomEvent::Disconnected { reason } = e {
-        return reason;
-      }
-      got.push(e);
-    }
-    "events closed".to_string()
-  })
-  .await
-  .expect("no Disconnected event in time");
-  let reconnecting: Vec<_> = got
-    .iter()
-    .filter_map(|e| match e {
-      RoomEvent::Reconnecting { reason } => Some(reason.clone()),
-      _ => None,
-    })
-    .collect();
+  let (got, why, cid) = publish_until_disconnected(&url, &seen, 2500, Duration::from_secs(8)).await;
   assert!(
-    matches!(reconnecting.as_slice(), [r] if r.contains("full reconnect") && r.contains("action RECONNECT")),
+    matches!(reconnecting(&got).as_slice(), [(_, r)] if r.contains("full reconnect") && r.contains("action RECONNECT")),
     "{got:?}"
   );
   // The bound runs from the leave (600 ms after the publisher connected).
-  assert!(t0.elapsed() < Duration::from_millis(2500 + 1500), "{:?}", t0.elapsed());
+  let last = got.last().map(|(at, _)| *at).unwrap_or_default();
+  assert!(last < Duration::from_millis(2500 + 1500), "{got:?}");
   // Either the new publisher connection never came up, or the new join's signal went quiet
   // (this server answers no ping) and the next join found nobody: the same bound.
   assert!(
     why.contains("not up within 2500 ms") || why.contains("no new join within 2500 ms"),
     "{why}"
   );
-  let s = seen.lock();
-  let q = s.rejoin_query.clone().unwrap_or_default();
-  assert!(!q.contains("reconnect=1") && q.contains("access_token=r.e.f"), "{q}");
-  assert_eq!(s.rejoin_add_track.as_ref().map(|a| a.cid.clone()), Some(first_cid));
-  assert!(s.rejoin_requests.contains(&"offer"), "{:?}", s.rejoin_requests);
-  drop(s);
-  room.close().await.unwrap();
+  assert_rejoined(&seen, &cid);
 }
 
 /// A publisher connection that stops answering while the signal stays up: ICE gives up
-/// (about 15 s here with `MAX_STUN_RTO`, about 21 s with str0m's default), then a full reconnect as after the server's leave
-/// (a new join publishing the track again), bounded from when ICE gave up.
+/// (about 15 s here with `MAX_STUN_RTO`, about 21 s with str0m's default), then a full
+/// reconnect as after the server's leave (a new join publishing the track again), bounded
+/// from when ICE gave up.
 #[tokio::test]
 async fn a_lost_peer_connection_is_a_full_reconnect_with_the_signal_up() {
   let (url, seen) = stand_in(Behaviour {
@@ -779,46 +803,14 @@ async fn a_lost_peer_connection_is_a_full_reconnect_with_the_signal_up() {
     ..Default::default()
   })
   .await;
-  let o = RoomOptions {
-    resume_timeout: Duration::from_millis(2000),
-    ..Default::default()
-  };
-  let (room, mut events) = Room::connect(&url, "a.b.c", o).await.unwrap();
-  let opus = OpusOptions::new(Format::new(48_000, 1).unwrap()).unwrap();
-  let _track = room.publish_audio("voice", opus).await.unwrap();
-  let first_cid = seen.lock().add_track.as_ref().map(|a| a.cid.clone()).unwrap();
-  let t0 = Instant::now();
-  let mut got = Vec::new();
-  let why = tokio::time::timeout(Duration::from_secs(35), async {
-    while let Some(e) = events.recv().await {
-      if let RoomEvent::Disconnected { reason } = e {
-        return reason;
-      }
-      got.push((t0.elapsed(), e));
-    }
-    "events closed".to_string()
-  })
-  .await
-  .expect("no Disconnected event in time");
-  let reconnecting: Vec<_> = got
-    .iter()
-    .filter_map(|(at, e)| match e {
-      RoomEvent::Reconnecting { reason } => Some((*at, reason.clone())),
-      _ => None,
-    })
-    .collect();
+  let (got, why, cid) = publish_until_disconnected(&url, &seen, 2000, Duration::from_secs(35)).await;
   assert!(
-    matches!(reconnecting.as_slice(), [(at, r)] if r.contains("full reconnect") && r.contains("ICE")
+    matches!(reconnecting(&got).as_slice(), [(at, r)] if r.contains("full reconnect") && r.contains("ICE")
       && *at > Duration::from_secs(5) && *at < Duration::from_secs(25)),
     "{got:?}"
   );
   assert!(why.contains("within 2000 ms"), "{why}");
-  let s = seen.lock();
-  let q = s.rejoin_query.clone().unwrap_or_default();
-  assert!(!q.contains("reconnect=1") && q.contains("access_token=r.e.f"), "{q}");
-  assert_eq!(s.rejoin_add_track.as_ref().map(|a| a.cid.clone()), Some(first_cid));
-  drop(s);
-  room.close().await.unwrap();
+  assert_rejoined(&seen, &cid);
 }
 
 /// A server that joins but never answers the offer: connect fails with a timeout within its
