@@ -85,9 +85,16 @@ const sameFloorOf = (encoders, seconds, interleaved = false) => {
 const sameFloor = sameFloorOf(20, 10)
 const sameUs = sameFloor?.cpuUsPerEncodedSecond ?? NaN
 // N encoders interleaved, as N tracks are: their states no longer all fit the caches, which
-// is the encoder's cost at that N, not the library's overhead (measured after each N's run).
+// is the encoder's cost at that N, not the library's overhead. Measured here, with the other
+// floors, on the quiet machine (after a run, its server and sampler are still winding down).
 /** @type {Map<number, number>} */
 const sameAtN = new Map()
+if (modes.includes('native')) {
+  for (const n of NS) {
+    const at = sameFloorOf(n, 5, true)
+    if (at) sameAtN.set(n, at.cpuUsPerEncodedSecond)
+  }
+}
 
 /**
  * One netns run: the clients given, in order; returns their last JSON lines and the exit.
@@ -152,10 +159,6 @@ for (const n of NS) {
       active.delete(mode)
       stopped[mode] = { n, why: why.join('; ') }
     }
-  }
-  if (modes.includes('native') && !sameAtN.has(n)) {
-    const at = sameFloorOf(n, 5, true)
-    if (at) sameAtN.set(n, at.cpuUsPerEncodedSecond)
   }
 }
 const sweepEnded = new Date()
