@@ -20,8 +20,6 @@ use crate::peer::OPUS_RTP_RATE;
 
 /// One Opus frame per RTP packet: 20 ms, what WebRTC endpoints send and expect.
 pub const FRAME_MS: u32 = 20;
-/// RTP time per frame: 960 at Opus's 48 kHz RTP clock.
-pub const FRAME_RTP: u64 = (OPUS_RTP_RATE * FRAME_MS / 1000) as u64;
 /// The track's first frame only: 10 ms, so the first packet leaves one engine tick after
 /// the first audio instead of two (receivers take Opus frames of any legal duration).
 pub const FIRST_FRAME_MS: u32 = 10;
