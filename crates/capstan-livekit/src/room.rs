@@ -76,6 +76,12 @@ const COMMAND_QUEUE: usize = 16;
 const MAX_EARLY_CANDIDATES: usize = 16;
 /// Opus packets taken from the queue in one turn of the session task.
 const PACKET_BATCH: usize = 256;
+/// How long the session waits, after the first packet of an engine tick, for the rest of
+/// the tick's packets before it polls the connection. The clock threads encode every
+/// track's frame one after another (about 60 µs each at complexity 10), and every poll
+/// walks every track in str0m: a poll per packet made the session's cost grow with the
+/// square of the tracks (100 tracks: ~2,100 wakeups a second for 5,000 packets).
+const PACKET_LINGER: Duration = Duration::from_millis(1);
 /// A UDP datagram larger than any the peer connection sends or takes.
 const DATAGRAM_MAX: usize = 2048;
 
@@ -1202,11 +1208,12 @@ impl Session {
           // turn (bounded, so signal and sockets still get theirs), then one poll sends it.
           if let Some(p) = pkt {
             self.packet(p);
-            for _ in 1..PACKET_BATCH {
-              match self.pkt_rx.try_recv() {
-                Ok(p) => self.packet(p),
-                Err(_) => break,
-              }
+            let taken = 1 + self.drain_packets(PACKET_BATCH - 1);
+            // A burst still coming (more than one track, the queue already empty): its
+            // rest is taken after PACKET_LINGER, and one poll sends it all.
+            if taken < PACKET_BATCH && self.tracks.len() > 1 {
+              tokio::time::sleep(PACKET_LINGER).await;
+              self.drain_packets(PACKET_BATCH - taken);
             }
           }
           Ok(Flow::Go)
@@ -1310,6 +1317,19 @@ impl Session {
     self.send(Req::PingReq(proto::Ping { timestamp: now_ms, rtt })).await?;
     self.stats.lock().pings += 1;
     Ok(Flow::Go)
+  }
+
+  /// Takes up to `max` queued packets without waiting; returns how many.
+  fn drain_packets(&mut self, max: usize) -> usize {
+    let mut n = 0;
+    while n < max {
+      match self.pkt_rx.try_recv() {
+        Ok(p) => self.packet(p),
+        Err(_) => break,
+      }
+      n += 1;
+    }
+    n
   }
 
   fn packet(&mut self, p: OpusPacket) {
